@@ -1,0 +1,138 @@
+"""The delivery and its lifecycle (SPEC §2).
+
+`LIFECYCLE` is the whole state machine: an action, the statuses it may start from, and where
+it leads. Every status change goes through `Delivery.move`, so a wrong state is always the same
+clear `INVALID_STATE` error.
+"""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tortoise import fields
+from tortoise.models import Model
+
+from models.enums import Channel, DeliveryStatus, FeedbackMode
+from models.errors import InvalidState
+from models.kpis import Kpis
+
+S = DeliveryStatus
+
+# The most the product honours, and the default for email: 3.5 days (SPEC §4).
+MAX_VALIDITY_SECONDS = int(3.5 * 24 * 3600)
+
+# action: (statuses it may start from, status it leads to; None = decided by the action)
+LIFECYCLE: dict[str, tuple[frozenset[DeliveryStatus], DeliveryStatus | None]] = {
+    "edit":        (frozenset({S.DRAFT, S.READY}), S.DRAFT),
+    "delete":      (frozenset({S.DRAFT, S.READY}), None),
+    "prepare":     (frozenset({S.DRAFT}), S.READY),
+    "approve":     (frozenset({S.READY}), S.READY),
+    "confirm":     (frozenset({S.READY, S.PENDING_CONFIRMATION}), None),  # SCHEDULED / IN_PROGRESS
+    "start":       (frozenset({S.SCHEDULED}), S.IN_PROGRESS),
+    "pause":       (frozenset({S.IN_PROGRESS}), S.PAUSED),
+    "resume":      (frozenset({S.PAUSED}), S.IN_PROGRESS),
+    "stop":        (frozenset({S.PENDING_CONFIRMATION, S.SCHEDULED, S.IN_PROGRESS, S.PAUSED}),
+                    S.STOPPED),
+    "all_relayed": (frozenset({S.IN_PROGRESS}), S.SENT),
+    "expire":      (frozenset({S.SENT, S.IN_PROGRESS, S.PAUSED}), S.FINISHED),
+    "end_recurrence": (frozenset({S.SCHEDULED}), S.FINISHED),
+    "fail":        (frozenset({S.SCHEDULED, S.IN_PROGRESS, S.PAUSED}), S.FAILED),
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Delivery(Model):
+    id = fields.IntField(primary_key=True)
+    label = fields.CharField(max_length=255)
+    channel = fields.CharEnumField(Channel, max_length=8, description="channel")
+    subject = fields.CharField(max_length=998, null=True)
+    body = fields.TextField()
+    status = fields.CharEnumField(
+        DeliveryStatus, max_length=24, default=S.DRAFT, description="status"
+    )
+    feedback_mode = fields.CharEnumField(FeedbackMode, max_length=8, description="feedback mode")
+    audience = fields.JSONField[dict[str, Any]](default=dict)
+    scheduled_at = fields.DatetimeField(null=True)
+    validity_period = fields.IntField()
+    require_approval = fields.BooleanField(default=False)
+    approved_by = fields.CharField(max_length=200, null=True)
+    approved_at = fields.DatetimeField(null=True)
+    confirmed_by = fields.CharField(max_length=200, null=True)
+    confirmed_at = fields.DatetimeField(null=True)
+    started_at = fields.DatetimeField(null=True)
+    valid_until = fields.DatetimeField(null=True)
+    sent_at = fields.DatetimeField(null=True)
+    ended_at = fields.DatetimeField(null=True)
+    # Set once the validity period's end was applied to the logs (SPEC §4): figures are final.
+    figures_final = fields.BooleanField(default=False)
+    stopped_by = fields.CharField(max_length=200, null=True)
+    failure_message = fields.TextField(null=True)
+    warnings = fields.JSONField[list[str]](default=list)
+    # Recurrence: the parent is a template; each occurrence is a delivery of its own.
+    recurrence_interval = fields.IntField(null=True)
+    recurrence_count = fields.IntField(null=True)
+    confirm_each_occurrence = fields.BooleanField(default=False)
+    next_occurrence_at = fields.DatetimeField(null=True)
+    occurrences_created = fields.IntField(default=0)
+    parent: fields.ForeignKeyNullableRelation["Delivery"] = fields.ForeignKeyField(
+        "models.Delivery", related_name="occurrences", null=True, on_delete=fields.CASCADE
+    )
+    # KPI counters, kept up to date by every write that changes a sending log.
+    to_send = fields.IntField(default=0)
+    excluded = fields.IntField(default=0)
+    processed = fields.IntField(default=0)
+    sent = fields.IntField(default=0)
+    pending = fields.IntField(default=0)
+    failed = fields.IntField(default=0)
+    opens = fields.IntField(default=0)
+    clicks = fields.IntField(default=0)
+    stats_computed_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    parent_id: int | None
+
+    class Meta:
+        table = "delivery"
+        indexes = (("status", "scheduled_at"), ("status", "valid_until"), ("parent", "id"))
+
+    @property
+    def is_recurring(self) -> bool:
+        return self.recurrence_interval is not None and self.parent_id is None
+
+    @property
+    def kpis(self) -> Kpis:
+        return Kpis(
+            to_send=self.to_send,
+            processed=self.processed,
+            sent=self.sent,
+            pending=self.pending,
+            failed=self.failed,
+            opens=self.opens,
+            clicks=self.clicks,
+            stats_computed_at=self.stats_computed_at,
+        )
+
+    def check(self, action: str) -> None:
+        allowed, _ = LIFECYCLE[action]
+        if self.status not in allowed:
+            names = ", ".join(sorted(s.value for s in allowed))
+            raise InvalidState(
+                f"cannot {action.replace('_', ' ')} delivery {self.id}: its status is "
+                f"{self.status.value} (allowed from: {names})"
+            )
+
+    def move(self, action: str, to: DeliveryStatus | None = None) -> None:
+        """Apply a lifecycle action in memory; the caller saves inside its transaction."""
+        self.check(action)
+        target = LIFECYCLE[action][1] or to
+        if target is None:
+            raise ValueError(f"action {action} needs an explicit target status")
+        self.status = target
+
+    def begin_sending(self, now: datetime) -> None:
+        """The validity period starts when the sending starts (SPEC §4)."""
+        self.started_at = now
+        self.valid_until = now + timedelta(seconds=self.validity_period)

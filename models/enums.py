@@ -1,0 +1,97 @@
+"""The closed vocabularies of the domain: every status, mode and reason the SPEC names.
+
+Values are the contract's UPPER_CASE names so that the database, GraphQL and the docs all
+spell them the same way.
+"""
+
+from enum import StrEnum
+
+
+class Channel(StrEnum):
+    EMAIL = "EMAIL"
+    SMS = "SMS"
+    PUSH = "PUSH"
+
+
+class DeliveryStatus(StrEnum):
+    DRAFT = "DRAFT"
+    READY = "READY"
+    PENDING_CONFIRMATION = "PENDING_CONFIRMATION"
+    SCHEDULED = "SCHEDULED"
+    IN_PROGRESS = "IN_PROGRESS"
+    PAUSED = "PAUSED"
+    SENT = "SENT"
+    FINISHED = "FINISHED"
+    STOPPED = "STOPPED"
+    FAILED = "FAILED"
+
+
+# A delivery in one of these states never changes again; subscriptions complete on them.
+TERMINAL_STATUSES = frozenset(
+    {DeliveryStatus.FINISHED, DeliveryStatus.STOPPED, DeliveryStatus.FAILED}
+)
+
+
+class SendingLogStatus(StrEnum):
+    TO_SEND = "TO_SEND"
+    PENDING = "PENDING"
+    SENT = "SENT"
+    FAILED = "FAILED"
+    IGNORED = "IGNORED"
+
+
+class FailureType(StrEnum):
+    HARD = "HARD"
+    SOFT = "SOFT"
+    IGNORED = "IGNORED"
+
+
+class FeedbackMode(StrEnum):
+    EFS = "EFS"
+    LEGACY = "LEGACY"
+
+
+class Role(StrEnum):
+    ADMINISTRATION = "ADMINISTRATION"
+    PREPARE_DELIVERIES = "PREPARE_DELIVERIES"
+    APPROVE_DELIVERIES = "APPROVE_DELIVERIES"
+    START_DELIVERIES = "START_DELIVERIES"
+
+
+class FeedbackType(StrEnum):
+    """What the MTA reports about one message (the webhook's `type`)."""
+
+    DELIVERED = "delivered"
+    HARD_BOUNCE = "hard_bounce"
+    SOFT_BOUNCE = "soft_bounce"
+
+
+class FailureReason(StrEnum):
+    """SPEC §4 failure reasons, plus the exclusion reasons of preparation."""
+
+    # hard
+    USER_UNKNOWN = "USER_UNKNOWN"
+    ADDRESS_EMPTY = "ADDRESS_EMPTY"
+    QUARANTINED_ADDRESS = "QUARANTINED_ADDRESS"
+    DENYLISTED = "DENYLISTED"
+    # soft
+    MAILBOX_FULL = "MAILBOX_FULL"
+    INVALID_DOMAIN = "INVALID_DOMAIN"
+    UNDEFINED = "UNDEFINED"
+    # soft or hard, as the MTA qualifies it
+    UNREACHABLE = "UNREACHABLE"
+    REFUSED = "REFUSED"
+    ACCOUNT_DISABLED = "ACCOUNT_DISABLED"
+    # ignored
+    DUPLICATE = "DUPLICATE"
+    ERROR_IGNORED = "ERROR_IGNORED"
+    NOT_CONNECTED = "NOT_CONNECTED"
+    # additions of this product (documented in docs/sending-logs.md)
+    INVALID_ADDRESS = "INVALID_ADDRESS"
+    CANCELLED = "CANCELLED"
+
+
+# Errors with these reasons are recorded but never change a status or quarantine an address.
+IGNORED_REASONS = frozenset(
+    {FailureReason.DUPLICATE, FailureReason.ERROR_IGNORED, FailureReason.NOT_CONNECTED}
+)

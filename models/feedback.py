@@ -1,0 +1,249 @@
+"""Applying the MTA's reports to sending logs (SPEC §4), in one transaction per batch.
+
+Every event is recorded once by its `eventId` (a replay changes nothing). An event whose
+message id matches no log is counted `unknown` and not recorded, so that it can be sent again
+once the log exists. A recorded event changes nothing when the delivery's validity period is
+over, when it is older than the log's last event, or when its reason is an ignored one.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from tortoise import fields
+from tortoise.models import Model
+from tortoise.transactions import in_transaction
+
+from models.addresses import (
+    AddressState,
+    QuarantinePolicy,
+    on_hard_error,
+    on_soft_error,
+    on_success_after_retry,
+)
+from models.enums import (
+    IGNORED_REASONS,
+    FailureReason,
+    FailureType,
+    FeedbackMode,
+    FeedbackType,
+    SendingLogStatus,
+)
+from models.quarantine import load_address_states, save_address_states
+from models.relay import add_to_counters
+from models.sending_log import OUTCOME_OF_FEEDBACK, Outcome, counter_deltas, transition
+from models.sql import Sql, in_list, parse_ts
+
+MAX_EVENTS = 1000
+
+
+class FeedbackEvent(Model):
+    """Each report the MTA sent, kept for idempotency and for the record."""
+
+    event_id = fields.CharField(max_length=200, primary_key=True)
+    message_id = fields.CharField(max_length=128)
+    type = fields.CharField(max_length=16)
+    reason = fields.CharField(max_length=32, null=True)
+    occurred_at = fields.DatetimeField()
+    received_at = fields.DatetimeField()
+
+    class Meta:
+        table = "feedback_event"
+
+
+@dataclass(frozen=True)
+class Event:
+    event_id: str
+    message_id: str
+    type: FeedbackType
+    timestamp: datetime
+    reason: FailureReason | None = None
+
+
+@dataclass
+class FeedbackResult:
+    accepted: int = 0
+    duplicates: int = 0
+    unknown: int = 0
+    deliveries: set[int] = field(default_factory=set)
+
+
+@dataclass
+class _Log:
+    id: int
+    delivery_id: int
+    address: str
+    status: SendingLogStatus
+    failure_type: FailureType | None
+    failure_reason: str | None
+    retries: int
+    event_at: datetime | None
+    mode: FeedbackMode
+    valid_until: datetime | None
+    changed: bool = False
+
+
+async def apply_feedback(
+    events: list[Event], now: datetime, policy: QuarantinePolicy | None = None
+) -> FeedbackResult:
+    policy = policy or QuarantinePolicy()
+    result = FeedbackResult()
+    # Within one batch the first copy of an eventId wins; the others are duplicates.
+    unique: dict[str, Event] = {}
+    for event in events:
+        if event.event_id in unique:
+            result.duplicates += 1
+        else:
+            unique[event.event_id] = event
+    if not unique:
+        return result
+    message_ids = sorted({e.message_id for e in unique.values()})
+    async with in_transaction() as conn:
+        sql = Sql(conn)
+        logs = await _load_logs(sql, message_ids)
+        known = [e for e in unique.values() if e.message_id in logs]
+        result.unknown = len(unique) - len(known)
+        inserted = await _record_events(sql, known, now)
+        result.duplicates += len(known) - len(inserted)
+        result.accepted = len(inserted)
+        fresh = sorted((e for e in known if e.event_id in inserted), key=lambda e: e.timestamp)
+        addresses: dict[str, list[tuple[str, datetime, str]]] = defaultdict(list)
+        deltas: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for event in fresh:
+            log = logs[event.message_id]
+            effect = _apply_one(log, event, now, deltas[log.delivery_id])
+            if effect:
+                addresses[log.address].append((effect, event.timestamp, _reason(event)))
+        changed = [log for log in logs.values() if log.changed]
+        await sql.many(
+            "UPDATE sending_log SET status = ?, failure_type = ?, failure_reason = ?,"
+            " retries = ?, event_at = ?, claimed_until = NULL WHERE id = ?",
+            [
+                [
+                    log.status.value,
+                    log.failure_type.value if log.failure_type else None,
+                    log.failure_reason,
+                    log.retries,
+                    sql.ts(log.event_at),
+                    log.id,
+                ]
+                for log in changed
+            ],
+        )
+        for delivery_id, delta in deltas.items():
+            await add_to_counters(sql, delivery_id, delta)
+        if addresses:
+            await _update_addresses(sql, addresses, policy)
+        result.deliveries = {log.delivery_id for log in changed}
+    return result
+
+
+def _reason(event: Event) -> str:
+    if event.reason is not None:
+        return event.reason.value
+    if event.type is FeedbackType.SOFT_BOUNCE:
+        return FailureReason.UNDEFINED.value
+    return FailureReason.USER_UNKNOWN.value
+
+
+def _apply_one(log: _Log, event: Event, now: datetime, deltas: dict[str, int]) -> str | None:
+    """Move one log by the table; returns the quarantine effect ("hard", "soft", "success")."""
+    if log.valid_until is not None and now >= log.valid_until:
+        return None  # recorded, but the figures are final
+    if log.event_at is not None and event.timestamp < log.event_at:
+        return None  # older than what the log already knows
+    if event.reason in IGNORED_REASONS:
+        return None
+    before = log.status
+    if before is SendingLogStatus.TO_SEND:
+        # The report beat the engine's own record of the relay: relay first, then apply it.
+        relayed = transition(log.mode, before, None, Outcome.RELAYED)
+        if relayed is None:
+            return None
+        log.status, log.failure_type = relayed
+    outcome = OUTCOME_OF_FEEDBACK[event.type]
+    after = transition(log.mode, log.status, log.failure_type, outcome)
+    if after is None:
+        log.status = before  # nothing applies: undo the implicit relay
+        return None
+    had_soft = log.failure_type is FailureType.SOFT
+    log.status, log.failure_type = after
+    log.event_at = event.timestamp
+    log.changed = True
+    for name, value in counter_deltas(before, log.status).items():
+        deltas[name] += value
+    if outcome is Outcome.SOFT_BOUNCE:
+        log.retries += 1
+        log.failure_reason = _reason(event)
+        return "soft"
+    if outcome is Outcome.HARD_BOUNCE:
+        log.failure_reason = _reason(event)
+        return "hard"
+    log.failure_reason = None
+    return "success" if had_soft else None
+
+
+async def _load_logs(sql: Sql, message_ids: list[str]) -> dict[str, _Log]:
+    rows = await sql.rows(
+        "SELECT l.id, l.delivery_id, l.address, l.status, l.failure_type, l.failure_reason,"
+        " l.retries, l.event_at, l.message_id, d.feedback_mode, d.valid_until"
+        " FROM sending_log l JOIN delivery d ON d.id = l.delivery_id"
+        " WHERE l.message_id IN " + in_list(message_ids)
+        + " ORDER BY l.id" + (" FOR UPDATE OF l" if sql.postgres else ""),
+        message_ids,
+    )
+    return {
+        r["message_id"]: _Log(
+            id=r["id"],
+            delivery_id=r["delivery_id"],
+            address=r["address"],
+            status=SendingLogStatus(r["status"]),
+            failure_type=FailureType(r["failure_type"]) if r["failure_type"] else None,
+            failure_reason=r["failure_reason"],
+            retries=r["retries"],
+            event_at=parse_ts(r["event_at"]),
+            mode=FeedbackMode(r["feedback_mode"]),
+            valid_until=parse_ts(r["valid_until"]),
+        )
+        for r in rows
+    }
+
+
+async def _record_events(sql: Sql, events: list[Event], now: datetime) -> set[str]:
+    """Insert the events; returns the ids that were new (ON CONFLICT DO NOTHING RETURNING)."""
+    if not events:
+        return set()
+    values: list[Any] = []
+    for e in events:
+        values += [
+            e.event_id,
+            e.message_id,
+            e.type.value,
+            e.reason.value if e.reason else None,
+            sql.ts(e.timestamp),
+            sql.ts(now),
+        ]
+    rows = await sql.rows(
+        "INSERT INTO feedback_event (event_id, message_id, type, reason, occurred_at,"
+        " received_at) VALUES " + ",".join(["(?,?,?,?,?,?)"] * len(events))
+        + " ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+        values,
+    )
+    return {r["event_id"] for r in rows}
+
+
+async def _update_addresses(
+    sql: Sql, effects: dict[str, list[tuple[str, datetime, str]]], policy: QuarantinePolicy
+) -> None:
+    states = await load_address_states(sql, list(effects))
+    for address, items in effects.items():
+        state = states.setdefault(address, AddressState(address=address))
+        for effect, at, reason in items:
+            if effect == "hard":
+                on_hard_error(state, at, reason)
+            elif effect == "soft":
+                on_soft_error(state, at, policy)
+            else:
+                on_success_after_retry(state)
+    await save_address_states(sql, list(states.values()))

@@ -1,0 +1,359 @@
+"""The operations on deliveries: each one transaction, each status change through LIFECYCLE.
+
+Operators' actions (create, edit, prepare, approve, confirm, pause, resume, stop) and the
+engine's (start scheduled ones, spawn recurring occurrences, mark SENT, apply the end of the
+validity period) live here, so the API and the engine share one set of rules. Callers publish
+events after these return, i.e. after the commit.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tortoise.transactions import in_transaction
+
+from models.delivery import MAX_VALIDITY_SECONDS, Delivery
+from models.enums import Channel, DeliveryStatus, FeedbackMode
+from models.errors import BadInput, InvalidState, NotFound, PreparationFailed
+from models.preparation import check_content, create_logs
+from models.profile import Profile
+from models.relay import add_to_counters, cancel_unsent, has_unsent
+from models.sending_log import TABLES, Outcome, counter_deltas
+from models.sql import Sql
+
+S = DeliveryStatus
+MAX_BODY = 512 * 1024
+MAX_AUDIENCE_IDS = 100_000
+DEFAULT_VALIDITY = MAX_VALIDITY_SECONDS
+
+
+@dataclass
+class DeliveryDraft:
+    label: str
+    channel: Channel
+    body: str
+    subject: str | None = None
+    profile_ids: list[int] | None = None
+    all_profiles: bool = False
+    scheduled_at: datetime | None = None
+    validity_period: int | None = None
+    feedback_mode: FeedbackMode | None = None
+    require_approval: bool = False
+    recurrence_interval: int | None = None
+    recurrence_count: int | None = None
+    confirm_each_occurrence: bool = False
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+async def _validate(draft: DeliveryDraft) -> dict[str, Any]:
+    label = draft.label.strip()
+    if not label or len(label) > 255:
+        raise BadInput("label must be 1 to 255 characters")
+    if len(draft.body) > MAX_BODY:
+        raise BadInput(f"body must be at most {MAX_BODY} bytes")
+    if draft.subject is not None and len(draft.subject) > 998:
+        raise BadInput("subject must be at most 998 characters")
+    validity = draft.validity_period if draft.validity_period is not None else DEFAULT_VALIDITY
+    if not 1 <= validity <= MAX_VALIDITY_SECONDS:
+        raise BadInput(
+            f"validityPeriod must be between 1 and {MAX_VALIDITY_SECONDS} seconds (3.5 days)"
+        )
+    ids = draft.profile_ids or []
+    if draft.all_profiles and ids:
+        raise BadInput("give either profileIds or allProfiles, not both")
+    if len(ids) > MAX_AUDIENCE_IDS:
+        raise BadInput(f"at most {MAX_AUDIENCE_IDS} profileIds; use allProfiles for more")
+    if ids:
+        found = set(await Profile.filter(id__in=ids).values_list("id", flat=True))
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise NotFound(f"no profile with id {', '.join(map(str, missing[:10]))}")
+    interval, count = draft.recurrence_interval, draft.recurrence_count
+    if interval is not None and interval < 1:
+        raise BadInput("recurrence interval must be at least 1 second")
+    if count is not None and (interval is None or count < 1):
+        raise BadInput("recurrence count needs an interval and must be at least 1")
+    if draft.confirm_each_occurrence and interval is None:
+        raise BadInput("confirmation before each occurrence is for recurring deliveries")
+    return {
+        "label": label,
+        "channel": draft.channel,
+        "subject": draft.subject,
+        "body": draft.body,
+        "audience": {"all": True} if draft.all_profiles else {"profileIds": ids},
+        "scheduled_at": _aware(draft.scheduled_at),
+        "validity_period": validity,
+        "require_approval": draft.require_approval,
+        "recurrence_interval": interval,
+        "recurrence_count": count,
+        "confirm_each_occurrence": draft.confirm_each_occurrence,
+    }
+
+
+async def create_delivery(draft: DeliveryDraft, default_mode: FeedbackMode) -> Delivery:
+    values = await _validate(draft)
+    return await Delivery.create(**values, feedback_mode=draft.feedback_mode or default_mode)
+
+
+async def get_delivery(delivery_id: int) -> Delivery:
+    delivery = await Delivery.get_or_none(id=delivery_id)
+    if delivery is None:
+        raise NotFound(f"no delivery with id {delivery_id}")
+    return delivery
+
+
+async def _locked(delivery_id: int) -> Delivery:
+    delivery = await Delivery.select_for_update().get_or_none(id=delivery_id)
+    if delivery is None:
+        raise NotFound(f"no delivery with id {delivery_id}")
+    return delivery
+
+
+def _reset_figures(delivery: Delivery) -> None:
+    for name in ("to_send", "excluded", "processed", "sent", "pending", "failed", "opens", "clicks"):
+        setattr(delivery, name, 0)
+    delivery.approved_by = delivery.approved_at = None
+
+
+async def update_delivery(delivery_id: int, draft: DeliveryDraft) -> Delivery:
+    """Editing after preparation sends the delivery back to DRAFT (its target is recomputed)."""
+    async with in_transaction() as conn:
+        delivery = await _locked(delivery_id)
+        delivery.check("edit")
+        values = await _validate(draft)
+        if draft.feedback_mode is not None:
+            values["feedback_mode"] = draft.feedback_mode
+        delivery.update_from_dict(values)
+        delivery.move("edit")
+        _reset_figures(delivery)
+        await Sql(conn).execute("DELETE FROM sending_log WHERE delivery_id = ?", [delivery_id])
+        await delivery.save()
+    return delivery
+
+
+async def delete_delivery(delivery_id: int) -> None:
+    async with in_transaction():
+        delivery = await _locked(delivery_id)
+        delivery.check("delete")
+        await delivery.delete()
+
+
+async def prepare_delivery(delivery_id: int) -> Delivery:
+    async with in_transaction() as conn:
+        delivery = await _locked(delivery_id)
+        delivery.check("prepare")
+        errors, warnings = check_content(delivery.channel, delivery.subject, delivery.body)
+        if errors:
+            raise PreparationFailed(errors)
+        _reset_figures(delivery)
+        to_send, excluded = await create_logs(
+            Sql(conn), delivery, insert=not delivery.is_recurring
+        )
+        if to_send == 0:
+            raise PreparationFailed(["no recipient left to send to after exclusions"])
+        delivery.to_send, delivery.excluded = to_send, excluded
+        delivery.warnings = warnings
+        delivery.move("prepare")
+        await delivery.save()
+    return delivery
+
+
+async def approve_delivery(delivery_id: int, actor: str, now: datetime) -> Delivery:
+    async with in_transaction():
+        delivery = await _locked(delivery_id)
+        delivery.check("approve")
+        if not delivery.require_approval:
+            raise InvalidState(f"delivery {delivery_id} does not require approval")
+        if delivery.approved_at is not None:
+            raise InvalidState(f"delivery {delivery_id} is already approved")
+        delivery.approved_by, delivery.approved_at = actor, now
+        await delivery.save()
+    return delivery
+
+
+async def confirm_send(delivery_id: int, actor: str, now: datetime) -> Delivery:
+    """The last, irreversible step. The row lock makes a second confirmation an INVALID_STATE."""
+    async with in_transaction():
+        delivery = await _locked(delivery_id)
+        delivery.check("confirm")
+        if delivery.require_approval and delivery.approved_at is None:
+            raise InvalidState(f"delivery {delivery_id} requires approval before it is sent")
+        delivery.confirmed_by, delivery.confirmed_at = actor, now
+        if delivery.is_recurring:
+            delivery.next_occurrence_at = max(delivery.scheduled_at or now, now)
+            delivery.move("confirm", S.SCHEDULED)
+        elif delivery.scheduled_at is not None and delivery.scheduled_at > now:
+            delivery.move("confirm", S.SCHEDULED)
+        else:
+            delivery.move("confirm", S.IN_PROGRESS)
+            delivery.begin_sending(now)
+        await delivery.save()
+    return delivery
+
+
+async def pause_delivery(delivery_id: int) -> Delivery:
+    return await _simple(delivery_id, "pause")
+
+
+async def resume_delivery(delivery_id: int) -> Delivery:
+    return await _simple(delivery_id, "resume")
+
+
+async def _simple(delivery_id: int, action: str) -> Delivery:
+    async with in_transaction():
+        delivery = await _locked(delivery_id)
+        delivery.move(action)
+        await delivery.save()
+    return delivery
+
+
+async def stop_delivery(delivery_id: int, actor: str, now: datetime) -> Delivery:
+    """Messages not yet relayed are never sent: they become IGNORED (CANCELLED)."""
+    async with in_transaction() as conn:
+        delivery = await _locked(delivery_id)
+        delivery.move("stop")
+        delivery.stopped_by, delivery.ended_at = actor, now
+        await cancel_unsent(Sql(conn), delivery_id)
+        await delivery.save()
+    return delivery
+
+
+# ---- the engine's side -------------------------------------------------------------------
+
+
+async def start_due(now: datetime) -> list[int]:
+    """Scheduled (non-recurring) deliveries whose contact date has come start sending."""
+    due = await Delivery.filter(
+        status=S.SCHEDULED, scheduled_at__lte=now, recurrence_interval__isnull=True
+    ).values_list("id", flat=True)
+    started: list[int] = []
+    for delivery_id in due:
+        async with in_transaction():
+            delivery = await _locked(delivery_id)
+            if delivery.status is not S.SCHEDULED:
+                continue  # another worker was first
+            delivery.move("start")
+            delivery.begin_sending(now)
+            await delivery.save()
+            started.append(delivery_id)
+    return started
+
+
+async def spawn_occurrences(now: datetime) -> list[int]:
+    """Each due occurrence of a recurring delivery becomes a delivery of its own.
+
+    Returns the ids of the parents and the new occurrences (all changed).
+    """
+    parents = await Delivery.filter(
+        status=S.SCHEDULED, recurrence_interval__isnull=False, parent_id__isnull=True,
+        next_occurrence_at__lte=now,
+    ).values_list("id", flat=True)
+    changed: list[int] = []
+    for parent_id in parents:
+        async with in_transaction() as conn:
+            parent = await _locked(parent_id)
+            due = parent.next_occurrence_at
+            if parent.status is not S.SCHEDULED or due is None or due > now:
+                continue
+            assert parent.recurrence_interval is not None
+            index = parent.occurrences_created + 1
+            child = await Delivery.create(
+                label=f"{parent.label} #{index}",
+                channel=parent.channel,
+                subject=parent.subject,
+                body=parent.body,
+                audience=parent.audience,
+                validity_period=parent.validity_period,
+                feedback_mode=parent.feedback_mode,
+                parent_id=parent.id,
+                scheduled_at=due,
+                status=S.DRAFT,
+            )
+            to_send, excluded = await create_logs(Sql(conn), child)
+            child.to_send, child.excluded = to_send, excluded
+            child.status = S.READY
+            if parent.confirm_each_occurrence:
+                child.status = S.PENDING_CONFIRMATION
+            else:
+                child.confirmed_by, child.confirmed_at = parent.confirmed_by, now
+                child.move("confirm", S.IN_PROGRESS)
+                child.begin_sending(now)
+            await child.save()
+            parent.occurrences_created = index
+            parent.next_occurrence_at = due + timedelta(seconds=parent.recurrence_interval)
+            if parent.recurrence_count is not None and index >= parent.recurrence_count:
+                parent.move("end_recurrence")
+                parent.ended_at = now
+                parent.next_occurrence_at = None
+            await parent.save()
+            changed += [parent.id, child.id]
+    return changed
+
+
+async def mark_sent_if_done(delivery_id: int, now: datetime) -> bool:
+    """IN_PROGRESS becomes SENT when every message has been relayed."""
+    if await has_unsent(delivery_id):
+        return False
+    async with in_transaction():
+        delivery = await _locked(delivery_id)
+        if delivery.status is not S.IN_PROGRESS or await has_unsent(delivery_id):
+            return False
+        delivery.move("all_relayed")
+        delivery.sent_at = now
+        await delivery.save()
+    return True
+
+
+async def expire_due(now: datetime) -> list[int]:
+    """Apply the end of the validity period (SPEC §4) to every delivery whose period is over."""
+    due = await Delivery.filter(valid_until__lte=now, figures_final=False).values_list(
+        "id", flat=True
+    )
+    done: list[int] = []
+    for delivery_id in due:
+        async with in_transaction() as conn:
+            delivery = await _locked(delivery_id)
+            if delivery.figures_final:
+                continue
+            await _expire(Sql(conn), delivery, now)
+            done.append(delivery_id)
+    return done
+
+
+async def _expire(sql: Sql, delivery: Delivery, now: datetime) -> None:
+    """Table-driven: every (status, failure type) row of the mode's table for EXPIRED."""
+    deltas: dict[str, int] = {}
+    for (status, failure_type, outcome), (after, after_type) in TABLES[
+        delivery.feedback_mode
+    ].items():
+        if outcome is not Outcome.EXPIRED or (status, failure_type) == (after, after_type):
+            continue
+        moved = await sql.execute(
+            "UPDATE sending_log SET status = ?, failure_type = ? WHERE delivery_id = ?"
+            " AND excluded = ? AND status = ? AND failure_type = ?",
+            [after.value, after_type.value if after_type else None, delivery.id, False,
+             status.value, failure_type.value if failure_type else None],
+        )
+        for name, value in counter_deltas(status, after).items():
+            deltas[name] = deltas.get(name, 0) + value * moved
+    await add_to_counters(sql, delivery.id, deltas)
+    await cancel_unsent(sql, delivery.id)
+    await delivery.refresh_from_db()
+    delivery.figures_final = True
+    if delivery.status in (S.SENT, S.IN_PROGRESS, S.PAUSED):
+        delivery.move("expire")
+        delivery.ended_at = now
+    await delivery.save()
+
+
+async def deliveries_in_progress() -> list[tuple[int, FeedbackMode]]:
+    rows = await Delivery.filter(status=S.IN_PROGRESS).order_by("id").values_list(
+        "id", "feedback_mode"
+    )
+    return [(int(i), FeedbackMode(m)) for i, m in rows]
+

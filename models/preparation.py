@@ -1,0 +1,185 @@
+"""Preparation (SPEC §3): check the content, resolve the audience, exclude, create the logs.
+
+Exclusions, in the order they are checked for each recipient: no address for the channel,
+an invalid address, an address on the deny list or in quarantine, an address already targeted
+by this delivery (the first profile keeps it). Each excluded recipient gets a sending log with
+status IGNORED, `excluded` set and the reason, so that the exclusion causes are a GROUP BY.
+"""
+
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import urlsplit
+
+from models.addresses import is_valid_email, normalise_email
+from models.delivery import Delivery
+from models.enums import Channel, FailureReason, FailureType
+from models.quarantine import blocked_addresses
+from models.sql import Sql
+
+_PHONE_CHARS = set("+0123456789 -().")
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[tuple[str, str]] = []  # (href, text)
+        self._href: str | None = None
+        self._text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self._href = dict(attrs).get("href") or ""
+            self._text = []
+
+    def handle_data(self, data: str) -> None:
+        if self._href is not None:
+            self._text.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a" and self._href is not None:
+            self.links.append((self._href, "".join(self._text)))
+            self._href = None
+
+
+def links_of(html: str) -> list[tuple[str, str]]:
+    parser = _Links()
+    parser.feed(html)
+    parser.close()
+    return parser.links
+
+
+def is_valid_link(href: str) -> bool:
+    if href.startswith("mailto:"):
+        return "@" in href
+    parts = urlsplit(href.strip())
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and " " not in href
+
+
+def check_content(
+    channel: Channel, subject: str | None, body: str
+) -> tuple[list[str], list[str]]:
+    """The product's control rules: (errors that block, warnings that do not)."""
+    errors: list[str] = []
+    warnings: list[str] = []
+    if not body.strip():
+        errors.append("the body is empty")
+    if channel is Channel.EMAIL:
+        if not (subject or "").strip():
+            errors.append("an email needs a subject")
+        links = links_of(body)
+        for href, _ in links:
+            if not is_valid_link(href):
+                errors.append(f"the link {href!r} is not a valid URL")
+        if not any("unsubscribe" in (href + " " + text).lower() for href, text in links):
+            warnings.append("the email has no unsubscribe link")
+    return errors, warnings
+
+
+@dataclass(frozen=True)
+class Target:
+    profile_id: int
+    address: str | None
+    reason: FailureReason | None = None
+
+
+def address_for(channel: Channel, email: str | None, phone: str | None) -> tuple[str | None, bool]:
+    """The recipient's address for the channel, and whether it is valid."""
+    if channel is Channel.EMAIL:
+        address = normalise_email(email)
+        return address, address is not None and is_valid_email(address)
+    if channel is Channel.SMS:
+        number = (phone or "").strip() or None
+        digits = sum(c.isdigit() for c in number or "")
+        return number, number is not None and set(number) <= _PHONE_CHARS and 6 <= digits <= 15
+    return None, False  # push: profiles carry no device token yet
+
+
+def resolve_targets(
+    channel: Channel, profiles: list[tuple[int, str | None, str | None]], blocked: dict[str, str]
+) -> list[Target]:
+    seen: set[str] = set()
+    targets: list[Target] = []
+    for profile_id, email, phone in profiles:
+        address, valid = address_for(channel, email, phone)
+        reason: FailureReason | None = None
+        if address is None:
+            reason = FailureReason.ADDRESS_EMPTY
+        elif not valid:
+            reason = FailureReason.INVALID_ADDRESS
+        elif address in blocked:
+            reason = FailureReason(blocked[address])
+        elif address in seen:
+            reason = FailureReason.DUPLICATE
+        if address is not None and reason is None:
+            seen.add(address)
+        targets.append(Target(profile_id, address, reason))
+    return targets
+
+
+EXCLUSION_TYPE = {
+    FailureReason.ADDRESS_EMPTY: FailureType.HARD,
+    FailureReason.INVALID_ADDRESS: FailureType.HARD,
+    FailureReason.QUARANTINED_ADDRESS: FailureType.HARD,
+    FailureReason.DENYLISTED: FailureType.HARD,
+    FailureReason.DUPLICATE: FailureType.IGNORED,
+}
+
+
+async def audience_profiles(sql: Sql, audience: dict[str, Any]) -> list[tuple[int, str | None, str | None]]:
+    if audience.get("all"):
+        rows = await sql.rows("SELECT id, email, phone FROM profile ORDER BY id")
+    else:
+        ids = [int(i) for i in audience.get("profileIds", [])]
+        rows = []
+        for start in range(0, len(ids), 5000):
+            chunk = ids[start : start + 5000]
+            rows += await sql.rows(
+                "SELECT id, email, phone FROM profile WHERE id IN ("
+                + ",".join("?" * len(chunk)) + ")",
+                chunk,
+            )
+        by_id = {r["id"]: r for r in rows}
+        rows = [by_id[i] for i in ids if i in by_id]  # a profile listed twice is a duplicate
+    return [(r["id"], r["email"], r["phone"]) for r in rows]
+
+
+async def create_logs(sql: Sql, delivery: Delivery, *, insert: bool = True) -> tuple[int, int]:
+    """Replace the delivery's logs by the freshly resolved audience; returns (to send, excluded).
+
+    With insert=False only the counts are computed (a recurring delivery's template).
+    """
+    await sql.execute("DELETE FROM sending_log WHERE delivery_id = ?", [delivery.id])
+    profiles = await audience_profiles(sql, delivery.audience)
+    targets = resolve_targets(delivery.channel, profiles, await blocked_addresses(sql))
+    excluded = sum(1 for t in targets if t.reason)
+    if not insert:
+        return len(targets) - excluded, excluded
+    rows = [
+        [
+            delivery.id,
+            t.profile_id,
+            t.address or "",
+            "IGNORED" if t.reason else "TO_SEND",
+            t.reason is not None,
+            EXCLUSION_TYPE[t.reason].value if t.reason else None,
+            t.reason.value if t.reason else None,
+            0,
+        ]
+        for t in targets
+    ]
+    await sql.many(
+        "INSERT INTO sending_log (delivery_id, profile_id, address, status, excluded,"
+        " failure_type, failure_reason, retries) VALUES (?,?,?,?,?,?,?,?)",
+        rows,
+    )
+    return len(targets) - excluded, excluded
+
+
+async def exclusion_causes(delivery_id: int) -> list[tuple[str, int]]:
+    rows = await Sql().rows(
+        "SELECT failure_reason, COUNT(*) AS n FROM sending_log WHERE delivery_id = ?"
+        " AND excluded = ? GROUP BY failure_reason ORDER BY failure_reason",
+        [delivery_id, True],
+    )
+    return [(r["failure_reason"], int(r["n"])) for r in rows]

@@ -1,0 +1,120 @@
+"""Claiming and recording batches of messages for the sending engine.
+
+A claim is one atomic UPDATE that stamps a lease (`claimed_until`, epoch ms) and the message id
+on up to `size` TO_SEND logs; on PostgreSQL the inner SELECT uses FOR UPDATE SKIP LOCKED, so
+concurrent workers always get disjoint rows. After the MTA accepted the batch, one UPDATE records
+it (status from the feedback table's "relayed" row) and one UPDATE moves the counters. A worker
+that dies between the two leaves logs whose lease expires: another worker claims them again,
+which is the only way a message can be relayed twice (the batch in flight).
+"""
+
+import time
+from dataclasses import dataclass
+
+from tortoise.transactions import in_transaction
+
+from models.enums import FailureReason, FailureType, FeedbackMode, SendingLogStatus
+from models.sending_log import Outcome, counter_deltas, transition
+from models.sql import Sql, in_list
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    log_id: int
+    address: str
+    profile_id: int | None
+    message_id: str
+
+
+def message_id_prefix(delivery_id: int) -> str:
+    return f"d{delivery_id}."
+
+
+async def claim_batch(
+    delivery_id: int, size: int, lease_seconds: float, domain: str
+) -> list[Claimed]:
+    sql = Sql()
+    now = now_ms()
+    rows = await sql.rows(
+        "UPDATE sending_log SET claimed_until = ?,"
+        " message_id = COALESCE(message_id, CAST(? AS TEXT) || CAST(id AS TEXT) || CAST(? AS TEXT))"
+        " WHERE id IN (SELECT id FROM sending_log WHERE delivery_id = ? AND status = 'TO_SEND'"
+        " AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY id LIMIT ?"
+        + sql.skip_locked()
+        + ") RETURNING id, address, profile_id, message_id",
+        [
+            now + int(lease_seconds * 1000),
+            message_id_prefix(delivery_id),
+            "@" + domain,
+            delivery_id,
+            now,
+            size,
+        ],
+    )
+    rows.sort(key=lambda r: r["id"])
+    return [Claimed(r["id"], r["address"], r["profile_id"], r["message_id"]) for r in rows]
+
+
+async def record_relayed(delivery_id: int, mode: FeedbackMode, log_ids: list[int]) -> int:
+    """Record that the MTA accepted these logs: one UPDATE for the logs, one for the counters.
+
+    Logs that feedback already moved (a report faster than this write) or that were cancelled
+    by a stop are left alone, except that a cancelled log that was in fact relayed is counted.
+    """
+    if not log_ids:
+        return 0
+    after = transition(mode, SendingLogStatus.TO_SEND, None, Outcome.RELAYED)
+    assert after is not None
+    status, _ = after
+    async with in_transaction() as conn:
+        sql = Sql(conn)
+        count = await sql.execute(
+            "UPDATE sending_log SET status = ?, claimed_until = NULL, failure_type = NULL,"
+            " failure_reason = NULL WHERE id IN " + in_list(log_ids)
+            + " AND (status = 'TO_SEND' OR (status = 'IGNORED' AND failure_reason = ?"
+            " AND excluded = ?))",
+            [status.value, *log_ids, FailureReason.CANCELLED.value, False],
+        )
+        deltas = counter_deltas(SendingLogStatus.TO_SEND, status)
+        await add_to_counters(sql, delivery_id, {k: v * count for k, v in deltas.items()})
+    return count
+
+
+async def add_to_counters(sql: Sql, delivery_id: int, deltas: dict[str, int]) -> None:
+    deltas = {k: v for k, v in deltas.items() if v}
+    if not deltas:
+        return
+    sets = ", ".join(f"{name} = {name} + ?" for name in sorted(deltas))
+    await sql.execute(
+        f"UPDATE delivery SET {sets} WHERE id = ?",
+        [deltas[name] for name in sorted(deltas)] + [delivery_id],
+    )
+
+
+async def release_claims() -> int:
+    """Forget every lease: safe only when no other worker shares the database (SQLite)."""
+    return await Sql().execute(
+        "UPDATE sending_log SET claimed_until = NULL"
+        " WHERE claimed_until IS NOT NULL AND status = 'TO_SEND'"
+    )
+
+
+async def has_unsent(delivery_id: int) -> bool:
+    rows = await Sql().rows(
+        "SELECT 1 AS x FROM sending_log WHERE delivery_id = ? AND status = 'TO_SEND' LIMIT 1",
+        [delivery_id],
+    )
+    return bool(rows)
+
+
+async def cancel_unsent(sql: Sql, delivery_id: int) -> int:
+    """TO_SEND logs become IGNORED (CANCELLED): they will never be relayed."""
+    return await sql.execute(
+        "UPDATE sending_log SET status = 'IGNORED', failure_type = ?, failure_reason = ?,"
+        " claimed_until = NULL WHERE delivery_id = ? AND status = 'TO_SEND'",
+        [FailureType.IGNORED.value, FailureReason.CANCELLED.value, delivery_id],
+    )
