@@ -28,8 +28,10 @@ def normalise_email(email: str | None) -> str | None:
 
 
 def is_valid_email(email: str) -> bool:
-    return len(email) <= 254 and "." not in (email[0], email.split("@")[0][-1:]) and bool(
-        _EMAIL.match(email)
+    return (
+        len(email) <= 254
+        and "." not in (email[0], email.split("@")[0][-1:])
+        and bool(_EMAIL.match(email))
     )
 
 

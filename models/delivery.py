@@ -22,20 +22,19 @@ MAX_VALIDITY_SECONDS = int(3.5 * 24 * 3600)
 
 # action: (statuses it may start from, status it leads to; None = decided by the action)
 LIFECYCLE: dict[str, tuple[frozenset[DeliveryStatus], DeliveryStatus | None]] = {
-    "edit":        (frozenset({S.DRAFT, S.READY}), S.DRAFT),
-    "delete":      (frozenset({S.DRAFT, S.READY}), None),
-    "prepare":     (frozenset({S.DRAFT}), S.READY),
-    "approve":     (frozenset({S.READY}), S.READY),
-    "confirm":     (frozenset({S.READY, S.PENDING_CONFIRMATION}), None),  # SCHEDULED / IN_PROGRESS
-    "start":       (frozenset({S.SCHEDULED}), S.IN_PROGRESS),
-    "pause":       (frozenset({S.IN_PROGRESS}), S.PAUSED),
-    "resume":      (frozenset({S.PAUSED}), S.IN_PROGRESS),
-    "stop":        (frozenset({S.PENDING_CONFIRMATION, S.SCHEDULED, S.IN_PROGRESS, S.PAUSED}),
-                    S.STOPPED),
+    "edit": (frozenset({S.DRAFT, S.READY}), S.DRAFT),
+    "delete": (frozenset({S.DRAFT, S.READY}), None),
+    "prepare": (frozenset({S.DRAFT}), S.READY),
+    "approve": (frozenset({S.READY}), S.READY),
+    "confirm": (frozenset({S.READY, S.PENDING_CONFIRMATION}), None),  # SCHEDULED / IN_PROGRESS
+    "start": (frozenset({S.SCHEDULED}), S.IN_PROGRESS),
+    "pause": (frozenset({S.IN_PROGRESS}), S.PAUSED),
+    "resume": (frozenset({S.PAUSED}), S.IN_PROGRESS),
+    "stop": (frozenset({S.PENDING_CONFIRMATION, S.SCHEDULED, S.IN_PROGRESS, S.PAUSED}), S.STOPPED),
     "all_relayed": (frozenset({S.IN_PROGRESS}), S.SENT),
-    "expire":      (frozenset({S.SENT, S.IN_PROGRESS, S.PAUSED}), S.FINISHED),
+    "expire": (frozenset({S.SENT, S.IN_PROGRESS, S.PAUSED}), S.FINISHED),
     "end_recurrence": (frozenset({S.SCHEDULED}), S.FINISHED),
-    "fail":        (frozenset({S.SCHEDULED, S.IN_PROGRESS, S.PAUSED}), S.FAILED),
+    "fail": (frozenset({S.SCHEDULED, S.IN_PROGRESS, S.PAUSED}), S.FAILED),
 }
 
 

@@ -189,8 +189,10 @@ async def _load_logs(sql: Sql, message_ids: list[str]) -> dict[str, _Log]:
         "SELECT l.id, l.delivery_id, l.address, l.status, l.failure_type, l.failure_reason,"
         " l.retries, l.event_at, l.message_id, d.feedback_mode, d.valid_until"
         " FROM sending_log l JOIN delivery d ON d.id = l.delivery_id"
-        " WHERE l.message_id IN " + in_list(message_ids)
-        + " ORDER BY l.id" + (" FOR UPDATE OF l" if sql.postgres else ""),
+        " WHERE l.message_id IN "
+        + in_list(message_ids)
+        + " ORDER BY l.id"
+        + (" FOR UPDATE OF l" if sql.postgres else ""),
         message_ids,
     )
     return {
@@ -226,7 +228,8 @@ async def _record_events(sql: Sql, events: list[Event], now: datetime) -> set[st
         ]
     rows = await sql.rows(
         "INSERT INTO feedback_event (event_id, message_id, type, reason, occurred_at,"
-        " received_at) VALUES " + ",".join(["(?,?,?,?,?,?)"] * len(events))
+        " received_at) VALUES "
+        + ",".join(["(?,?,?,?,?,?)"] * len(events))
         + " ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
         values,
     )

@@ -41,6 +41,11 @@ class Kpis:
     def figures(self) -> tuple[int, ...]:
         """What a dashboard sees change (the time of the last recount is not a change)."""
         return (
-            self.to_send, self.processed, self.sent, self.pending, self.failed,
-            self.opens, self.clicks,
+            self.to_send,
+            self.processed,
+            self.sent,
+            self.pending,
+            self.failed,
+            self.opens,
+            self.clicks,
         )

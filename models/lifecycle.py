@@ -115,7 +115,16 @@ async def _locked(delivery_id: int) -> Delivery:
 
 
 def _reset_figures(delivery: Delivery) -> None:
-    for name in ("to_send", "excluded", "processed", "sent", "pending", "failed", "opens", "clicks"):
+    for name in (
+        "to_send",
+        "excluded",
+        "processed",
+        "sent",
+        "pending",
+        "failed",
+        "opens",
+        "clicks",
+    ):
         setattr(delivery, name, 0)
     delivery.approved_by = delivery.approved_at = None
 
@@ -151,9 +160,7 @@ async def prepare_delivery(delivery_id: int) -> Delivery:
         if errors:
             raise PreparationFailed(errors)
         _reset_figures(delivery)
-        to_send, excluded = await create_logs(
-            Sql(conn), delivery, insert=not delivery.is_recurring
-        )
+        to_send, excluded = await create_logs(Sql(conn), delivery, insert=not delivery.is_recurring)
         if to_send == 0:
             raise PreparationFailed(["no recipient left to send to after exclusions"])
         delivery.to_send, delivery.excluded = to_send, excluded
@@ -250,7 +257,9 @@ async def spawn_occurrences(now: datetime) -> list[int]:
     Returns the ids of the parents and the new occurrences (all changed).
     """
     parents = await Delivery.filter(
-        status=S.SCHEDULED, recurrence_interval__isnull=False, parent_id__isnull=True,
+        status=S.SCHEDULED,
+        recurrence_interval__isnull=False,
+        parent_id__isnull=True,
         next_occurrence_at__lte=now,
     ).values_list("id", flat=True)
     changed: list[int] = []
@@ -336,8 +345,14 @@ async def _expire(sql: Sql, delivery: Delivery, now: datetime) -> None:
         moved = await sql.execute(
             "UPDATE sending_log SET status = ?, failure_type = ? WHERE delivery_id = ?"
             " AND excluded = ? AND status = ? AND failure_type = ?",
-            [after.value, after_type.value if after_type else None, delivery.id, False,
-             status.value, failure_type.value if failure_type else None],
+            [
+                after.value,
+                after_type.value if after_type else None,
+                delivery.id,
+                False,
+                status.value,
+                failure_type.value if failure_type else None,
+            ],
         )
         for name, value in counter_deltas(status, after).items():
             deltas[name] = deltas.get(name, 0) + value * moved
@@ -352,8 +367,9 @@ async def _expire(sql: Sql, delivery: Delivery, now: datetime) -> None:
 
 
 async def deliveries_in_progress() -> list[tuple[int, FeedbackMode]]:
-    rows = await Delivery.filter(status=S.IN_PROGRESS).order_by("id").values_list(
-        "id", "feedback_mode"
+    rows = (
+        await Delivery.filter(status=S.IN_PROGRESS)
+        .order_by("id")
+        .values_list("id", "feedback_mode")
     )
     return [(int(i), FeedbackMode(m)) for i, m in rows]
-

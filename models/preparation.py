@@ -56,9 +56,7 @@ def is_valid_link(href: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.hostname) and " " not in href
 
 
-def check_content(
-    channel: Channel, subject: str | None, body: str
-) -> tuple[list[str], list[str]]:
+def check_content(channel: Channel, subject: str | None, body: str) -> tuple[list[str], list[str]]:
     """The product's control rules: (errors that block, warnings that do not)."""
     errors: list[str] = []
     warnings: list[str] = []
@@ -126,7 +124,9 @@ EXCLUSION_TYPE = {
 }
 
 
-async def audience_profiles(sql: Sql, audience: dict[str, Any]) -> list[tuple[int, str | None, str | None]]:
+async def audience_profiles(
+    sql: Sql, audience: dict[str, Any]
+) -> list[tuple[int, str | None, str | None]]:
     if audience.get("all"):
         rows = await sql.rows("SELECT id, email, phone FROM profile ORDER BY id")
     else:
@@ -136,7 +136,8 @@ async def audience_profiles(sql: Sql, audience: dict[str, Any]) -> list[tuple[in
             chunk = ids[start : start + 5000]
             rows += await sql.rows(
                 "SELECT id, email, phone FROM profile WHERE id IN ("
-                + ",".join("?" * len(chunk)) + ")",
+                + ",".join("?" * len(chunk))
+                + ")",
                 chunk,
             )
         by_id = {r["id"]: r for r in rows}

@@ -58,9 +58,7 @@ async def import_profiles(rows: list[ProfileData]) -> ImportResult:
     created = updated = 0
     async with in_transaction():
         existing = {
-            p.email: p
-            for p in await Profile.filter(email__in=list(seen))
-            if p.email is not None
+            p.email: p for p in await Profile.filter(email__in=list(seen)) if p.email is not None
         }
         fresh: list[Profile] = []
         for row in rows:
@@ -87,9 +85,7 @@ async def import_profiles(rows: list[ProfileData]) -> ImportResult:
             if not p.email:
                 await p.save()
         created = len(fresh)
-    out = [
-        existing[key] if (key := _key(row.email)) else None for row in rows
-    ]
+    out = [existing[key] if (key := _key(row.email)) else None for row in rows]
     # Rows without an email have no key: give them the created objects, in order.
     no_email = iter(p for p in fresh if not p.email)
     profiles = [p if p is not None else next(no_email) for p in out]

@@ -9,8 +9,7 @@ async def load_address_states(sql: Sql, addresses: list[str]) -> dict[str, Addre
         return {}
     rows = await sql.rows(
         "SELECT address, error_count, last_error_at, quarantined_at, quarantine_reason,"
-        " denylisted FROM address_status WHERE address IN " + in_list(addresses)
-        + sql.for_update(),
+        " denylisted FROM address_status WHERE address IN " + in_list(addresses) + sql.for_update(),
         addresses,
     )
     return {
@@ -54,6 +53,4 @@ async def blocked_addresses(sql: Sql) -> dict[str, str]:
         " WHERE denylisted = ? OR quarantined_at IS NOT NULL",
         [True],
     )
-    return {
-        r["address"]: "DENYLISTED" if r["denylisted"] else "QUARANTINED_ADDRESS" for r in rows
-    }
+    return {r["address"]: "DENYLISTED" if r["denylisted"] else "QUARANTINED_ADDRESS" for r in rows}

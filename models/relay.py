@@ -74,7 +74,8 @@ async def record_relayed(delivery_id: int, mode: FeedbackMode, log_ids: list[int
         sql = Sql(conn)
         count = await sql.execute(
             "UPDATE sending_log SET status = ?, claimed_until = NULL, failure_type = NULL,"
-            " failure_reason = NULL WHERE id IN " + in_list(log_ids)
+            " failure_reason = NULL WHERE id IN "
+            + in_list(log_ids)
             + " AND (status = 'TO_SEND' OR (status = 'IGNORED' AND failure_reason = ?"
             " AND excluded = ?))",
             [status.value, *log_ids, FailureReason.CANCELLED.value, False],

@@ -45,40 +45,40 @@ Table = dict[tuple[SendingLogStatus, FailureType | None, Outcome], State]
 EFS_TABLE: Table = {
     # step                                         before              -> after
     # message relayed to the MTA: Delivered % and Bounces + errors % start at 0 %
-    (TO_SEND, None, Outcome.RELAYED):              (PENDING, None),
+    (TO_SEND, None, Outcome.RELAYED): (PENDING, None),
     # MTA reports delivery in real time: Delivered % goes up
-    (PENDING, None, Outcome.DELIVERED):            (SENT, None),
+    (PENDING, None, Outcome.DELIVERED): (SENT, None),
     # MTA reports a hard bounce: Bounces + errors % goes up
-    (PENDING, None, Outcome.HARD_BOUNCE):          (FAILED, HARD),
+    (PENDING, None, Outcome.HARD_BOUNCE): (FAILED, HARD),
     # MTA reports a soft bounce: Bounces + errors % goes up
-    (PENDING, None, Outcome.SOFT_BOUNCE):          (FAILED, SOFT),
+    (PENDING, None, Outcome.SOFT_BOUNCE): (FAILED, SOFT),
     # a retry soft-bounces again: no change (the retry count grows)
-    (FAILED, SOFT, Outcome.SOFT_BOUNCE):           (FAILED, SOFT),
+    (FAILED, SOFT, Outcome.SOFT_BOUNCE): (FAILED, SOFT),
     # a retry of a soft bounce succeeds: Delivered % up, Bounces + errors % down
-    (FAILED, SOFT, Outcome.DELIVERED):             (SENT, None),
+    (FAILED, SOFT, Outcome.DELIVERED): (SENT, None),
     # a retry ends in a hard bounce: still failed, now for good
-    (FAILED, SOFT, Outcome.HARD_BOUNCE):           (FAILED, HARD),
+    (FAILED, SOFT, Outcome.HARD_BOUNCE): (FAILED, HARD),
     # the retries fail (validity period over): no change
-    (FAILED, SOFT, Outcome.EXPIRED):               (FAILED, SOFT),
+    (FAILED, SOFT, Outcome.EXPIRED): (FAILED, SOFT),
 }
 
 # Without it (SPEC §4, second table).
 LEGACY_TABLE: Table = {
     # message relayed to the MTA: Delivered % starts at 100 %
-    (TO_SEND, None, Outcome.RELAYED):              (SENT, None),
+    (TO_SEND, None, Outcome.RELAYED): (SENT, None),
     # MTA reports a hard bounce: Delivered % down, Bounces + errors % up
-    (SENT, None, Outcome.HARD_BOUNCE):             (FAILED, HARD),
+    (SENT, None, Outcome.HARD_BOUNCE): (FAILED, HARD),
     # MTA reports a soft bounce: no change
-    (SENT, None, Outcome.SOFT_BOUNCE):             (SENT, SOFT),
-    (SENT, SOFT, Outcome.SOFT_BOUNCE):             (SENT, SOFT),
+    (SENT, None, Outcome.SOFT_BOUNCE): (SENT, SOFT),
+    (SENT, SOFT, Outcome.SOFT_BOUNCE): (SENT, SOFT),
     # a retry of a soft bounce succeeds: no change
-    (SENT, SOFT, Outcome.DELIVERED):               (SENT, None),
+    (SENT, SOFT, Outcome.DELIVERED): (SENT, None),
     # a retry ends in a hard bounce
-    (SENT, SOFT, Outcome.HARD_BOUNCE):             (FAILED, HARD),
+    (SENT, SOFT, Outcome.HARD_BOUNCE): (FAILED, HARD),
     # the retries of a soft bounce fail (validity period over): Delivered % down, Bounces up
-    (SENT, SOFT, Outcome.EXPIRED):                 (FAILED, SOFT),
+    (SENT, SOFT, Outcome.EXPIRED): (FAILED, SOFT),
     # delivery confirms what LEGACY already assumed: no change
-    (SENT, None, Outcome.DELIVERED):               (SENT, None),
+    (SENT, None, Outcome.DELIVERED): (SENT, None),
 }
 
 TABLES: dict[FeedbackMode, Table] = {FeedbackMode.EFS: EFS_TABLE, FeedbackMode.LEGACY: LEGACY_TABLE}

@@ -1,0 +1,33 @@
+"""Event bus: how "something changed" travels from the writer to subscribers and the engine.
+
+Events are small JSON-able dicts published after a commit on a topic. Subscribers re-read the
+database, so a lost or coalesced event never shows stale data, only later data.
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
+
+DELIVERY_TOPIC = "delivery"  # payload: {"id": delivery id}
+ENGINE_TOPIC = "engine"  # payload: {} — wake the engine (a delivery was confirmed)
+
+
+class EventBus(Protocol):
+    async def publish(self, topic: str, payload: dict[str, Any]) -> None: ...
+
+    def subscribe(
+        self, topic: str
+    ) -> AbstractAsyncContextManager[AsyncIterator[dict[str, Any]]]: ...
+
+    async def close(self) -> None: ...
+
+
+def make_bus(url: str) -> EventBus:
+    if url.startswith("memory://"):
+        from server.bus.memory import MemoryBus
+
+        return MemoryBus()
+    raise ValueError(
+        f"EVENT_BUS_URL {url!r} is not supported yet: use memory:// (postgres:// and redis://"
+        " come with the scale-out work)"
+    )

@@ -1,0 +1,57 @@
+"""The sending engine: dispatcher (relaying) and scheduler (time-driven work)."""
+
+import asyncio
+import contextlib
+from typing import Any
+
+from models.relay import release_claims
+from server.bus import ENGINE_TOPIC, EventBus
+from server.engine.dispatcher import Dispatcher
+from server.engine.intake import FeedbackIntake
+from server.engine.scheduler import Scheduler
+from server.mta.base import Mta
+from server.settings import Settings
+
+
+class Engine:
+    def __init__(self, settings: Settings, bus: EventBus, mta: Mta, intake: FeedbackIntake):
+        self.settings, self.bus, self.mta = settings, bus, mta
+        self.dispatcher = Dispatcher(
+            bus,
+            mta,
+            intake,
+            batch_size=settings.batch_size,
+            lease_seconds=settings.claim_lease_seconds,
+            tick_seconds=settings.engine_tick_seconds,
+            domain=settings.message_domain,
+        )
+        self.scheduler = Scheduler(
+            bus,
+            tick_seconds=settings.engine_tick_seconds,
+            stats_refresh_seconds=settings.stats_refresh_seconds,
+            wake_dispatcher=self.dispatcher.wake,
+        )
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    async def start(self) -> None:
+        if self.settings.database_url.startswith("sqlite"):
+            # One process owns a SQLite file: leases left by a crash can be dropped at once.
+            await release_claims()
+        self._tasks = [
+            asyncio.create_task(self.dispatcher.run(), name="dispatcher"),
+            asyncio.create_task(self.scheduler.run(), name="scheduler"),
+            asyncio.create_task(self._listen(), name="engine-wake"),
+        ]
+
+    async def _listen(self) -> None:
+        async with self.bus.subscribe(ENGINE_TOPIC) as events:
+            async for _ in events:
+                self.dispatcher.wake.set()
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []

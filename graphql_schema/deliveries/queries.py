@@ -1,0 +1,77 @@
+"""Reading deliveries, their KPIs and their sending logs."""
+
+import strawberry
+from strawberry.types import Info
+
+from graphql_schema.context import Context
+from graphql_schema.deliveries.types import (
+    Delivery,
+    DeliveryConnection,
+    DeliveryEdge,
+    DeploymentKpis,
+    SendingLogConnection,
+    sending_log_page,
+)
+from graphql_schema.enums import DeliveryStatus, SendingLogStatus
+from graphql_schema.pagination import PageInfo, decode_cursor, encode_cursor, page_size, parse_id
+from graphql_schema.permissions import require
+from models import delivery as m_delivery
+from models.lifecycle import get_delivery
+
+
+@strawberry.type
+class DeliveryQueries:
+    @strawberry.field
+    async def delivery(self, info: Info[Context, None], id: strawberry.ID) -> Delivery | None:
+        require(info)
+        found = await m_delivery.Delivery.get_or_none(id=parse_id(id, "delivery"))
+        return Delivery.of(found) if found is not None else None
+
+    @strawberry.field(description="Newest first.")
+    async def deliveries(
+        self,
+        info: Info[Context, None],
+        first: int | None = None,
+        after: str | None = None,
+        status: DeliveryStatus | None = None,
+    ) -> DeliveryConnection:
+        require(info)
+        size = page_size(first)
+        before_id = decode_cursor("Delivery", after)
+        query = m_delivery.Delivery.all()
+        if status is not None:
+            query = query.filter(status=status)
+        total = await query.count()
+        if before_id is not None:
+            query = query.filter(id__lt=before_id)
+        rows = await query.order_by("-id").limit(size + 1)
+        edges = [
+            DeliveryEdge(cursor=encode_cursor("Delivery", d.id), node=Delivery.of(d))
+            for d in rows[:size]
+        ]
+        return DeliveryConnection(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=len(rows) > size, end_cursor=edges[-1].cursor if edges else None
+            ),
+            total_count=total,
+        )
+
+    @strawberry.field
+    async def sending_logs(
+        self,
+        info: Info[Context, None],
+        delivery_id: strawberry.ID,
+        status: SendingLogStatus | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> SendingLogConnection:
+        require(info)
+        delivery = await get_delivery(parse_id(delivery_id, "delivery"))
+        return await sending_log_page(info, delivery.id, status, first, after)
+
+    @strawberry.field
+    async def kpis(self, info: Info[Context, None], delivery_id: strawberry.ID) -> DeploymentKpis:
+        require(info)
+        delivery = await get_delivery(parse_id(delivery_id, "delivery"))
+        return DeploymentKpis.of(delivery.kpis)

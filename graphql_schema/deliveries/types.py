@@ -1,0 +1,267 @@
+"""Delivery, its KPIs, its sending logs and its progress, as the contract spells them."""
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+from strawberry.types import Info
+
+from graphql_schema.context import Context
+from graphql_schema.enums import (
+    Channel,
+    DeliveryStatus,
+    FailureType,
+    FeedbackMode,
+    SendingLogStatus,
+)
+from graphql_schema.pagination import PageInfo, decode_cursor, encode_cursor, page_size
+from graphql_schema.permissions import require
+from models import delivery as m_delivery
+from models import sending_log as m_log
+from models.enums import Role
+from models.kpis import Kpis
+from models.preparation import exclusion_causes
+
+if TYPE_CHECKING:
+    from graphql_schema.profiles.types import Profile
+
+
+@strawberry.type
+class DeploymentKpis:
+    to_send: int
+    processed: int
+    sent: int
+    pending: int
+    failed: int
+    delivered_rate: float
+    bounces_and_errors_rate: float
+    opens: int
+    clicks: int
+    open_rate: float
+    click_through_rate: float
+    stats_computed_at: datetime | None
+
+    @classmethod
+    def of(cls, k: Kpis) -> "DeploymentKpis":
+        return cls(
+            to_send=k.to_send,
+            processed=k.processed,
+            sent=k.sent,
+            pending=k.pending,
+            failed=k.failed,
+            delivered_rate=k.delivered_rate,
+            bounces_and_errors_rate=k.bounces_and_errors_rate,
+            opens=k.opens,
+            clicks=k.clicks,
+            open_rate=k.open_rate,
+            click_through_rate=k.click_through_rate,
+            stats_computed_at=k.stats_computed_at,
+        )
+
+
+@strawberry.type(description="The number of recipients excluded at preparation, by reason.")
+class ExclusionCause:
+    reason: str
+    count: int
+
+
+@strawberry.type
+class SendingLog:
+    id: strawberry.ID
+    address: str
+    status: SendingLogStatus
+    failure_type: FailureType | None
+    failure_reason: str | None
+    message_id: str | None
+    retries: int
+    event_at: datetime | None
+    excluded: bool
+    delivery_id: strawberry.ID
+    profile_id: strawberry.Private[int | None]
+
+    @strawberry.field
+    async def profile(
+        self, info: Info[Context, None]
+    ) -> Annotated["Profile", strawberry.lazy("graphql_schema.profiles.types")] | None:
+        from graphql_schema.profiles.types import Profile
+
+        if self.profile_id is None:
+            return None
+        found = await info.context.profiles.load(self.profile_id)
+        return Profile.of(found) if found is not None else None
+
+    @classmethod
+    def of(cls, log: m_log.SendingLog) -> "SendingLog":
+        return cls(
+            id=strawberry.ID(str(log.id)),
+            address=log.address,
+            status=log.status,
+            failure_type=log.failure_type,
+            failure_reason=log.failure_reason,
+            message_id=log.message_id,
+            retries=log.retries,
+            event_at=log.event_at,
+            excluded=log.excluded,
+            delivery_id=strawberry.ID(str(log.delivery_id)),
+            profile_id=log.profile_id,
+        )
+
+
+@strawberry.type
+class SendingLogEdge:
+    cursor: str
+    node: SendingLog
+
+
+@strawberry.type
+class SendingLogConnection:
+    edges: list[SendingLogEdge]
+    page_info: PageInfo
+    total_count: int
+
+
+async def sending_log_page(
+    info: Info[Context, None],
+    delivery_id: int,
+    status: SendingLogStatus | None,
+    first: int | None,
+    after: str | None,
+) -> SendingLogConnection:
+    """Sending logs hold personal data: administrators only (SPEC §1)."""
+    require(info, Role.ADMINISTRATION)
+    size = page_size(first)
+    after_id = decode_cursor("SendingLog", after)
+    query = m_log.SendingLog.filter(delivery_id=delivery_id)
+    if status is not None:
+        query = query.filter(status=status)
+    total = await query.count()
+    if after_id is not None:
+        query = query.filter(id__gt=after_id)
+    rows = await query.order_by("id").limit(size + 1)
+    edges = [
+        SendingLogEdge(cursor=encode_cursor("SendingLog", r.id), node=SendingLog.of(r))
+        for r in rows[:size]
+    ]
+    return SendingLogConnection(
+        edges=edges,
+        page_info=PageInfo(
+            has_next_page=len(rows) > size, end_cursor=edges[-1].cursor if edges else None
+        ),
+        total_count=total,
+    )
+
+
+@strawberry.type
+class Recurrence:
+    interval_seconds: int
+    count: int | None
+    confirm_each_occurrence: bool
+    occurrences_created: int
+    next_occurrence_at: datetime | None
+
+
+@strawberry.type
+class Delivery:
+    id: strawberry.ID
+    label: str
+    channel: Channel
+    status: DeliveryStatus
+    feedback_mode: FeedbackMode
+    scheduled_at: datetime | None
+    validity_period: int
+    confirmed_by: str | None
+    confirmed_at: datetime | None
+    subject: str | None
+    body: str
+    require_approval: bool
+    approved_by: str | None
+    approved_at: datetime | None
+    started_at: datetime | None
+    valid_until: datetime | None
+    sent_at: datetime | None
+    ended_at: datetime | None
+    stopped_by: str | None
+    warnings: list[str]
+    excluded_count: int
+    parent_id: strawberry.ID | None
+    recurrence: Recurrence | None
+    _model: strawberry.Private[m_delivery.Delivery]
+
+    @strawberry.field
+    def kpis(self) -> DeploymentKpis:
+        return DeploymentKpis.of(self._model.kpis)
+
+    @strawberry.field(description="Exclusions at preparation, counted by reason.")
+    async def exclusions(self) -> list[ExclusionCause]:
+        return [
+            ExclusionCause(reason=r, count=n) for r, n in await exclusion_causes(self._model.id)
+        ]
+
+    @strawberry.field
+    async def sending_logs(
+        self,
+        info: Info[Context, None],
+        status: SendingLogStatus | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> SendingLogConnection:
+        return await sending_log_page(info, self._model.id, status, first, after)
+
+    @classmethod
+    def of(cls, d: m_delivery.Delivery) -> "Delivery":
+        recurrence = None
+        if d.recurrence_interval is not None:
+            recurrence = Recurrence(
+                interval_seconds=d.recurrence_interval,
+                count=d.recurrence_count,
+                confirm_each_occurrence=d.confirm_each_occurrence,
+                occurrences_created=d.occurrences_created,
+                next_occurrence_at=d.next_occurrence_at,
+            )
+        return cls(
+            id=strawberry.ID(str(d.id)),
+            label=d.label,
+            channel=d.channel,
+            status=d.status,
+            feedback_mode=d.feedback_mode,
+            scheduled_at=d.scheduled_at,
+            validity_period=d.validity_period,
+            confirmed_by=d.confirmed_by,
+            confirmed_at=d.confirmed_at,
+            subject=d.subject,
+            body=d.body,
+            require_approval=d.require_approval,
+            approved_by=d.approved_by,
+            approved_at=d.approved_at,
+            started_at=d.started_at,
+            valid_until=d.valid_until,
+            sent_at=d.sent_at,
+            ended_at=d.ended_at,
+            stopped_by=d.stopped_by,
+            warnings=list(d.warnings),
+            excluded_count=d.excluded,
+            parent_id=strawberry.ID(str(d.parent_id)) if d.parent_id else None,
+            recurrence=recurrence,
+            _model=d,
+        )
+
+
+@strawberry.type
+class DeliveryEdge:
+    cursor: str
+    node: Delivery
+
+
+@strawberry.type
+class DeliveryConnection:
+    edges: list[DeliveryEdge]
+    page_info: PageInfo
+    total_count: int
+
+
+@strawberry.type
+class DeploymentProgress:
+    delivery: Delivery
+    status: DeliveryStatus
+    kpis: DeploymentKpis
+    at: datetime

@@ -1,0 +1,31 @@
+"""Operators as the API shows them (never their token, except once at creation)."""
+
+from datetime import datetime
+
+import strawberry
+
+from graphql_schema.enums import Role
+from models import operator as m_operator
+
+
+@strawberry.type
+class Operator:
+    id: strawberry.ID
+    name: str
+    roles: list[Role]
+    created_at: datetime
+
+    @classmethod
+    def of(cls, o: m_operator.Operator) -> "Operator":
+        return cls(
+            id=strawberry.ID(str(o.id)),
+            name=o.name,
+            roles=sorted(o.role_set),
+            created_at=o.created_at,
+        )
+
+
+@strawberry.type
+class CreateOperatorPayload:
+    operator: Operator
+    token: str = strawberry.field(description="The bearer token; shown this once only.")

@@ -1,0 +1,33 @@
+"""Authentication and role checks, done first in every resolver that needs them."""
+
+from strawberry.types import Info
+
+from graphql_schema.context import Context
+from models.enums import Role
+from models.errors import Forbidden, Unauthenticated
+from models.operator import Operator
+
+# What an operator without the role is told (SPEC §1: the message names the missing role).
+ROLE_MESSAGES = {
+    "confirmSend": "You are not allowed to confirm the send: the START_DELIVERIES role is required.",
+}
+
+
+def operator_of(info: Info[Context, None]) -> Operator:
+    operator = info.context.operator
+    if operator is None:
+        if info.context.token_given:
+            raise Unauthenticated("the bearer token is not valid")
+        raise Unauthenticated("authentication required: send 'Authorization: Bearer TOKEN'")
+    return operator
+
+
+def require(info: Info[Context, None], role: Role | None = None) -> Operator:
+    operator = operator_of(info)
+    if role is not None and not operator.has_role(role):
+        action = info.field_name
+        message = ROLE_MESSAGES.get(
+            action, f"You are not allowed to run {action}: the {role.value} role is required."
+        )
+        raise Forbidden(message)
+    return operator

@@ -1,0 +1,94 @@
+"""The composition root: settings -> database, bus, MTA, engine, GraphQL and HTTP endpoints."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+from tortoise.contrib.starlette import RegisterTortoise
+
+from models.sql import Sql
+from server.bus import EventBus, make_bus
+from server.db import apply_migrations, tortoise_config
+from server.engine import Engine
+from server.engine.intake import FeedbackIntake
+from server.graphql_app import GraphQLApp
+from server.http.feedback import feedback_endpoint
+from server.http.limits import BodyLimit
+from server.mta import make_mta
+from server.mta.base import Mta
+from server.progress import ProgressHub
+from server.settings import Settings
+
+log = logging.getLogger("server")
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    bus: EventBus
+    mta: Mta
+    intake: FeedbackIntake
+    hub: ProgressHub
+    engine: Engine | None
+
+
+def _ensure_sqlite_dir(url: str) -> None:
+    if url.startswith("sqlite://") and ":memory:" not in url:
+        path = url[len("sqlite://") :].split("?", 1)[0]
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings()
+    bus = make_bus(settings.event_bus_url)
+    mta = make_mta(settings.mta_url)  # fail at start-up on a bad MTA_URL, not at first send
+    intake = FeedbackIntake(bus, settings.quarantine_threshold, settings.quarantine_gap_hours)
+    hub = ProgressHub(bus, settings.progress_interval_seconds)
+    engine = Engine(settings, bus, mta, intake) if settings.engine_enabled else None
+    runtime = Runtime(settings, bus, mta, intake, hub, engine)
+    graphql = GraphQLApp(settings, bus, hub)
+
+    async def feedback(request: Request) -> JSONResponse:
+        return await feedback_endpoint(settings.feedback_secret, intake)(request)
+
+    async def health(request: Request) -> JSONResponse:
+        await Sql().rows("SELECT 1 AS ok")
+        return JSONResponse({"status": "ok"})
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        _ensure_sqlite_dir(settings.database_url)
+        await apply_migrations(settings.database_url)
+        async with RegisterTortoise(app, config=tortoise_config(settings.database_url)):
+            await hub.start()
+            await mta.start(intake)
+            if engine is not None:
+                await engine.start()
+            try:
+                yield
+            finally:
+                if engine is not None:
+                    await engine.stop()
+                await mta.close()
+                await hub.close()
+                await bus.close()
+
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+            Route("/mta/feedback", feedback, methods=["POST"]),
+            Route("/health", health, methods=["GET"]),
+        ],
+        middleware=[Middleware(BodyLimit, max_bytes=settings.max_body_bytes)],
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    return app

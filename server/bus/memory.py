@@ -1,0 +1,42 @@
+"""The in-process bus: one bounded queue per subscriber; a full queue drops its oldest event.
+
+Dropping is safe because events only say "look again"; a slow subscriber cannot grow memory.
+"""
+
+import asyncio
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+QUEUE_SIZE = 256
+
+
+class MemoryBus:
+    def __init__(self) -> None:
+        self._subscribers: dict[str, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
+
+    async def publish(self, topic: str, payload: dict[str, Any]) -> None:
+        for queue in list(self._subscribers.get(topic, ())):
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(payload)
+
+    @asynccontextmanager
+    async def subscribe(self, topic: str) -> AsyncIterator[AsyncIterator[dict[str, Any]]]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE)
+        self._subscribers[topic].add(queue)
+
+        async def events() -> AsyncIterator[dict[str, Any]]:
+            while True:
+                yield await queue.get()
+
+        try:
+            yield events()
+        finally:
+            self._subscribers[topic].discard(queue)
+            if not self._subscribers[topic]:
+                del self._subscribers[topic]
+
+    async def close(self) -> None:
+        self._subscribers.clear()

@@ -1,0 +1,60 @@
+"""The clock of the engine: scheduled starts, recurring occurrences, the end of validity
+periods and the periodic open / click refresh. It ticks every `tick_seconds` (0.25 s by
+default), so a validity period ends within about a second of its time, not at an hourly job."""
+
+import asyncio
+import logging
+import time
+
+from models.delivery import Delivery, utcnow
+from models.enums import DeliveryStatus
+from models.lifecycle import expire_due, spawn_occurrences, start_due
+from models.stats import refresh_tracking
+from server.bus import DELIVERY_TOPIC, EventBus
+
+log = logging.getLogger(__name__)
+
+TRACKED = (DeliveryStatus.IN_PROGRESS, DeliveryStatus.PAUSED, DeliveryStatus.SENT)
+
+
+class Scheduler:
+    def __init__(
+        self,
+        bus: EventBus,
+        *,
+        tick_seconds: float,
+        stats_refresh_seconds: float,
+        wake_dispatcher: asyncio.Event,
+    ) -> None:
+        self.bus = bus
+        self.tick_seconds = tick_seconds
+        self.stats_refresh_seconds = stats_refresh_seconds
+        self.wake_dispatcher = wake_dispatcher
+        self._next_refresh = time.monotonic() + stats_refresh_seconds
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("scheduler tick failed; retrying")
+            await asyncio.sleep(self.tick_seconds)
+
+    async def tick(self) -> None:
+        now = utcnow()
+        started = await start_due(now)
+        spawned = await spawn_occurrences(now)
+        if started or spawned:
+            self.wake_dispatcher.set()
+        changed = set(started) | set(spawned) | set(await expire_due(now))
+        if time.monotonic() >= self._next_refresh:
+            self._next_refresh = time.monotonic() + self.stats_refresh_seconds
+            changed |= await self.refresh_stats()
+        for delivery_id in sorted(changed):
+            await self.bus.publish(DELIVERY_TOPIC, {"id": delivery_id})
+
+    async def refresh_stats(self) -> set[int]:
+        ids = await Delivery.filter(status__in=TRACKED).values_list("id", flat=True)
+        return {i for i in ids if await refresh_tracking(i)}

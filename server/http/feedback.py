@@ -1,0 +1,101 @@
+"""`POST /mta/feedback`: the MTA's reports, signed with HMAC-SHA256 (CONTRACT.md).
+
+The whole body is checked before anything is written: a bad or missing signature is 401, a
+malformed body (or one event in it) is 400, and in both cases nothing changes.
+"""
+
+import hashlib
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from models.enums import FailureReason, FeedbackType
+from models.feedback import MAX_EVENTS, Event, FeedbackResult
+
+SIGNATURE_HEADER = "x-feedback-signature"
+
+
+class Malformed(ValueError):
+    pass
+
+
+def sign(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def signature_ok(secret: str, body: bytes, header: str | None) -> bool:
+    return header is not None and hmac.compare_digest(sign(secret, body), header.strip())
+
+
+def _text(event: dict[str, Any], name: str, index: int, limit: int) -> str:
+    value = event.get(name)
+    if not isinstance(value, str) or not value.strip() or len(value) > limit:
+        raise Malformed(f"events[{index}].{name} must be a non-empty string of at most {limit}")
+    return value
+
+
+def parse_events(body: bytes) -> list[Event]:
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise Malformed("the body is not valid JSON") from None
+    if not isinstance(data, dict) or not isinstance(data.get("events"), list):
+        raise Malformed('the body must be an object {"events": [...]}')
+    raw = data["events"]
+    if not 1 <= len(raw) <= MAX_EVENTS:
+        raise Malformed(f"events must hold 1 to {MAX_EVENTS} events (got {len(raw)})")
+    events = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict):
+            raise Malformed(f"events[{i}] must be an object")
+        event_id = _text(item, "eventId", i, 200)
+        message_id = _text(item, "messageId", i, 128)
+        try:
+            kind = FeedbackType(item.get("type"))
+        except ValueError:
+            allowed = ", ".join(t.value for t in FeedbackType)
+            raise Malformed(f"events[{i}].type must be one of {allowed}") from None
+        reason = item.get("reason")
+        try:
+            parsed_reason = FailureReason(reason) if reason is not None else None
+        except ValueError:
+            raise Malformed(
+                f"events[{i}].reason {str(reason)[:40]!r} is not a known reason"
+            ) from None
+        stamp = _text(item, "timestamp", i, 64)
+        try:
+            at = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        except ValueError:
+            raise Malformed(f"events[{i}].timestamp is not an ISO 8601 date-time") from None
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=UTC)
+        events.append(Event(event_id, message_id, kind, at, parsed_reason))
+    return events
+
+
+def feedback_endpoint(
+    secret: str, intake: Callable[[list[Event]], Awaitable[FeedbackResult]]
+) -> Callable[[Request], Awaitable[JSONResponse]]:
+    async def endpoint(request: Request) -> JSONResponse:
+        body = await request.body()
+        if not signature_ok(secret, body, request.headers.get(SIGNATURE_HEADER)):
+            return JSONResponse({"error": "missing or bad X-Feedback-Signature"}, status_code=401)
+        try:
+            events = parse_events(body)
+        except Malformed as error:
+            return JSONResponse({"error": str(error)}, status_code=400)
+        result = await intake(events)
+        return JSONResponse(
+            {
+                "accepted": result.accepted,
+                "duplicates": result.duplicates,
+                "unknown": result.unknown,
+            }
+        )
+
+    return endpoint

@@ -1,0 +1,163 @@
+"""`simulator://`: a built-in MTA that makes a deployment move like a real one.
+
+Each message is delivered, hard-bounces or soft-bounces with settable shares; a soft bounce is
+retried on the product's plan (five retries on the first day at least one hour apart, then one a
+day until the end of the validity period), each retry succeeding with a settable chance. Time is
+compressed by `time_scale` (3600: an hour of the plan lasts a second). Reports go through the
+same feedback path as the webhook, in batches.
+
+    simulator://?delivered=0.9&hard=0.03&soft=0.07&retry_success=0.6&delay=0.5&time_scale=3600&seed=1
+"""
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import random
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
+
+from models.enums import FailureReason, FeedbackType
+from models.feedback import MAX_EVENTS, Event
+from models.relay import Claimed
+from server.mta.base import Content, FeedbackSink, RelayResult
+
+HOUR = 3600.0
+FIRST_DAY_RETRIES = 5
+HARD_REASONS = [FailureReason.USER_UNKNOWN, FailureReason.USER_UNKNOWN, FailureReason.REFUSED]
+SOFT_REASONS = [FailureReason.MAILBOX_FULL, FailureReason.INVALID_DOMAIN, FailureReason.UNREACHABLE]
+
+
+@dataclass(frozen=True)
+class SimulatorConfig:
+    delivered: float = 0.90
+    hard: float = 0.03
+    soft: float = 0.07
+    retry_success: float = 0.6
+    delay: float = 0.5
+    time_scale: float = 3600.0
+    seed: int | None = None
+
+    @classmethod
+    def from_url(cls, url: str) -> "SimulatorConfig":
+        query = {k: v[-1] for k, v in parse_qs(urlsplit(url).query).items()}
+        known = {"delivered", "hard", "soft", "retry_success", "delay", "time_scale", "seed"}
+        unknown = set(query) - known
+        if unknown:
+            raise ValueError(f"unknown simulator setting(s): {', '.join(sorted(unknown))}")
+        values: dict[str, float | int] = {}
+        for key, raw in query.items():
+            values[key] = int(raw) if key == "seed" else float(raw)
+        config = cls(**values)  # type: ignore[arg-type]
+        if min(config.delivered, config.hard, config.soft) < 0 or (
+            config.delivered + config.hard + config.soft <= 0
+        ):
+            raise ValueError("simulator shares must be >= 0 and not all 0")
+        if config.delay < 0 or config.time_scale <= 0 or not 0 <= config.retry_success <= 1:
+            raise ValueError("simulator delay >= 0, time_scale > 0, 0 <= retry_success <= 1")
+        return config
+
+
+def retry_offsets(validity_seconds: float) -> list[float]:
+    """The product's retry plan, in plan seconds after the first soft bounce."""
+    offsets = [HOUR * i for i in range(1, FIRST_DAY_RETRIES + 1)]
+    day = 24 * HOUR
+    offsets += [day * i for i in range(1, int(validity_seconds // day) + 1)]
+    return [o for o in offsets if o < validity_seconds]
+
+
+class SimulatorMta:
+    def __init__(self, config: SimulatorConfig) -> None:
+        self.config = config
+        self._rng = random.Random(config.seed)
+        self._heap: list[tuple[float, int, Event]] = []
+        self._order = itertools.count()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._sink: FeedbackSink | None = None
+
+    async def start(self, sink: FeedbackSink) -> None:
+        self._sink = sink
+        self._task = asyncio.create_task(self._run(), name="mta-simulator")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def relay(self, content: Content, batch: list[Claimed]) -> RelayResult:
+        now = time.monotonic()
+        wall = datetime.now(UTC)
+        remaining = max(0.0, (content.valid_until - wall).total_seconds())
+        for message in batch:
+            self._plan(message.message_id, now, wall, remaining)
+        self._wake.set()
+        return RelayResult(accepted=[m.log_id for m in batch])
+
+    def _push(
+        self,
+        at: float,
+        wall: datetime,
+        now: float,
+        message_id: str,
+        n: int,
+        kind: FeedbackType,
+        reason: FailureReason | None = None,
+    ) -> None:
+        event = Event(
+            event_id=f"sim-{message_id}-{n}",
+            message_id=message_id,
+            type=kind,
+            timestamp=wall + timedelta(seconds=at - now),
+            reason=reason,
+        )
+        heapq.heappush(self._heap, (at, next(self._order), event))
+
+    def _plan(self, message_id: str, now: float, wall: datetime, remaining: float) -> None:
+        c, rng = self.config, self._rng
+        first = now + (rng.uniform(0.5, 1.5) * c.delay if c.delay else 0.0)
+        draw = rng.random() * (c.delivered + c.hard + c.soft)
+        if draw < c.delivered:
+            self._push(first, wall, now, message_id, 0, FeedbackType.DELIVERED)
+            return
+        if draw < c.delivered + c.hard:
+            reason = rng.choice(HARD_REASONS)
+            self._push(first, wall, now, message_id, 0, FeedbackType.HARD_BOUNCE, reason)
+            return
+        reason = rng.choice(SOFT_REASONS)
+        self._push(first, wall, now, message_id, 0, FeedbackType.SOFT_BOUNCE, reason)
+        for n, offset in enumerate(retry_offsets(remaining * c.time_scale), start=1):
+            at = first + offset / c.time_scale
+            if rng.random() < c.retry_success:
+                self._push(at, wall, now, message_id, n, FeedbackType.DELIVERED)
+                return
+            self._push(at, wall, now, message_id, n, FeedbackType.SOFT_BOUNCE, reason)
+
+    async def _run(self) -> None:
+        assert self._sink is not None
+        while True:
+            if not self._heap:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            due_at = self._heap[0][0]
+            wait = due_at - time.monotonic()
+            if wait > 0:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=wait)
+                continue
+            now = time.monotonic()
+            events: list[Event] = []
+            while self._heap and self._heap[0][0] <= now and len(events) < MAX_EVENTS:
+                events.append(heapq.heappop(self._heap)[2])
+            try:
+                await self._sink(events)
+            except Exception:  # a report the server could not take is not the MTA's problem
+                import logging
+
+                logging.getLogger(__name__).exception("simulator feedback failed")
+            await asyncio.sleep(0)

@@ -1,0 +1,121 @@
+"""Live deployment progress: database snapshots of a delivery, pushed when it changes.
+
+One watcher per watched delivery and process, however many subscribers: it wakes on the bus,
+re-reads the delivery at most once per `interval` (coalescing a busy delivery's events), and
+hands the newest snapshot to every subscriber. A slow subscriber skips to the newest snapshot
+instead of queueing old ones, so memory stays bounded.
+"""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from models.delivery import Delivery, utcnow
+from models.enums import TERMINAL_STATUSES
+from server.bus import DELIVERY_TOPIC, EventBus
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    delivery: Delivery
+    at: datetime
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        return (self.delivery.status, *self.delivery.kpis.figures())
+
+    @property
+    def final(self) -> bool:
+        return self.delivery.status in TERMINAL_STATUSES
+
+
+class _Watch:
+    def __init__(self, delivery_id: int, interval: float) -> None:
+        self.delivery_id, self.interval = delivery_id, interval
+        self.dirty = asyncio.Event()
+        self.changed = asyncio.Condition()
+        self.snapshot: Snapshot | None = None
+        self.version = 0
+        self.gone = False
+        self.users = 0
+        self.task: asyncio.Task[None] | None = None
+
+    async def run(self) -> None:
+        try:
+            while True:
+                self.dirty.clear()
+                delivery = await Delivery.get_or_none(id=self.delivery_id)
+                snap = Snapshot(delivery, utcnow()) if delivery is not None else None
+                if snap is None or self.snapshot is None or snap.key != self.snapshot.key:
+                    await self._publish(snap)
+                if snap is None or snap.final:
+                    return
+                await self.dirty.wait()
+                await asyncio.sleep(self.interval)  # coalesce what arrives meanwhile
+        finally:
+            if not self.gone and (self.snapshot is None or not self.snapshot.final):
+                await self._publish(None)
+
+    async def _publish(self, snap: Snapshot | None) -> None:
+        async with self.changed:
+            if snap is None:
+                self.gone = True
+            else:
+                self.snapshot = snap
+            self.version += 1
+            self.changed.notify_all()
+
+
+class ProgressHub:
+    def __init__(self, bus: EventBus, interval: float) -> None:
+        self.bus, self.interval = bus, interval
+        self._watches: dict[int, _Watch] = {}
+        self._listener: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        ready = asyncio.Event()
+        self._listener = asyncio.create_task(self._listen(ready), name="progress-hub")
+        await ready.wait()
+
+    async def close(self) -> None:
+        for task in [self._listener, *(w.task for w in self._watches.values())]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _listen(self, ready: asyncio.Event) -> None:
+        async with self.bus.subscribe(DELIVERY_TOPIC) as events:
+            ready.set()
+            async for event in events:
+                watch = self._watches.get(int(event.get("id", 0)))
+                if watch is not None:
+                    watch.dirty.set()
+
+    async def snapshots(self, delivery_id: int) -> AsyncIterator[Snapshot]:
+        """Yields a snapshot at once, then each change; ends when the delivery ends or is gone."""
+        watch = self._watches.get(delivery_id)
+        if watch is None:
+            watch = self._watches[delivery_id] = _Watch(delivery_id, self.interval)
+            watch.task = asyncio.create_task(watch.run(), name=f"progress-{delivery_id}")
+        watch.users += 1
+        seen = 0
+        try:
+            while True:
+                async with watch.changed:
+                    await watch.changed.wait_for(lambda: watch.version > seen)
+                    seen, snap, gone = watch.version, watch.snapshot, watch.gone
+                if gone or snap is None:
+                    return  # deleted, or the watcher could not read it
+                yield snap
+                if snap.final:
+                    return
+        finally:
+            watch.users -= 1
+            if watch.users == 0 and self._watches.get(delivery_id) is watch:
+                del self._watches[delivery_id]
+                if watch.task is not None:
+                    watch.task.cancel()

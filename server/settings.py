@@ -1,0 +1,38 @@
+"""Configuration from environment variables (and a `.env` file), with embedded defaults.
+
+With nothing set the server runs on a local SQLite file, an in-process event bus and the
+built-in MTA simulator, so it works on a fresh machine.
+"""
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from models.enums import FeedbackMode
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite://data/delivery.sqlite3"
+    mta_url: str = "simulator://"
+    feedback_secret: str = "change-me"
+    feedback_mode: FeedbackMode = FeedbackMode.LEGACY
+    stats_refresh_seconds: float = Field(3600.0, gt=0)
+    public_url: str | None = None
+    event_bus_url: str = "memory://"
+
+    # Engine tuning (not part of the contract; documented in docs/configuration.md).
+    engine_enabled: bool = True
+    batch_size: int = Field(1000, ge=1, le=10_000)
+    claim_lease_seconds: float = Field(60.0, gt=0)
+    engine_tick_seconds: float = Field(0.25, gt=0)
+    progress_interval_seconds: float = Field(0.25, ge=0)
+    message_domain: str = "delivery.local"
+    quarantine_threshold: int = Field(5, ge=1)
+    quarantine_gap_hours: float = Field(24.0, ge=0)
+    max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024)
+
+    @field_validator("feedback_mode", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
