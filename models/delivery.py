@@ -95,7 +95,7 @@ class Delivery(Model):
 
     class Meta:
         table = "delivery"
-        indexes = (("status", "scheduled_at"), ("status", "valid_until"), ("parent", "id"))
+        indexes = (("status", "scheduled_at"), ("status", "valid_until"), ("parent_id", "id"))
 
     @property
     def is_recurring(self) -> bool:

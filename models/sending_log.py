@@ -143,4 +143,4 @@ class SendingLog(Model):
 
     class Meta:
         table = "sending_log"
-        indexes = (("delivery", "status"), ("profile", "id"))
+        indexes = (("delivery_id", "status"), ("profile_id", "id"))

@@ -30,7 +30,7 @@ class TrackingLog(Model):
 
     class Meta:
         table = "tracking_log"
-        indexes = (("delivery", "kind", "sending_log"),)
+        indexes = (("delivery_id", "kind", "sending_log_id"),)
 
 
 async def count_opens_and_clicks(sql: Sql, delivery_id: int) -> tuple[int, int]:

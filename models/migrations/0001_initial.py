@@ -69,7 +69,7 @@ class Migration(migrations.Migration):
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
                 ('updated_at', fields.DatetimeField(auto_now=True, auto_now_add=False)),
             ],
-            options={'table': 'delivery', 'app': 'models', 'indexes': [Index(fields=['status', 'scheduled_at']), Index(fields=['status', 'valid_until']), Index(fields=['parent', 'id'])], 'pk_attr': 'id'},
+            options={'table': 'delivery', 'app': 'models', 'indexes': [Index(fields=['status', 'scheduled_at']), Index(fields=['status', 'valid_until']), Index(fields=['parent_id', 'id'])], 'pk_attr': 'id'},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -127,7 +127,7 @@ class Migration(migrations.Migration):
                 ('event_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('claimed_until', fields.BigIntField(null=True)),
             ],
-            options={'table': 'sending_log', 'app': 'models', 'indexes': [Index(fields=['delivery', 'status']), Index(fields=['profile', 'id'])], 'pk_attr': 'id', 'table_description': 'One per targeted recipient. Excluded recipients get one too (status IGNORED, excluded).'},
+            options={'table': 'sending_log', 'app': 'models', 'indexes': [Index(fields=['delivery_id', 'status']), Index(fields=['profile_id', 'id'])], 'pk_attr': 'id', 'table_description': 'One per targeted recipient. Excluded recipients get one too (status IGNORED, excluded).'},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -140,7 +140,7 @@ class Migration(migrations.Migration):
                 ('url', fields.TextField(null=True, unique=False)),
                 ('at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
             ],
-            options={'table': 'tracking_log', 'app': 'models', 'indexes': [Index(fields=['delivery', 'kind', 'sending_log'])], 'pk_attr': 'id'},
+            options={'table': 'tracking_log', 'app': 'models', 'indexes': [Index(fields=['delivery_id', 'kind', 'sending_log_id'])], 'pk_attr': 'id'},
             bases=['Model'],
         ),
     ]
