@@ -1,12 +1,10 @@
-"""The domain's enums, exposed to GraphQL under the contract's names."""
+"""The domain's enums, registered with strawberry under the contract's names."""
 
 import strawberry
 
-from models import enums
+from models.enums import Channel, DeliveryStatus, FailureType, FeedbackMode, Role, SendingLogStatus
 
-Channel = strawberry.enum(enums.Channel)
-DeliveryStatus = strawberry.enum(enums.DeliveryStatus)
-SendingLogStatus = strawberry.enum(enums.SendingLogStatus)
-FailureType = strawberry.enum(enums.FailureType)
-FeedbackMode = strawberry.enum(enums.FeedbackMode)
-Role = strawberry.enum(enums.Role)
+for _enum in (Channel, DeliveryStatus, SendingLogStatus, FailureType, FeedbackMode, Role):
+    strawberry.enum(_enum)
+
+__all__ = ["Channel", "DeliveryStatus", "FailureType", "FeedbackMode", "Role", "SendingLogStatus"]

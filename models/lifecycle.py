@@ -8,11 +8,12 @@ events after these return, i.e. after the commit.
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
+from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
-from models.delivery import MAX_VALIDITY_SECONDS, Delivery
+from models.delivery import LIFECYCLE, MAX_VALIDITY_SECONDS, Delivery
 from models.enums import Channel, DeliveryStatus, FeedbackMode
 from models.errors import BadInput, InvalidState, NotFound, PreparationFailed
 from models.preparation import check_content, create_logs
@@ -44,6 +45,10 @@ class DeliveryDraft:
     confirm_each_occurrence: bool = False
 
 
+async def _ids(query: QuerySet[Any]) -> list[int]:
+    return cast(list[int], await query.values_list("id", flat=True))
+
+
 def _aware(value: datetime | None) -> datetime | None:
     if value is None:
         return None
@@ -69,7 +74,7 @@ async def _validate(draft: DeliveryDraft) -> dict[str, Any]:
     if len(ids) > MAX_AUDIENCE_IDS:
         raise BadInput(f"at most {MAX_AUDIENCE_IDS} profileIds; use allProfiles for more")
     if ids:
-        found = set(await Profile.filter(id__in=ids).values_list("id", flat=True))
+        found = set(await _ids(Profile.filter(id__in=ids)))
         missing = [i for i in ids if i not in found]
         if missing:
             raise NotFound(f"no profile with id {', '.join(map(str, missing[:10]))}")
@@ -235,9 +240,9 @@ async def stop_delivery(delivery_id: int, actor: str, now: datetime) -> Delivery
 
 async def start_due(now: datetime) -> list[int]:
     """Scheduled (non-recurring) deliveries whose contact date has come start sending."""
-    due = await Delivery.filter(
-        status=S.SCHEDULED, scheduled_at__lte=now, recurrence_interval__isnull=True
-    ).values_list("id", flat=True)
+    due = await _ids(
+        Delivery.filter(status=S.SCHEDULED, scheduled_at__lte=now, recurrence_interval__isnull=True)
+    )
     started: list[int] = []
     for delivery_id in due:
         async with in_transaction():
@@ -256,12 +261,14 @@ async def spawn_occurrences(now: datetime) -> list[int]:
 
     Returns the ids of the parents and the new occurrences (all changed).
     """
-    parents = await Delivery.filter(
-        status=S.SCHEDULED,
-        recurrence_interval__isnull=False,
-        parent_id__isnull=True,
-        next_occurrence_at__lte=now,
-    ).values_list("id", flat=True)
+    parents = await _ids(
+        Delivery.filter(
+            status=S.SCHEDULED,
+            recurrence_interval__isnull=False,
+            parent_id__isnull=True,
+            next_occurrence_at__lte=now,
+        )
+    )
     changed: list[int] = []
     for parent_id in parents:
         async with in_transaction() as conn:
@@ -320,9 +327,7 @@ async def mark_sent_if_done(delivery_id: int, now: datetime) -> bool:
 
 async def expire_due(now: datetime) -> list[int]:
     """Apply the end of the validity period (SPEC §4) to every delivery whose period is over."""
-    due = await Delivery.filter(valid_until__lte=now, figures_final=False).values_list(
-        "id", flat=True
-    )
+    due = await _ids(Delivery.filter(valid_until__lte=now, figures_final=False))
     done: list[int] = []
     for delivery_id in due:
         async with in_transaction() as conn:
@@ -373,3 +378,16 @@ async def deliveries_in_progress() -> list[tuple[int, FeedbackMode]]:
         .values_list("id", "feedback_mode")
     )
     return [(int(i), FeedbackMode(m)) for i, m in rows]
+
+
+async def fail_delivery(delivery_id: int, reason: str, now: datetime) -> bool:
+    """Sending cannot go on: the delivery is FAILED, says why, and unsent logs are cancelled."""
+    async with in_transaction() as conn:
+        delivery = await _locked(delivery_id)
+        if delivery.status not in LIFECYCLE["fail"][0]:
+            return False
+        delivery.move("fail")
+        delivery.failure_message, delivery.ended_at = reason, now
+        await cancel_unsent(Sql(conn), delivery_id)
+        await delivery.save()
+    return True

@@ -119,3 +119,13 @@ async def cancel_unsent(sql: Sql, delivery_id: int) -> int:
         " claimed_until = NULL WHERE delivery_id = ? AND status = 'TO_SEND'",
         [FailureType.IGNORED.value, FailureReason.CANCELLED.value, delivery_id],
     )
+
+
+async def release_batch(log_ids: list[int]) -> None:
+    """Give a batch back (the MTA failed before taking it): it will be claimed again."""
+    if log_ids:
+        await Sql().execute(
+            "UPDATE sending_log SET claimed_until = NULL WHERE status = 'TO_SEND' AND id IN "
+            + in_list(log_ids),
+            log_ids,
+        )

@@ -10,10 +10,17 @@ how the "KPIs" column of the spec falls out of the "log status" column.
 
 from enum import StrEnum
 
+from typing import TYPE_CHECKING
+
 from tortoise import fields
 from tortoise.models import Model
 
 from models.enums import FailureType, FeedbackMode, FeedbackType, SendingLogStatus
+
+if TYPE_CHECKING:
+    from models.delivery import Delivery
+    from models.profile import Profile
+
 
 
 class Outcome(StrEnum):
@@ -117,10 +124,10 @@ class SendingLog(Model):
     """One per targeted recipient. Excluded recipients get one too (status IGNORED, excluded)."""
 
     id = fields.IntField(primary_key=True)
-    delivery: fields.ForeignKeyRelation["Delivery"] = fields.ForeignKeyField(  # noqa: F821
+    delivery: fields.ForeignKeyRelation["Delivery"] = fields.ForeignKeyField(
         "models.Delivery", related_name="sending_logs", on_delete=fields.CASCADE
     )
-    profile: fields.ForeignKeyNullableRelation["Profile"] = fields.ForeignKeyField(  # noqa: F821
+    profile: fields.ForeignKeyNullableRelation["Profile"] = fields.ForeignKeyField(
         "models.Profile", related_name="sending_logs", null=True, on_delete=fields.SET_NULL
     )
     address = fields.CharField(max_length=320)

@@ -2,10 +2,17 @@
 
 from enum import StrEnum
 
+from typing import TYPE_CHECKING
+
 from tortoise import fields
 from tortoise.models import Model
 
 from models.sql import Sql
+
+if TYPE_CHECKING:
+    from models.delivery import Delivery
+    from models.sending_log import SendingLog
+
 
 
 class TrackingKind(StrEnum):
@@ -15,10 +22,10 @@ class TrackingKind(StrEnum):
 
 class TrackingLog(Model):
     id = fields.IntField(primary_key=True)
-    delivery: fields.ForeignKeyRelation["Delivery"] = fields.ForeignKeyField(  # noqa: F821
+    delivery: fields.ForeignKeyRelation["Delivery"] = fields.ForeignKeyField(
         "models.Delivery", related_name="tracking_logs", on_delete=fields.CASCADE
     )
-    sending_log: fields.ForeignKeyRelation["SendingLog"] = fields.ForeignKeyField(  # noqa: F821
+    sending_log: fields.ForeignKeyRelation["SendingLog"] = fields.ForeignKeyField(
         "models.SendingLog", related_name="tracking_logs", on_delete=fields.CASCADE
     )
     kind = fields.CharEnumField(TrackingKind, max_length=8, description="kind")

@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     claim_lease_seconds: float = Field(60.0, gt=0)
     engine_tick_seconds: float = Field(0.25, gt=0)
     progress_interval_seconds: float = Field(0.25, ge=0)
+    max_relay_failures: int = Field(5, ge=1)
     message_domain: str = "delivery.local"
     quarantine_threshold: int = Field(5, ge=1)
     quarantine_gap_hours: float = Field(24.0, ge=0)

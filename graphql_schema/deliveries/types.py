@@ -181,6 +181,7 @@ class Delivery:
     sent_at: datetime | None
     ended_at: datetime | None
     stopped_by: str | None
+    failure_message: str | None = strawberry.field(description="Why the delivery FAILED.")
     warnings: list[str]
     excluded_count: int
     parent_id: strawberry.ID | None
@@ -238,6 +239,7 @@ class Delivery:
             sent_at=d.sent_at,
             ended_at=d.ended_at,
             stopped_by=d.stopped_by,
+            failure_message=d.failure_message,
             warnings=list(d.warnings),
             excluded_count=d.excluded,
             parent_id=strawberry.ID(str(d.parent_id)) if d.parent_id else None,

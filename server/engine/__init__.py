@@ -24,6 +24,7 @@ class Engine:
             lease_seconds=settings.claim_lease_seconds,
             tick_seconds=settings.engine_tick_seconds,
             domain=settings.message_domain,
+            max_failures=settings.max_relay_failures,
         )
         self.scheduler = Scheduler(
             bus,

@@ -13,8 +13,8 @@ from datetime import datetime
 from models.delivery import Delivery, utcnow
 from models.enums import FailureReason, FeedbackType
 from models.feedback import Event
-from models.lifecycle import deliveries_in_progress, mark_sent_if_done
-from models.relay import Claimed, claim_batch, record_relayed
+from models.lifecycle import deliveries_in_progress, fail_delivery, mark_sent_if_done
+from models.relay import Claimed, claim_batch, record_relayed, release_batch
 from server.bus import DELIVERY_TOPIC, EventBus
 from server.engine.intake import FeedbackIntake
 from server.mta.base import Content, Mta
@@ -33,12 +33,15 @@ class Dispatcher:
         lease_seconds: float,
         tick_seconds: float,
         domain: str,
+        max_failures: int = 5,
     ) -> None:
         self.bus, self.mta, self.intake = bus, mta, intake
         self.batch_size, self.lease_seconds = batch_size, lease_seconds
         self.tick_seconds, self.domain = tick_seconds, domain
         self.wake = asyncio.Event()
+        self.max_failures = max_failures
         self._content: dict[int, Content] = {}
+        self._failures: dict[int, int] = {}  # consecutive relay errors per delivery
 
     async def run(self) -> None:
         while True:
@@ -68,7 +71,12 @@ class Dispatcher:
                     await self.bus.publish(DELIVERY_TOPIC, {"id": delivery_id})
                 continue
             content = await self._content_of(delivery_id)
-            result = await self.mta.relay(content, batch)
+            try:
+                result = await self.mta.relay(content, batch)
+            except Exception as error:
+                await self._relay_failed(delivery_id, batch, error)
+                continue
+            self._failures.pop(delivery_id, None)
             refused_ids = [claimed.log_id for claimed, _, _ in result.refused]
             await record_relayed(delivery_id, mode, result.accepted + refused_ids)
             if result.refused:
@@ -76,6 +84,19 @@ class Dispatcher:
             await self.bus.publish(DELIVERY_TOPIC, {"id": delivery_id})
             worked = True
         return worked
+
+    async def _relay_failed(self, delivery_id: int, batch: list[Claimed], error: Exception) -> None:
+        """Give the batch back; after `max_failures` errors in a row the delivery is FAILED."""
+        await release_batch([c.log_id for c in batch])
+        count = self._failures[delivery_id] = self._failures.get(delivery_id, 0) + 1
+        log.warning("relay failed for delivery %s (%s in a row): %s", delivery_id, count, error)
+        if count >= self.max_failures:
+            self._failures.pop(delivery_id, None)
+            reason = f"the MTA failed {count} times in a row; last error: {error}"
+            if await fail_delivery(delivery_id, reason[:1000], utcnow()):
+                await self.bus.publish(DELIVERY_TOPIC, {"id": delivery_id})
+        else:
+            await asyncio.sleep(min(0.1 * 2**count, 5.0))
 
     async def _content_of(self, delivery_id: int) -> Content:
         content = self._content.get(delivery_id)

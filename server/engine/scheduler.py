@@ -5,6 +5,7 @@ default), so a validity period ends within about a second of its time, not at an
 import asyncio
 import logging
 import time
+from typing import cast
 
 from models.delivery import Delivery, utcnow
 from models.enums import DeliveryStatus
@@ -56,5 +57,5 @@ class Scheduler:
             await self.bus.publish(DELIVERY_TOPIC, {"id": delivery_id})
 
     async def refresh_stats(self) -> set[int]:
-        ids = await Delivery.filter(status__in=TRACKED).values_list("id", flat=True)
+        ids = cast(list[int], await Delivery.filter(status__in=TRACKED).values_list("id", flat=True))
         return {i for i in ids if await refresh_tracking(i)}

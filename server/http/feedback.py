@@ -56,7 +56,7 @@ def parse_events(body: bytes) -> list[Event]:
         event_id = _text(item, "eventId", i, 200)
         message_id = _text(item, "messageId", i, 128)
         try:
-            kind = FeedbackType(item.get("type"))
+            kind = FeedbackType(str(item.get("type")))
         except ValueError:
             allowed = ", ".join(t.value for t in FeedbackType)
             raise Malformed(f"events[{i}].type must be one of {allowed}") from None

@@ -10,7 +10,7 @@ from models.feedback import Event
 from models.relay import Claimed
 
 # Where an MTA adapter hands the reports it produces (the same path as the webhook).
-FeedbackSink = Callable[[list[Event]], Awaitable[None]]
+FeedbackSink = Callable[[list[Event]], Awaitable[object]]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""The GraphQL API: strawberry types, resolvers and permissions. Never imports `server`."""
