@@ -25,11 +25,11 @@ def coded(error: GraphQLError) -> GraphQLError:
         if isinstance(original, PreparationFailed):
             extensions["errors"] = original.errors
         return _with(error, error.message, extensions)
-    if original is None:
+    if original is None or isinstance(original, GraphQLError):
+        # The schema rejected the request: syntax, validation, or a variable's value (a bad
+        # enum value or DateTime in variables arrives wrapped in a GraphQLError).
         extensions.setdefault("code", "BAD_USER_INPUT")
         return _with(error, error.message, extensions)
-    if isinstance(original, GraphQLError) and original.extensions:
-        return error
     log.error("unexpected error in %s", error.path, exc_info=original)
     return _with(error, "internal error", {"code": INTERNAL})
 

@@ -9,7 +9,9 @@ from models.operator import Operator
 
 # What an operator without the role is told (SPEC §1: the message names the missing role).
 ROLE_MESSAGES = {
-    "confirmSend": "You are not allowed to confirm the send: the START_DELIVERIES role is required.",
+    "confirmSend": (
+        "You are not allowed to confirm the send: the START_DELIVERIES role is required."
+    ),
 }
 
 

@@ -28,7 +28,8 @@ class Schema(strawberry.Schema):
         unexpected = [
             e
             for e in errors
-            if e.original_error is not None and not isinstance(e.original_error, DomainError)
+            if e.original_error is not None
+            and not isinstance(e.original_error, DomainError | GraphQLError)
         ]
         if unexpected:
             super().process_errors(unexpected, execution_context)

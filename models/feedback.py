@@ -31,7 +31,7 @@ from models.enums import (
     SendingLogStatus,
 )
 from models.quarantine import load_address_states, save_address_states
-from models.relay import add_to_counters
+from models.relay import add_to_counters, lock_deliveries
 from models.sending_log import OUTCOME_OF_FEEDBACK, Outcome, counter_deltas, transition
 from models.sql import Sql, in_list, parse_ts
 
@@ -101,20 +101,25 @@ async def apply_feedback(
     message_ids = sorted({e.message_id for e in unique.values()})
     async with in_transaction() as conn:
         sql = Sql(conn)
+        if sql.postgres:
+            await lock_deliveries(sql, await _deliveries_of(sql, message_ids))
         logs = await _load_logs(sql, message_ids)
         known = [e for e in unique.values() if e.message_id in logs]
         result.unknown = len(unique) - len(known)
         inserted = await _record_events(sql, known, now)
         result.duplicates += len(known) - len(inserted)
         result.accepted = len(inserted)
-        fresh = sorted((e for e in known if e.event_id in inserted), key=lambda e: e.timestamp)
+        fresh = sorted(
+            (e for e in known if e.event_id in inserted), key=lambda e: _effective_time(e, now)
+        )
         addresses: dict[str, list[tuple[str, datetime, str]]] = defaultdict(list)
         deltas: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         for event in fresh:
             log = logs[event.message_id]
             effect = _apply_one(log, event, now, deltas[log.delivery_id])
             if effect:
-                addresses[log.address].append((effect, event.timestamp, _reason(event)))
+                at = _effective_time(event, now)
+                addresses[log.address].append((effect, at, _reason(event)))
         changed = [log for log in logs.values() if log.changed]
         await sql.many(
             "UPDATE sending_log SET status = ?, failure_type = ?, failure_reason = ?,"
@@ -139,6 +144,11 @@ async def apply_feedback(
     return result
 
 
+def _effective_time(event: Event, now: datetime) -> datetime:
+    """An MTA clock ahead of ours must not freeze a log: a report is never later than now."""
+    return min(event.timestamp, now)
+
+
 def _reason(event: Event) -> str:
     if event.reason is not None:
         return event.reason.value
@@ -151,7 +161,8 @@ def _apply_one(log: _Log, event: Event, now: datetime, deltas: dict[str, int]) -
     """Move one log by the table; returns the quarantine effect ("hard", "soft", "success")."""
     if log.valid_until is not None and now >= log.valid_until:
         return None  # recorded, but the figures are final
-    if log.event_at is not None and event.timestamp < log.event_at:
+    at = _effective_time(event, now)
+    if log.event_at is not None and at < log.event_at:
         return None  # older than what the log already knows
     if event.reason in IGNORED_REASONS:
         return None
@@ -169,7 +180,7 @@ def _apply_one(log: _Log, event: Event, now: datetime, deltas: dict[str, int]) -
         return None
     had_soft = log.failure_type is FailureType.SOFT
     log.status, log.failure_type = after
-    log.event_at = event.timestamp
+    log.event_at = at
     log.changed = True
     for name, value in counter_deltas(before, log.status).items():
         deltas[name] += value
@@ -182,6 +193,14 @@ def _apply_one(log: _Log, event: Event, now: datetime, deltas: dict[str, int]) -
         return "hard"
     log.failure_reason = None
     return "success" if had_soft else None
+
+
+async def _deliveries_of(sql: Sql, message_ids: list[str]) -> list[int]:
+    rows = await sql.rows(
+        "SELECT DISTINCT delivery_id FROM sending_log WHERE message_id IN " + in_list(message_ids),
+        message_ids,
+    )
+    return [r["delivery_id"] for r in rows]
 
 
 async def _load_logs(sql: Sql, message_ids: list[str]) -> dict[str, _Log]:

@@ -72,6 +72,7 @@ async def record_relayed(delivery_id: int, mode: FeedbackMode, log_ids: list[int
     status, _ = after
     async with in_transaction() as conn:
         sql = Sql(conn)
+        await lock_deliveries(sql, [delivery_id])
         count = await sql.execute(
             "UPDATE sending_log SET status = ?, claimed_until = NULL, failure_type = NULL,"
             " failure_reason = NULL WHERE id IN "
@@ -83,6 +84,16 @@ async def record_relayed(delivery_id: int, mode: FeedbackMode, log_ids: list[int
         deltas = counter_deltas(SendingLogStatus.TO_SEND, status)
         await add_to_counters(sql, delivery_id, {k: v * count for k, v in deltas.items()})
     return count
+
+
+async def lock_deliveries(sql: Sql, delivery_ids: list[int]) -> None:
+    """Every writer locks delivery rows (in id order) before their logs, so that operators'
+    actions (which lock the delivery, then its logs) and the engine never deadlock."""
+    if sql.postgres and delivery_ids:
+        ids = sorted(set(delivery_ids))
+        await sql.rows(
+            "SELECT id FROM delivery WHERE id IN " + in_list(ids) + " ORDER BY id FOR UPDATE", ids
+        )
 
 
 async def add_to_counters(sql: Sql, delivery_id: int, deltas: dict[str, int]) -> None:

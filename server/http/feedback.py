@@ -18,6 +18,8 @@ from models.enums import FailureReason, FeedbackType
 from models.feedback import MAX_EVENTS, Event, FeedbackResult
 
 SIGNATURE_HEADER = "x-feedback-signature"
+# Reasons the product itself gives (preparation, stop); an MTA never reports them.
+PRODUCT_ONLY_REASONS = frozenset({FailureReason.INVALID_ADDRESS, FailureReason.CANCELLED})
 
 
 class Malformed(ValueError):
@@ -36,6 +38,8 @@ def _text(event: dict[str, Any], name: str, index: int, limit: int) -> str:
     value = event.get(name)
     if not isinstance(value, str) or not value.strip() or len(value) > limit:
         raise Malformed(f"events[{index}].{name} must be a non-empty string of at most {limit}")
+    if "\x00" in value:  # PostgreSQL text cannot hold NUL: a 400 here, not a 500 at insert
+        raise Malformed(f"events[{index}].{name} must not contain NUL characters")
     return value
 
 
@@ -63,6 +67,8 @@ def parse_events(body: bytes) -> list[Event]:
         reason = item.get("reason")
         try:
             parsed_reason = FailureReason(reason) if reason is not None else None
+            if parsed_reason in PRODUCT_ONLY_REASONS:
+                raise ValueError(reason)
         except ValueError:
             raise Malformed(
                 f"events[{i}].reason {str(reason)[:40]!r} is not a known reason"
@@ -70,10 +76,11 @@ def parse_events(body: bytes) -> list[Event]:
         stamp = _text(item, "timestamp", i, 64)
         try:
             at = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-        except ValueError:
+            # In UTC now, so that a date at the edge of the calendar (0001-01-01T00:00+01:00)
+            # is a 400 here rather than an OverflowError when it is stored.
+            at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+        except (ValueError, OverflowError):
             raise Malformed(f"events[{i}].timestamp is not an ISO 8601 date-time") from None
-        if at.tzinfo is None:
-            at = at.replace(tzinfo=UTC)
         events.append(Event(event_id, message_id, kind, at, parsed_reason))
     return events
 
