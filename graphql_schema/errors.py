@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
+from strawberry.types.execution import StreamExecutionResult
 
 from models.errors import DomainError, PreparationFailed
 
@@ -52,3 +53,10 @@ class ErrorCodes(SchemaExtension):
         result = self.execution_context.result
         if result is not None and result.errors:
             result.errors = [coded(e) for e in result.errors]
+
+    def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
+        """Subscriptions send their results (and errors) through here, not on_operation."""
+        errors = getattr(result, "errors", None)
+        if errors:
+            result.errors = [coded(e) for e in errors]  # type: ignore[union-attr]
+        yield

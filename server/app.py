@@ -24,7 +24,7 @@ from server.http.limits import BodyLimit
 from server.mta import make_mta
 from server.mta.base import Mta
 from server.progress import ProgressHub
-from server.settings import Settings
+from server.settings import DEFAULT_SECRET, Settings
 
 log = logging.getLogger("server")
 
@@ -47,6 +47,8 @@ def _ensure_sqlite_dir(url: str) -> None:
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
+    if settings.feedback_secret == DEFAULT_SECRET:
+        log.warning("FEEDBACK_SECRET is not set: anyone who reads the docs can forge MTA feedback")
     bus = make_bus(settings.event_bus_url)
     mta = make_mta(settings.mta_url)  # fail at start-up on a bad MTA_URL, not at first send
     intake = FeedbackIntake(bus, settings.quarantine_threshold, settings.quarantine_gap_hours)

@@ -1,8 +1,10 @@
-"""`python -m server serve | worker | migrate | operator create NAME --role ROLE ...`"""
+"""`python -m server serve | migrate | operator create NAME --role ROLE ...`"""
 
 import argparse
 import asyncio
 import sys
+
+from pydantic import ValidationError
 
 from models.enums import Role
 from models.errors import DomainError
@@ -57,7 +59,11 @@ async def _create_operator(settings: Settings, name: str, roles: list[str]) -> s
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        return 2
     if args.command == "serve":
         import uvicorn
 
@@ -65,7 +71,12 @@ def main(argv: list[str] | None = None) -> int:
 
         if settings.public_url is None:
             settings.public_url = f"http://{args.host}:{args.port}"
-        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+        try:
+            app = create_app(settings)
+        except ValueError as error:
+            print(f"configuration error: {error}", file=sys.stderr)
+            return 2
+        uvicorn.run(app, host=args.host, port=args.port, log_level="info")
         return 0
     if args.command == "migrate":
         asyncio.run(_migrate(settings))

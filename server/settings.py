@@ -10,12 +10,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from models.enums import FeedbackMode
 
 
+DEFAULT_SECRET = "change-me"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     database_url: str = "sqlite://data/delivery.sqlite3"
     mta_url: str = "simulator://"
-    feedback_secret: str = "change-me"
+    feedback_secret: str = DEFAULT_SECRET
     feedback_mode: FeedbackMode = FeedbackMode.LEGACY
     stats_refresh_seconds: float = Field(3600.0, gt=0)
     public_url: str | None = None
