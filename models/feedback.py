@@ -214,8 +214,14 @@ async def _load_logs(sql: Sql, message_ids: list[str]) -> dict[str, _Log]:
         + (" FOR UPDATE OF l" if sql.postgres else ""),
         message_ids,
     )
-    return {
-        r["message_id"]: _Log(
+    per_delivery: dict[int, tuple[FeedbackMode, datetime | None]] = {}
+    logs: dict[str, _Log] = {}
+    for r in rows:
+        delivery = per_delivery.get(r["delivery_id"])
+        if delivery is None:
+            delivery = (FeedbackMode(r["feedback_mode"]), parse_ts(r["valid_until"]))
+            per_delivery[r["delivery_id"]] = delivery
+        logs[r["message_id"]] = _Log(
             id=r["id"],
             delivery_id=r["delivery_id"],
             address=r["address"],
@@ -223,12 +229,11 @@ async def _load_logs(sql: Sql, message_ids: list[str]) -> dict[str, _Log]:
             failure_type=FailureType(r["failure_type"]) if r["failure_type"] else None,
             failure_reason=r["failure_reason"],
             retries=r["retries"],
-            event_at=parse_ts(r["event_at"]),
-            mode=FeedbackMode(r["feedback_mode"]),
-            valid_until=parse_ts(r["valid_until"]),
+            event_at=parse_ts(r["event_at"]) if r["event_at"] is not None else None,
+            mode=delivery[0],
+            valid_until=delivery[1],
         )
-        for r in rows
-    }
+    return logs
 
 
 async def _record_events(sql: Sql, events: list[Event], now: datetime) -> set[str]:
@@ -236,6 +241,7 @@ async def _record_events(sql: Sql, events: list[Event], now: datetime) -> set[st
     if not events:
         return set()
     values: list[Any] = []
+    received = sql.ts(now)
     for e in events:
         values += [
             e.event_id,
@@ -243,7 +249,7 @@ async def _record_events(sql: Sql, events: list[Event], now: datetime) -> set[st
             e.type.value,
             e.reason.value if e.reason else None,
             sql.ts(e.timestamp),
-            sql.ts(now),
+            received,
         ]
     rows = await sql.rows(
         "INSERT INTO feedback_event (event_id, message_id, type, reason, occurred_at,"

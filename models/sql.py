@@ -6,6 +6,7 @@ Statements are written with `?` placeholders; `Sql.q` renumbers them to `$n` for
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -39,7 +40,7 @@ class Sql:
         """A timestamp parameter as tortoise stores it (text on SQLite, timestamptz on PG)."""
         if value is None or self.postgres:
             return value
-        return value.astimezone(UTC).isoformat(" ")
+        return _sqlite_ts(value)
 
     async def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         return await self.conn.execute_query_dict(self.q(sql), list(params))
@@ -51,6 +52,12 @@ class Sql:
     async def many(self, sql: str, params: Sequence[Sequence[Any]]) -> None:
         if params:
             await self.conn.execute_many(self.q(sql), [list(p) for p in params])
+
+
+@lru_cache(maxsize=4096)
+def _sqlite_ts(value: datetime) -> str:
+    """Memoised: a feedback batch repeats the same few timestamps many times."""
+    return value.astimezone(UTC).isoformat(" ")
 
 
 def in_list(values: Sequence[Any]) -> str:

@@ -65,7 +65,7 @@ class GraphQLApp(GraphQL[Context, None]):
             context.operator = await operator_for_token(token) if token else None
         return context
 
-    async def on_ws_connect(self, context: Context) -> UnsetType | None | dict[str, object]:
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         params = context.connection_params or {}
         value = params.get("Authorization", params.get("authorization"))
         token = bearer(value)

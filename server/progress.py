@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from models.delivery import Delivery, utcnow
@@ -42,6 +43,9 @@ class _Watch:
         self.gone = False
         self.users = 0
         self.task: asyncio.Task[None] | None = None
+
+    def newer_than(self, version: int) -> bool:
+        return self.version > version
 
     async def run(self) -> None:
         try:
@@ -106,7 +110,7 @@ class ProgressHub:
         try:
             while True:
                 async with watch.changed:
-                    await watch.changed.wait_for(lambda: watch.version > seen)
+                    await watch.changed.wait_for(partial(watch.newer_than, seen))
                     seen, snap, gone = watch.version, watch.snapshot, watch.gone
                 if gone or snap is None:
                     return  # deleted, or the watcher could not read it

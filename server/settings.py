@@ -9,7 +9,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.enums import FeedbackMode
 
-
 DEFAULT_SECRET = "change-me"
 
 

@@ -49,7 +49,15 @@ class Engine:
             async for _ in events:
                 self.dispatcher.wake.set()
 
-    async def stop(self) -> None:
+    async def stop(self, grace_seconds: float = 10.0) -> None:
+        """Let the dispatcher finish its batch and the scheduler its tick, then cancel what is
+        left: cancelling in the middle of a transaction could leave the connection locked."""
+        self.dispatcher.stopping.set()
+        self.scheduler.stopping.set()
+        self.dispatcher.wake.set()
+        workers = self._tasks[:2]
+        if workers:
+            await asyncio.wait(workers, timeout=grace_seconds)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

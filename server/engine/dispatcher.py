@@ -39,12 +39,13 @@ class Dispatcher:
         self.batch_size, self.lease_seconds = batch_size, lease_seconds
         self.tick_seconds, self.domain = tick_seconds, domain
         self.wake = asyncio.Event()
+        self.stopping = asyncio.Event()  # set by Engine.stop: finish the batch, then return
         self.max_failures = max_failures
         self._content: dict[int, Content] = {}
         self._failures: dict[int, int] = {}  # consecutive relay errors per delivery
 
     async def run(self) -> None:
-        while True:
+        while not self.stopping.is_set():
             try:
                 worked = await self.pass_once()
             except asyncio.CancelledError:
@@ -65,6 +66,8 @@ class Dispatcher:
             if delivery_id not in {d for d, _ in active}:
                 del self._content[delivery_id]
         for delivery_id, mode in active:
+            if self.stopping.is_set():
+                break
             batch = await claim_batch(delivery_id, self.batch_size, self.lease_seconds, self.domain)
             if not batch:
                 if await mark_sent_if_done(delivery_id, utcnow()):
@@ -103,7 +106,7 @@ class Dispatcher:
         if content is None:
             d = await Delivery.get(id=delivery_id)
             assert d.valid_until is not None
-            content = Content(d.id, d.subject, d.body, d.valid_until)
+            content = Content(d.id, d.subject, d.body, d.valid_until, d.validity_period)
             self._content[delivery_id] = content
         return content
 

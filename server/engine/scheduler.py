@@ -3,6 +3,7 @@ periods and the periodic open / click refresh. It ticks every `tick_seconds` (0.
 default), so a validity period ends within about a second of its time, not at an hourly job."""
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import cast
@@ -32,16 +33,18 @@ class Scheduler:
         self.stats_refresh_seconds = stats_refresh_seconds
         self.wake_dispatcher = wake_dispatcher
         self._next_refresh = time.monotonic() + stats_refresh_seconds
+        self.stopping = asyncio.Event()
 
     async def run(self) -> None:
-        while True:
+        while not self.stopping.is_set():
             try:
                 await self.tick()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("scheduler tick failed; retrying")
-            await asyncio.sleep(self.tick_seconds)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), timeout=self.tick_seconds)
 
     async def tick(self) -> None:
         now = utcnow()
@@ -57,5 +60,7 @@ class Scheduler:
             await self.bus.publish(DELIVERY_TOPIC, {"id": delivery_id})
 
     async def refresh_stats(self) -> set[int]:
-        ids = cast(list[int], await Delivery.filter(status__in=TRACKED).values_list("id", flat=True))
+        ids = cast(
+            list[int], await Delivery.filter(status__in=TRACKED).values_list("id", flat=True)
+        )
         return {i for i in ids if await refresh_tracking(i)}

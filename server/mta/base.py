@@ -21,6 +21,7 @@ class Content:
     subject: str | None
     body: str
     valid_until: datetime
+    validity_period: int  # seconds, as the delivery was configured
 
 
 @dataclass

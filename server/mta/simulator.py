@@ -2,9 +2,10 @@
 
 Each message is delivered, hard-bounces or soft-bounces with settable shares; a soft bounce is
 retried on the product's plan (five retries on the first day at least one hour apart, then one a
-day until the end of the validity period), each retry succeeding with a settable chance. Time is
-compressed by `time_scale` (3600: an hour of the plan lasts a second). Reports go through the
-same feedback path as the webhook, in batches.
+day until the end of the validity period), each retry succeeding with a settable chance. The
+plan is compressed by `time_scale` (3600: an hour of the plan lasts a second), so a 3.5-day
+period's 8 retries happen within about 84 s; the period itself still ends at its real time.
+Reports go through the same feedback path as the webhook, in batches.
 
     simulator://?delivered=0.9&hard=0.03&soft=0.07&retry_success=0.6&delay=0.5&time_scale=3600&seed=1
 """
@@ -13,6 +14,7 @@ import asyncio
 import contextlib
 import heapq
 import itertools
+import logging
 import random
 import time
 from dataclasses import dataclass
@@ -24,7 +26,9 @@ from models.feedback import MAX_EVENTS, Event
 from models.relay import Claimed
 from server.mta.base import Content, FeedbackSink, RelayResult
 
+log = logging.getLogger(__name__)
 HOUR = 3600.0
+LINGER = 0.1  # seconds: reports due this close together go in one batch
 FIRST_DAY_RETRIES = 5
 HARD_REASONS = [FailureReason.USER_UNKNOWN, FailureReason.USER_UNKNOWN, FailureReason.REFUSED]
 SOFT_REASONS = [FailureReason.MAILBOX_FULL, FailureReason.INVALID_DOMAIN, FailureReason.UNREACHABLE]
@@ -77,13 +81,18 @@ class SimulatorMta:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._sink: FeedbackSink | None = None
+        self._stopping = False
 
     async def start(self, sink: FeedbackSink) -> None:
         self._sink = sink
         self._task = asyncio.create_task(self._run(), name="mta-simulator")
 
     async def close(self) -> None:
+        """Stop between two feedback batches (never inside one), then drop what is planned."""
+        self._stopping = True
+        self._wake.set()
         if self._task is not None:
+            await asyncio.wait([self._task], timeout=10)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -92,8 +101,15 @@ class SimulatorMta:
         now = time.monotonic()
         wall = datetime.now(UTC)
         remaining = max(0.0, (content.valid_until - wall).total_seconds())
+        # The whole plan is compressed: a 3.5-day validity period holds 5 + 3 retries, which
+        # happen within validity / time_scale real seconds, and never after the real deadline.
+        offsets = [
+            offset / self.config.time_scale
+            for offset in retry_offsets(content.validity_period)
+            if offset / self.config.time_scale < remaining
+        ]
         for message in batch:
-            self._plan(message.message_id, now, wall, remaining)
+            self._plan(message.message_id, now, wall, offsets)
         self._wake.set()
         return RelayResult(accepted=[m.log_id for m in batch])
 
@@ -111,12 +127,12 @@ class SimulatorMta:
             event_id=f"sim-{message_id}-{n}",
             message_id=message_id,
             type=kind,
-            timestamp=wall + timedelta(seconds=at - now),
+            timestamp=wall if at == now else wall + timedelta(seconds=at - now),
             reason=reason,
         )
         heapq.heappush(self._heap, (at, next(self._order), event))
 
-    def _plan(self, message_id: str, now: float, wall: datetime, remaining: float) -> None:
+    def _plan(self, message_id: str, now: float, wall: datetime, offsets: list[float]) -> None:
         c, rng = self.config, self._rng
         first = now + (rng.uniform(0.5, 1.5) * c.delay if c.delay else 0.0)
         draw = rng.random() * (c.delivered + c.hard + c.soft)
@@ -129,8 +145,8 @@ class SimulatorMta:
             return
         reason = rng.choice(SOFT_REASONS)
         self._push(first, wall, now, message_id, 0, FeedbackType.SOFT_BOUNCE, reason)
-        for n, offset in enumerate(retry_offsets(remaining * c.time_scale), start=1):
-            at = first + offset / c.time_scale
+        for n, offset in enumerate(offsets, start=1):
+            at = first + offset
             if rng.random() < c.retry_success:
                 self._push(at, wall, now, message_id, n, FeedbackType.DELIVERED)
                 return
@@ -138,7 +154,7 @@ class SimulatorMta:
 
     async def _run(self) -> None:
         assert self._sink is not None
-        while True:
+        while not self._stopping:
             if not self._heap:
                 self._wake.clear()
                 await self._wake.wait()
@@ -152,12 +168,11 @@ class SimulatorMta:
                 continue
             now = time.monotonic()
             events: list[Event] = []
-            while self._heap and self._heap[0][0] <= now and len(events) < MAX_EVENTS:
+            # Reports due within LINGER go together: fewer, larger feedback transactions.
+            while self._heap and self._heap[0][0] <= now + LINGER and len(events) < MAX_EVENTS:
                 events.append(heapq.heappop(self._heap)[2])
             try:
                 await self._sink(events)
             except Exception:  # a report the server could not take is not the MTA's problem
-                import logging
-
-                logging.getLogger(__name__).exception("simulator feedback failed")
+                log.exception("simulator feedback failed")
             await asyncio.sleep(0)
