@@ -145,6 +145,7 @@ async def update_delivery(delivery_id: int, draft: DeliveryDraft) -> Delivery:
         delivery.update_from_dict(values)
         delivery.move("edit")
         _reset_figures(delivery)
+        delivery.warnings = []  # they were about the content before the edit
         await Sql(conn).execute("DELETE FROM sending_log WHERE delivery_id = ?", [delivery_id])
         await delivery.save()
     return delivery
@@ -230,6 +231,7 @@ async def stop_delivery(delivery_id: int, actor: str, now: datetime) -> Delivery
         delivery = await _locked(delivery_id)
         delivery.move("stop")
         delivery.stopped_by, delivery.ended_at = actor, now
+        delivery.next_occurrence_at = None  # a stopped recurrence has no next occurrence
         await cancel_unsent(Sql(conn), delivery_id)
         await delivery.save()
     return delivery

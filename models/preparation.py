@@ -88,8 +88,13 @@ def address_for(channel: Channel, email: str | None, phone: str | None) -> tuple
         return address, address is not None and is_valid_email(address)
     if channel is Channel.SMS:
         number = (phone or "").strip() or None
-        digits = sum(c.isdigit() for c in number or "")
-        return number, number is not None and set(number) <= _PHONE_CHARS and 6 <= digits <= 15
+        if number is None:
+            return None, False
+        digits = "".join(c for c in number if c.isdigit())
+        if not (set(number) <= _PHONE_CHARS and 6 <= len(digits) <= 15):
+            return number, False
+        # One spelling per number ("+33 6 12 34 56 78" is "+33612345678"): duplicates are found.
+        return ("+" if number.startswith("+") else "") + digits, True
     return None, False  # push: profiles carry no device token yet
 
 

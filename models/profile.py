@@ -1,4 +1,4 @@
-"""Profiles: the recipients. Imported by upsert on the (case-folded) email address."""
+"""Profiles: the recipients. Imported by upsert on the email address (trimmed, case kept)."""
 
 from dataclasses import dataclass
 
@@ -22,6 +22,10 @@ class Profile(Model):
 
     class Meta:
         table = "profile"
+
+
+# The column sizes: checked before anything is written (PostgreSQL would refuse the row).
+FIELD_LIMITS = {"email": 320, "phone": 32, "first_name": 200, "last_name": 200}
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,11 @@ async def import_profiles(rows: list[ProfileData]) -> ImportResult:
     """
     if len(rows) > MAX_IMPORT:
         raise BadInput(f"at most {MAX_IMPORT} profiles per import (got {len(rows)})")
+    for index, row in enumerate(rows):
+        for name, limit in FIELD_LIMITS.items():
+            value = getattr(row, name)
+            if value is not None and len(value.strip() if name == "email" else value) > limit:
+                raise BadInput(f"profile {index + 1}: {name} is longer than {limit} characters")
     seen: set[str] = set()
     for row in rows:
         key = _key(row.email)

@@ -43,6 +43,7 @@ async def claim_batch(
         "UPDATE sending_log SET claimed_until = ?,"
         " message_id = COALESCE(message_id, CAST(? AS TEXT) || CAST(id AS TEXT) || CAST(? AS TEXT))"
         " WHERE id IN (SELECT id FROM sending_log WHERE delivery_id = ? AND status = 'TO_SEND'"
+        " AND EXISTS (SELECT 1 FROM delivery WHERE id = ? AND status = 'IN_PROGRESS')"
         " AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY id LIMIT ?"
         + sql.skip_locked()
         + ") RETURNING id, address, profile_id, message_id",
@@ -50,6 +51,7 @@ async def claim_batch(
             now + int(lease_seconds * 1000),
             message_id_prefix(delivery_id),
             "@" + domain,
+            delivery_id,
             delivery_id,
             now,
             size,

@@ -9,7 +9,6 @@ how the "KPIs" column of the spec falls out of the "log status" column.
 """
 
 from enum import StrEnum
-
 from typing import TYPE_CHECKING
 
 from tortoise import fields
@@ -20,7 +19,6 @@ from models.enums import FailureType, FeedbackMode, FeedbackType, SendingLogStat
 if TYPE_CHECKING:
     from models.delivery import Delivery
     from models.profile import Profile
-
 
 
 class Outcome(StrEnum):

@@ -51,7 +51,8 @@ async def refresh_tracking(delivery_id: int) -> bool:
         sql = Sql(conn)
         opens, clicks = await count_opens_and_clicks(sql, delivery_id)
         changed = await sql.execute(
-            "UPDATE delivery SET opens = ?, clicks = ? WHERE id = ? AND (opens <> ? OR clicks <> ?)",
+            "UPDATE delivery SET opens = ?, clicks = ?"
+            " WHERE id = ? AND (opens <> ? OR clicks <> ?)",
             [opens, clicks, delivery_id, opens, clicks],
         )
     return changed > 0

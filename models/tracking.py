@@ -1,7 +1,6 @@
 """Tracking logs: opens and clicks. Rates count distinct recipients; a click proves an open."""
 
 from enum import StrEnum
-
 from typing import TYPE_CHECKING
 
 from tortoise import fields
@@ -12,7 +11,6 @@ from models.sql import Sql
 if TYPE_CHECKING:
     from models.delivery import Delivery
     from models.sending_log import SendingLog
-
 
 
 class TrackingKind(StrEnum):

@@ -64,7 +64,10 @@ class Api:
         return body["errors"][0]  # type: ignore[no-any-return]
 
     async def feedback(
-        self, events: list[dict[str, Any]] | bytes, *, secret: str | None = None,
+        self,
+        events: list[dict[str, Any]] | bytes,
+        *,
+        secret: str | None = None,
         signature: str | None = None,
     ) -> httpx.Response:
         body = events if isinstance(events, bytes) else json.dumps({"events": events}).encode()
@@ -82,16 +85,23 @@ class Api:
         async with websockets.connect(
             self.ws_url, subprotocols=[websockets.Subprotocol("graphql-transport-ws")]
         ) as ws:
-            await ws.send(json.dumps(
-                {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}
-            ))
+            await ws.send(
+                json.dumps(
+                    {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}
+                )
+            )
             ack = json.loads(await asyncio.wait_for(ws.recv(), 5))
             assert ack["type"] == "connection_ack", ack
             op_id = str(uuid.uuid4())
-            await ws.send(json.dumps({
-                "id": op_id, "type": "subscribe",
-                "payload": {"query": query, "variables": variables},
-            }))
+            await ws.send(
+                json.dumps(
+                    {
+                        "id": op_id,
+                        "type": "subscribe",
+                        "payload": {"query": query, "variables": variables},
+                    }
+                )
+            )
             yield Subscription(ws, op_id)
 
 
@@ -136,7 +146,11 @@ class Subscription:
 
 
 def event(
-    message_id: str, kind: str, *, reason: str | None = None, at: datetime | None = None,
+    message_id: str,
+    kind: str,
+    *,
+    reason: str | None = None,
+    at: datetime | None = None,
     event_id: str | None = None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {

@@ -79,7 +79,11 @@ class RunningServer:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on",
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="on",
             ws="websockets-sansio",
         )
         self.server = uvicorn.Server(config)
@@ -112,9 +116,7 @@ ServerFactory = Callable[..., Any]
 
 
 @pytest.fixture
-async def make_server(
-    db_kind: str, tmp_path: Any
-) -> AsyncIterator[Callable[..., Any]]:
+async def make_server(db_kind: str, tmp_path: Any) -> AsyncIterator[Callable[..., Any]]:
     """Start servers on one fresh database: make_server(mta_url=..., **settings)."""
     servers: list[RunningServer] = []
     async with fresh_database(db_kind, tmp_path) as url:

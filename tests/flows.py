@@ -10,8 +10,10 @@ DELIVERY_FIELDS = """
          opens clicks openRate clickThroughRate statsComputedAt }
 """
 
-BODY = '<p>Hello</p><a href="https://example.com/offer">Offer</a>' \
-       '<a href="https://example.com/unsubscribe">Unsubscribe</a>'
+BODY = (
+    '<p>Hello</p><a href="https://example.com/offer">Offer</a>'
+    '<a href="https://example.com/unsubscribe">Unsubscribe</a>'
+)
 
 
 async def import_profiles(api: Api, emails: list[str | None]) -> list[str]:
@@ -25,12 +27,17 @@ async def import_profiles(api: Api, emails: list[str | None]) -> list[str]:
 
 async def create_delivery(api: Api, profile_ids: list[str], **extra: Any) -> dict[str, Any]:
     payload: dict[str, Any] = {
-        "label": "Spring offer", "channel": "EMAIL", "subject": "Hello", "body": BODY,
+        "label": "Spring offer",
+        "channel": "EMAIL",
+        "subject": "Hello",
+        "body": BODY,
         "audience": {"profileIds": profile_ids},
     }
     payload.update(extra)
     data = await api.gql(
-        f"mutation($i: CreateDeliveryInput!) {{ createDelivery(input: $i) {{ {DELIVERY_FIELDS} }} }}",
+        "mutation($i: CreateDeliveryInput!) { createDelivery(input: $i) {"
+        + DELIVERY_FIELDS
+        + "} }",
         {"i": payload},
     )
     return data["createDelivery"]  # type: ignore[no-any-return]
@@ -47,7 +54,8 @@ async def prepare(api: Api, delivery_id: str) -> dict[str, Any]:
 async def confirm(api: Api, delivery_id: str, as_: str = "starter") -> dict[str, Any]:
     data = await api.gql(
         f"mutation($id: ID!) {{ confirmSend(deliveryId: $id) {{ {DELIVERY_FIELDS} }} }}",
-        {"id": delivery_id}, as_=as_,
+        {"id": delivery_id},
+        as_=as_,
     )
     return data["confirmSend"]  # type: ignore[no-any-return]
 
@@ -78,7 +86,9 @@ async def logs(api: Api, delivery_id: str, status: str | None = None) -> list[di
         after = page["pageInfo"]["endCursor"]
 
 
-async def wait_for(api: Api, delivery_id: str, predicate: Any, timeout: float = 20) -> dict[str, Any]:
+async def wait_for(
+    api: Api, delivery_id: str, predicate: Any, timeout: float = 20
+) -> dict[str, Any]:
     import asyncio
 
     deadline = asyncio.get_running_loop().time() + timeout

@@ -7,7 +7,6 @@ from graphql_schema.context import Context
 from graphql_schema.permissions import require
 from graphql_schema.profiles.types import ImportProfilesPayload, Profile, ProfileInput
 from models.enums import Role
-from models.errors import BadInput
 from models.profile import MAX_IMPORT, ProfileData, import_profiles
 
 
@@ -18,11 +17,6 @@ class ProfileMutations:
         self, info: Info[Context, None], profiles: list[ProfileInput]
     ) -> ImportProfilesPayload:
         require(info, Role.PREPARE_DELIVERIES)
-        for row in profiles:
-            for name in ("email", "phone", "first_name", "last_name"):
-                value = getattr(row, name)
-                if value is not None and len(value) > (320 if name == "email" else 200):
-                    raise BadInput(f"{name} is too long")
         result = await import_profiles(
             [ProfileData(p.email, p.phone, p.first_name, p.last_name) for p in profiles]
         )

@@ -11,6 +11,7 @@ Reports go through the same feedback path as the webhook, in batches.
 """
 
 import asyncio
+import collections
 import contextlib
 import heapq
 import itertools
@@ -77,6 +78,7 @@ class SimulatorMta:
         self.config = config
         self._rng = random.Random(config.seed)
         self._heap: list[tuple[float, int, Event]] = []
+        self._ready: collections.deque[Event] = collections.deque()
         self._order = itertools.count()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -130,7 +132,10 @@ class SimulatorMta:
             timestamp=wall if at == now else wall + timedelta(seconds=at - now),
             reason=reason,
         )
-        heapq.heappush(self._heap, (at, next(self._order), event))
+        if at == now:
+            self._ready.append(event)  # due at once (no delay): no need to order it
+        else:
+            heapq.heappush(self._heap, (at, next(self._order), event))
 
     def _plan(self, message_id: str, now: float, wall: datetime, offsets: list[float]) -> None:
         c, rng = self.config, self._rng
@@ -155,6 +160,10 @@ class SimulatorMta:
     async def _run(self) -> None:
         assert self._sink is not None
         while not self._stopping:
+            if self._ready:
+                count = min(len(self._ready), MAX_EVENTS)
+                await self._deliver([self._ready.popleft() for _ in range(count)])
+                continue
             if not self._heap:
                 self._wake.clear()
                 await self._wake.wait()
@@ -171,8 +180,12 @@ class SimulatorMta:
             # Reports due within LINGER go together: fewer, larger feedback transactions.
             while self._heap and self._heap[0][0] <= now + LINGER and len(events) < MAX_EVENTS:
                 events.append(heapq.heappop(self._heap)[2])
-            try:
-                await self._sink(events)
-            except Exception:  # a report the server could not take is not the MTA's problem
-                log.exception("simulator feedback failed")
-            await asyncio.sleep(0)
+            await self._deliver(events)
+
+    async def _deliver(self, events: list[Event]) -> None:
+        assert self._sink is not None
+        try:
+            await self._sink(events)
+        except Exception:  # a report the server could not take is not the MTA's problem
+            log.exception("simulator feedback failed")
+        await asyncio.sleep(0)
