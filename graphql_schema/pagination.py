@@ -2,14 +2,15 @@
 
 import base64
 import binascii
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 import strawberry
+from tortoise.models import Model
+from tortoise.queryset import QuerySet
 
 from models.errors import BadInput
 
-T = TypeVar("T")
+M = TypeVar("M", bound=Model)
 DEFAULT_PAGE = 50
 MAX_PAGE = 500
 
@@ -54,14 +55,21 @@ class PageInfo:
     end_cursor: str | None
 
 
-@strawberry.type
-class Edge(Generic[T]):
-    cursor: str
-    node: T
-
-
-@dataclass
-class Page(Generic[T]):
-    nodes: list[tuple[int, T]]
-    has_next: bool
-    total: int
+async def keyset_page(
+    query: QuerySet[M],
+    kind: str,
+    first: int | None,
+    after: str | None,
+    *,
+    newest_first: bool = False,
+) -> tuple[list[M], PageInfo, int]:
+    """One page by id: (rows, pageInfo, totalCount). Rows added while paging never shift it."""
+    size = page_size(first)
+    key = decode_cursor(kind, after)
+    total = await query.count()
+    if key is not None:
+        query = query.filter(id__lt=key) if newest_first else query.filter(id__gt=key)
+    rows = await query.order_by("-id" if newest_first else "id").limit(size + 1)
+    page = rows[:size]
+    end = encode_cursor(kind, page[-1].pk) if page else None
+    return page, PageInfo(has_next_page=len(rows) > size, end_cursor=end), total

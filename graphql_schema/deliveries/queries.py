@@ -13,7 +13,7 @@ from graphql_schema.deliveries.types import (
     sending_log_page,
 )
 from graphql_schema.enums import DeliveryStatus, SendingLogStatus
-from graphql_schema.pagination import PageInfo, decode_cursor, encode_cursor, page_size, parse_id
+from graphql_schema.pagination import encode_cursor, keyset_page, parse_id
 from graphql_schema.permissions import require
 from models import delivery as m_delivery
 from models.lifecycle import get_delivery
@@ -36,26 +36,16 @@ class DeliveryQueries:
         status: DeliveryStatus | None = None,
     ) -> DeliveryConnection:
         require(info)
-        size = page_size(first)
-        before_id = decode_cursor("Delivery", after)
         query = m_delivery.Delivery.all()
         if status is not None:
             query = query.filter(status=status)
-        total = await query.count()
-        if before_id is not None:
-            query = query.filter(id__lt=before_id)
-        rows = await query.order_by("-id").limit(size + 1)
-        edges = [
-            DeliveryEdge(cursor=encode_cursor("Delivery", d.id), node=Delivery.of(d))
-            for d in rows[:size]
-        ]
-        return DeliveryConnection(
-            edges=edges,
-            page_info=PageInfo(
-                has_next_page=len(rows) > size, end_cursor=edges[-1].cursor if edges else None
-            ),
-            total_count=total,
+        rows, page_info, total = await keyset_page(
+            query, "Delivery", first, after, newest_first=True
         )
+        edges = [
+            DeliveryEdge(cursor=encode_cursor("Delivery", d.id), node=Delivery.of(d)) for d in rows
+        ]
+        return DeliveryConnection(edges=edges, page_info=page_info, total_count=total)
 
     @strawberry.field
     async def sending_logs(

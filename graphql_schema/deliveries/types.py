@@ -14,7 +14,7 @@ from graphql_schema.enums import (
     FeedbackMode,
     SendingLogStatus,
 )
-from graphql_schema.pagination import PageInfo, decode_cursor, encode_cursor, page_size
+from graphql_schema.pagination import PageInfo, encode_cursor, keyset_page
 from graphql_schema.permissions import require
 from models import delivery as m_delivery
 from models import sending_log as m_log
@@ -129,26 +129,15 @@ async def sending_log_page(
 ) -> SendingLogConnection:
     """Sending logs hold personal data: administrators only (SPEC §1)."""
     require(info, Role.ADMINISTRATION)
-    size = page_size(first)
-    after_id = decode_cursor("SendingLog", after)
     query = m_log.SendingLog.filter(delivery_id=delivery_id)
     if status is not None:
         query = query.filter(status=status)
-    total = await query.count()
-    if after_id is not None:
-        query = query.filter(id__gt=after_id)
-    rows = await query.order_by("id").limit(size + 1)
+    rows, page_info, total = await keyset_page(query, "SendingLog", first, after)
     edges = [
         SendingLogEdge(cursor=encode_cursor("SendingLog", r.id), node=SendingLog.of(r))
-        for r in rows[:size]
+        for r in rows
     ]
-    return SendingLogConnection(
-        edges=edges,
-        page_info=PageInfo(
-            has_next_page=len(rows) > size, end_cursor=edges[-1].cursor if edges else None
-        ),
-        total_count=total,
-    )
+    return SendingLogConnection(edges=edges, page_info=page_info, total_count=total)
 
 
 @strawberry.type
