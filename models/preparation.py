@@ -16,6 +16,7 @@ from models.delivery import Delivery
 from models.enums import Channel, FailureReason, FailureType
 from models.quarantine import blocked_addresses
 from models.sql import Sql
+from models.template import FIELDS, UNSUBSCRIBE_FIELD, unknown_fields
 
 _PHONE_CHARS = set("+0123456789 -().")
 
@@ -62,11 +63,18 @@ def check_content(channel: Channel, subject: str | None, body: str) -> tuple[lis
     warnings: list[str] = []
     if not body.strip():
         errors.append("the body is empty")
+    unknown = unknown_fields(body + " " + (subject or ""))
+    if unknown:
+        known = ", ".join("{{" + name + "}}" for name in [*FIELDS, UNSUBSCRIBE_FIELD])
+        fields = ", ".join("{{" + name + "}}" for name in unknown)
+        errors.append(f"unknown personalisation field(s) {fields} (known: {known})")
     if channel is Channel.EMAIL:
         if not (subject or "").strip():
             errors.append("an email needs a subject")
         links = links_of(body)
         for href, _ in links:
+            if href.strip() == "{{" + UNSUBSCRIBE_FIELD + "}}":
+                continue  # filled at send time with the recipient's unsubscribe page
             if not is_valid_link(href):
                 errors.append(f"the link {href!r} is not a valid URL")
         if not any("unsubscribe" in (href + " " + text).lower() for href, text in links):

@@ -10,6 +10,7 @@ which is the only way a message can be relayed twice (the batch in flight).
 
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from tortoise.transactions import in_transaction
 
@@ -28,6 +29,8 @@ class Claimed:
     address: str
     profile_id: int | None
     message_id: str
+    retries: int = 0  # soft bounces so far
+    retry: bool = False  # a planned retry of a message the MTA refused for now
 
 
 def message_id_prefix(delivery_id: int) -> str:
@@ -46,7 +49,7 @@ async def claim_batch(
         " AND EXISTS (SELECT 1 FROM delivery WHERE id = ? AND status = 'IN_PROGRESS')"
         " AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY id LIMIT ?"
         + sql.skip_locked()
-        + ") RETURNING id, address, profile_id, message_id",
+        + ") RETURNING id, address, profile_id, message_id, retries",
         [
             now + int(lease_seconds * 1000),
             message_id_prefix(delivery_id),
@@ -58,7 +61,59 @@ async def claim_batch(
         ],
     )
     rows.sort(key=lambda r: r["id"])
-    return [Claimed(r["id"], r["address"], r["profile_id"], r["message_id"]) for r in rows]
+    return [
+        Claimed(r["id"], r["address"], r["profile_id"], r["message_id"], r["retries"]) for r in rows
+    ]
+
+
+async def claim_retries(size: int, lease_seconds: float, now: datetime) -> dict[int, list[Claimed]]:
+    """Claim due retries (SMTP 4xx refusals), by delivery: only while the delivery is sending
+    or sent and its validity period runs; after it, expiry settles the message for good."""
+    sql = Sql()
+    at = now_ms()
+    rows = await sql.rows(
+        "UPDATE sending_log SET claimed_until = ?"
+        " WHERE id IN (SELECT id FROM sending_log WHERE retry_at IS NOT NULL AND retry_at <= ?"
+        " AND (claimed_until IS NULL OR claimed_until < ?)"
+        " AND EXISTS (SELECT 1 FROM delivery d WHERE d.id = sending_log.delivery_id"
+        " AND d.status IN ('IN_PROGRESS', 'SENT') AND d.valid_until > ?)"
+        " ORDER BY retry_at, id LIMIT ?"
+        + sql.skip_locked()
+        + ") RETURNING id, delivery_id, address, profile_id, message_id, retries",
+        [at + int(lease_seconds * 1000), at, at, sql.ts(now), size],
+    )
+    batches: dict[int, list[Claimed]] = {}
+    for r in sorted(rows, key=lambda r: r["id"]):
+        batches.setdefault(r["delivery_id"], []).append(
+            Claimed(r["id"], r["address"], r["profile_id"], r["message_id"], r["retries"], True)
+        )
+    return batches
+
+
+def next_retry(
+    retries: int, now: datetime, valid_until: datetime, interval: float, later: float
+) -> datetime | None:
+    """The product's retry plan (SPEC §4): the first RETRIES_AT_INTERVAL retries `interval`
+    seconds apart, then one every `later` seconds; none once the validity period is over."""
+    step = interval if retries <= RETRIES_AT_INTERVAL else later
+    at = now + timedelta(seconds=step)
+    return at if at < valid_until else None
+
+
+RETRIES_AT_INTERVAL = 5
+
+
+async def plan_retries(plan: dict[int, datetime | None]) -> None:
+    """Set (or clear) each log's next retry and drop its claim."""
+    by_time: dict[int | None, list[int]] = {}
+    for log_id, at in plan.items():
+        by_time.setdefault(int(at.timestamp() * 1000) if at else None, []).append(log_id)
+    sql = Sql()
+    for at_ms, ids in by_time.items():
+        await sql.execute(
+            "UPDATE sending_log SET retry_at = ?, claimed_until = NULL WHERE id IN " + in_list(ids),
+            [at_ms, *ids],
+        )
 
 
 async def record_relayed(delivery_id: int, mode: FeedbackMode, log_ids: list[int]) -> int:
@@ -113,7 +168,7 @@ async def release_claims() -> int:
     """Forget every lease: safe only when no other worker shares the database (SQLite)."""
     return await Sql().execute(
         "UPDATE sending_log SET claimed_until = NULL"
-        " WHERE claimed_until IS NOT NULL AND status = 'TO_SEND'"
+        " WHERE claimed_until IS NOT NULL AND (status = 'TO_SEND' OR retry_at IS NOT NULL)"
     )
 
 
@@ -135,10 +190,11 @@ async def cancel_unsent(sql: Sql, delivery_id: int) -> int:
 
 
 async def release_batch(log_ids: list[int]) -> None:
-    """Give a batch back (the MTA failed before taking it): it will be claimed again."""
+    """Give messages back (the MTA did not take them): they will be claimed again. A planned
+    retry keeps its `retry_at`, so it is due again at once."""
     if log_ids:
         await Sql().execute(
-            "UPDATE sending_log SET claimed_until = NULL WHERE status = 'TO_SEND' AND id IN "
-            + in_list(log_ids),
+            "UPDATE sending_log SET claimed_until = NULL"
+            " WHERE (status = 'TO_SEND' OR retry_at IS NOT NULL) AND id IN " + in_list(log_ids),
             log_ids,
         )

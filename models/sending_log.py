@@ -142,10 +142,13 @@ class SendingLog(Model):
     event_at = fields.DatetimeField(null=True)
     # Epoch milliseconds until which an engine worker holds this log (internal; see relay.py).
     claimed_until = fields.BigIntField(null=True)
+    # Epoch milliseconds at which the product retries a message the MTA refused for now
+    # (an SMTP 4xx): see relay.claim_retries. Null when no retry is planned.
+    retry_at = fields.BigIntField(null=True)
 
     delivery_id: int
     profile_id: int | None
 
     class Meta:
         table = "sending_log"
-        indexes = (("delivery_id", "status"), ("profile_id", "id"))
+        indexes = (("delivery_id", "status"), ("profile_id", "id"), ("retry_at",))

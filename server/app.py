@@ -19,8 +19,12 @@ from server.db import apply_migrations, tortoise_config
 from server.engine import Engine
 from server.engine.intake import FeedbackIntake
 from server.graphql_app import GraphQLApp
+from server.http import Endpoints
 from server.http.feedback import feedback_endpoint
 from server.http.limits import BodyLimit
+from server.http.ses import SesWebhook
+from server.http.sparkpost import SparkPostWebhook
+from server.http.tracking import TrackingEndpoints
 from server.mta import make_mta
 from server.mta.base import Mta
 from server.progress import ProgressHub
@@ -50,12 +54,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
     if settings.feedback_secret == DEFAULT_SECRET:
         log.warning("FEEDBACK_SECRET is not set: anyone who reads the docs can forge MTA feedback")
     bus = make_bus(settings.event_bus_url)
-    mta = make_mta(settings.mta_url)  # fail at start-up on a bad MTA_URL, not at first send
+    mta = make_mta(settings)  # fail at start-up on a bad MTA_URL, not at first send
     intake = FeedbackIntake(bus, settings.quarantine_threshold, settings.quarantine_gap_hours)
     hub = ProgressHub(bus, settings.progress_interval_seconds)
     engine = Engine(settings, bus, mta, intake) if settings.engine_enabled else None
     runtime = Runtime(settings, bus, mta, intake, hub, engine)
     graphql = GraphQLApp(settings, bus, hub)
+    endpoints: list[Endpoints] = [
+        TrackingEndpoints(settings),
+        SparkPostWebhook(settings, intake),
+        SesWebhook(settings, intake),
+    ]
 
     async def feedback(request: Request) -> JSONResponse:
         return await feedback_endpoint(settings.feedback_secret, intake)(request)
@@ -70,6 +79,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await apply_migrations(settings.database_url)
         async with RegisterTortoise(app, config=tortoise_config(settings.database_url)):
             await hub.start()
+            for group in endpoints:
+                await group.start()
             await mta.start(intake)
             if engine is not None:
                 await engine.start()
@@ -79,6 +90,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 if engine is not None:
                     await engine.stop()
                 await mta.close()
+                for group in reversed(endpoints):
+                    await group.close()
                 await hub.close()
                 await bus.close()
 
@@ -88,6 +101,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             WebSocketRoute("/graphql", graphql),
             Route("/mta/feedback", feedback, methods=["POST"]),
             Route("/health", health, methods=["GET"]),
+            *(route for group in endpoints for route in group.routes),
         ],
         middleware=[Middleware(BodyLimit, max_bytes=settings.max_body_bytes)],
         lifespan=lifespan,

@@ -35,6 +35,28 @@ class Settings(BaseSettings):
     quarantine_gap_hours: float = Field(24.0, ge=0)
     max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024)
 
+    # Mail (docs/smtp.md). The SMTP options themselves ride in MTA_URL's query string.
+    mail_from: str = "Campaign <noreply@delivery.local>"
+    # The product's retry plan for soft refusals (SMTP 4xx): five retries this far apart, ...
+    retry_interval_seconds: float = Field(3600.0, gt=0)
+    # ... then one every this many seconds until the validity period is over.
+    retry_later_seconds: float = Field(86400.0, gt=0)
+
+    # Tracking (docs/tracking.md): the key that signs tracking ids; FEEDBACK_SECRET when unset.
+    tracking_secret: str | None = None
+    tracking_flush_seconds: float = Field(0.2, gt=0)
+    tracking_batch_size: int = Field(500, ge=1)
+
+    # Provider webhooks (docs/feedback-formats.md); each is off until configured.
+    sparkpost_webhook_auth: str | None = None  # "user:password" of the webhook's basic auth
+    ses_topic_arns: str | None = None  # comma-separated SNS topics whose messages are taken
+    sns_cert_url_pattern: str = r"^https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[^?#]*\.pem$"
+    sns_max_age_seconds: float = Field(3600.0, gt=0)
+
+    @property
+    def tracking_key(self) -> str:
+        return self.tracking_secret or self.feedback_secret
+
     @field_validator("feedback_mode", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:

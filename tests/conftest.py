@@ -74,10 +74,12 @@ def db_kind(request: pytest.FixtureRequest) -> str:
 
 class RunningServer:
     def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.app = create_app(settings)
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
+        if settings.public_url is None:
+            settings.public_url = self.base_url
+        self.settings = settings
+        self.app = create_app(settings)
         config = uvicorn.Config(
             self.app,
             host="127.0.0.1",

@@ -25,6 +25,7 @@ class Engine:
             tick_seconds=settings.engine_tick_seconds,
             domain=settings.message_domain,
             max_failures=settings.max_relay_failures,
+            retry_seconds=(settings.retry_interval_seconds, settings.retry_later_seconds),
         )
         self.scheduler = Scheduler(
             bus,

@@ -1,9 +1,11 @@
 """MTA adapters, chosen by `MTA_URL`."""
 
 from server.mta.base import Mta
+from server.settings import Settings
 
 
-def make_mta(url: str) -> Mta:
+def make_mta(settings: Settings) -> Mta:
+    url = settings.mta_url
     scheme = url.split("://", 1)[0].lower()
     if scheme == "simulator":
         from server.mta.simulator import SimulatorConfig, SimulatorMta
@@ -13,7 +15,8 @@ def make_mta(url: str) -> Mta:
         from server.mta.capture import CaptureMta
 
         return CaptureMta()
-    raise ValueError(
-        f"MTA_URL {url!r} is not supported: use simulator:// or capture:// (smtp:// comes with"
-        " the real-MTA work)"
-    )
+    if scheme == "smtp":
+        from server.mta.smtp import SmtpMta
+
+        return SmtpMta.from_settings(settings)
+    raise ValueError(f"MTA_URL {url!r} is not supported: use simulator://, capture:// or smtp://")

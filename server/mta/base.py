@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from models.enums import FailureReason, FeedbackType
+from models.enums import Channel, FailureReason, FeedbackType
 from models.feedback import Event
 from models.relay import Claimed
 
@@ -15,9 +15,11 @@ FeedbackSink = Callable[[list[Event]], Awaitable[object]]
 
 @dataclass(frozen=True)
 class Content:
-    """What is sent, for one delivery (personalisation and tracking come with the SMTP work)."""
+    """What is sent, for one delivery: the template that each recipient's copy is made from
+    (personalisation and tracking are the adapter's job: see server/mta/compose.py)."""
 
     delivery_id: int
+    channel: Channel
     subject: str | None
     body: str
     valid_until: datetime
@@ -26,10 +28,18 @@ class Content:
 
 @dataclass
 class RelayResult:
-    """Log ids the MTA took, and those it refused at once (reported as bounces)."""
+    """What became of each message of a batch.
+
+    `accepted`: log ids the MTA took. `refused`: messages it refused (a 5xx is a hard bounce,
+    a 4xx a soft one that the engine retries later). `unsent`: messages it never took (the
+    connection dropped before their turn): the engine gives them back to be claimed again.
+    `error` says why some were unsent; it counts as a failed relay.
+    """
 
     accepted: list[int] = field(default_factory=list)
     refused: list[tuple[Claimed, FeedbackType, FailureReason]] = field(default_factory=list)
+    unsent: list[int] = field(default_factory=list)
+    error: Exception | None = None
 
 
 class Mta(Protocol):

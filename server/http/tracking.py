@@ -1,0 +1,17 @@
+"""Open pixel and click redirect (stub: filled in by the tracking work)."""
+
+from starlette.routing import BaseRoute
+
+from server.settings import Settings
+
+
+class TrackingEndpoints:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.routes: list[BaseRoute] = []
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
