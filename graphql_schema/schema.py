@@ -6,6 +6,8 @@ from strawberry.extensions import ValidationCache
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
+from graphql_schema.addresses.mutations import AddressMutations
+from graphql_schema.addresses.queries import AddressQueries
 from graphql_schema.deliveries.mutations import DeliveryMutations
 from graphql_schema.deliveries.queries import DeliveryQueries
 from graphql_schema.deliveries.subscriptions import DeliverySubscriptions
@@ -15,8 +17,10 @@ from graphql_schema.profiles.mutations import ProfileMutations
 from graphql_schema.profiles.queries import ProfileQueries
 from models.errors import DomainError
 
-Query = merge_types("Query", (DeliveryQueries, ProfileQueries, OperatorQueries))
-Mutation = merge_types("Mutation", (ProfileMutations, DeliveryMutations, OperatorMutations))
+Query = merge_types("Query", (DeliveryQueries, ProfileQueries, OperatorQueries, AddressQueries))
+Mutation = merge_types(
+    "Mutation", (ProfileMutations, DeliveryMutations, OperatorMutations, AddressMutations)
+)
 Subscription = merge_types("Subscription", (DeliverySubscriptions,))
 
 

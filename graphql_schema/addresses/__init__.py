@@ -1,0 +1,1 @@
+"""Quarantine and deny list, for administrators (the addresses are personal data, SPEC §1)."""

@@ -1,0 +1,35 @@
+"""Releasing an address from quarantine and managing the deny list (administrators).
+
+Each mutation is one domain transaction; the next preparation sees the change. Nothing is
+published: no delivery changes (deliveries already prepared keep their logs).
+"""
+
+import strawberry
+from strawberry.types import Info
+
+from graphql_schema.addresses.types import AddressStatus
+from graphql_schema.context import Context
+from graphql_schema.permissions import require
+from models import quarantine
+from models.enums import Role
+
+
+@strawberry.type
+class AddressMutations:
+    @strawberry.mutation(
+        description="Take the address out of quarantine and reset its error counter;"
+        " NOT_FOUND when it is not in quarantine."
+    )
+    async def release_address(self, info: Info[Context, None], address: str) -> AddressStatus:
+        require(info, Role.ADMINISTRATION)
+        return AddressStatus.of(await quarantine.release(address))
+
+    @strawberry.mutation(description="Exclude the address from every later preparation.")
+    async def denylist_address(self, info: Info[Context, None], address: str) -> AddressStatus:
+        require(info, Role.ADMINISTRATION)
+        return AddressStatus.of(await quarantine.add_to_denylist(address))
+
+    @strawberry.mutation(description="NOT_FOUND when the address is not on the deny list.")
+    async def remove_from_denylist(self, info: Info[Context, None], address: str) -> AddressStatus:
+        require(info, Role.ADMINISTRATION)
+        return AddressStatus.of(await quarantine.remove_from_denylist(address))

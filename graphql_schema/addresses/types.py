@@ -1,0 +1,48 @@
+"""An address's standing: its error counter, its quarantine and the deny list."""
+
+from datetime import datetime
+
+import strawberry
+
+from graphql_schema.pagination import PageInfo
+from models.addresses import AddressState
+
+
+@strawberry.type(description="An address that has failed or been deny-listed.")
+class AddressStatus:
+    address: str = strawberry.field(
+        description="As preparation stores it: an email lower-cased, an SMS number as +digits."
+    )
+    error_count: int = strawberry.field(description="Counted errors since the last reset.")
+    last_error_at: datetime | None
+    quarantined: bool
+    quarantined_at: datetime | None
+    quarantine_reason: str | None = strawberry.field(
+        description="The hard bounce's failure reason, or SOFT_ERRORS."
+    )
+    denylisted: bool
+
+    @classmethod
+    def of(cls, s: AddressState) -> "AddressStatus":
+        return cls(
+            address=s.address,
+            error_count=s.error_count,
+            last_error_at=s.last_error_at,
+            quarantined=s.quarantined_at is not None,
+            quarantined_at=s.quarantined_at,
+            quarantine_reason=s.quarantine_reason,
+            denylisted=s.denylisted,
+        )
+
+
+@strawberry.type
+class AddressStatusEdge:
+    cursor: str
+    node: AddressStatus
+
+
+@strawberry.type
+class AddressStatusConnection:
+    edges: list[AddressStatusEdge]
+    page_info: PageInfo
+    total_count: int
