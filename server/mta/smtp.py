@@ -1,20 +1,538 @@
-"""SMTP relay (stub: filled in by the SMTP work)."""
+"""`smtp://`: relays each message over SMTP to a real MTA (docs/smtp.md).
 
+    smtp://[user:password@]host[:port][?starttls=auto|require|off&pool=4&rate=0&timeout=30
+                                        &cafile=/path/ca.pem&verify=true&helo=client.example]
+
+One SMTP transaction per recipient (MAIL FROM, RCPT TO, DATA), so that each reply is that
+recipient's answer. Transactions run over a pool of connections opened on first use and kept
+across batches; a batch is split across the pool and its shares are sent concurrently, under
+one token bucket. A reply is the message's fate: 2xx accepted; 4xx refused for now (a soft
+bounce, which the engine retries on the product's plan); 5xx refused for good (a hard bounce);
+the reason comes from the RFC 3463 table `REASONS` below.
+
+A connection that fails hands back the message in hand and the rest of its share as `unsent`
+(the engine claims them again): what the MTA answered 250 is never sent again, and the only
+message that can arrive twice is the one whose DATA was sent but not answered. A connection
+closed between two transactions is re-opened once at MAIL FROM, which sends nothing twice.
+"""
+
+import asyncio
+import contextlib
+import logging
+import re
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from aiosmtplib import (
+    SMTP,
+    SMTPAuthenticationError,
+    SMTPDataError,
+    SMTPException,
+    SMTPRecipientRefused,
+    SMTPResponseException,
+    SMTPServerDisconnected,
+)
+
+from models.enums import Channel, FailureReason, FeedbackType
 from models.relay import Claimed
 from server.mta.base import Content, FeedbackSink, RelayResult
+from server.mta.compose import Compiled, Composer, field_values
 from server.settings import Settings
+
+log = logging.getLogger(__name__)
+URL_FORM = "smtp://[user:password@]host[:port][?option=value&...]"
+
+
+# ---- SMTP replies -> SPEC §4 reasons ---------------------------------------------------------
+
+FR = FailureReason
+# RFC 3463 enhanced status codes, looked up as "class.subject.detail", then "class.subject",
+# then "class". The reply's basic code sets the class: 4xx soft (retried), 5xx hard. Each 5xx
+# reason is one SPEC §4 allows for a hard failure, each 4xx one it allows for a soft failure.
+REASONS: dict[str, FailureReason] = {
+    # --- 4xx: refused for now (soft bounce, retried on the plan) ---
+    "4": FR.UNDEFINED,
+    "4.1.2": FR.INVALID_DOMAIN,  # bad destination system address (the domain)
+    "4.2.1": FR.ACCOUNT_DISABLED,  # mailbox disabled, not accepting messages
+    "4.2.2": FR.MAILBOX_FULL,  # mailbox full
+    "4.3.2": FR.UNREACHABLE,  # system not accepting network messages
+    "4.4": FR.UNREACHABLE,  # network and routing: no answer, bad connection, congestion...
+    "4.7": FR.REFUSED,  # security or policy: greylisting, rate limits, reputation
+    # --- 5xx: refused for good (hard bounce: the address goes into quarantine) ---
+    "5": FR.REFUSED,
+    "5.1": FR.USER_UNKNOWN,  # bad mailbox: unknown (5.1.1), bad syntax (5.1.3), moved (5.1.6)
+    "5.1.2": FR.UNREACHABLE,  # bad destination domain (INVALID_DOMAIN is soft-only in SPEC §4)
+    "5.1.7": FR.REFUSED,  # our sender's mailbox syntax
+    "5.1.8": FR.REFUSED,  # our sender's domain
+    "5.1.10": FR.UNREACHABLE,  # the domain accepts no mail (null MX, RFC 7505)
+    "5.2.1": FR.ACCOUNT_DISABLED,  # mailbox disabled
+    "5.2.2": FR.REFUSED,  # mailbox full, reported as permanent (MAILBOX_FULL is soft-only)
+    "5.4": FR.UNREACHABLE,  # network and routing: unable to route, loop, expired
+    "5.7": FR.REFUSED,  # security or policy: not authorised, blocked, spam, DMARC...
+}
+# Replies without an enhanced status code: the basic code alone (RFC 5321 §4.2.3).
+BASIC_REASONS: dict[int, FailureReason] = {
+    551: FR.USER_UNKNOWN,  # user not local
+    553: FR.USER_UNKNOWN,  # mailbox name not allowed
+}
+# Replies about the session, not the recipient: the connection stops and the message is
+# handed back unsent (421: the server is closing; 503: out of sequence; 530: auth required).
+SESSION_CODES = frozenset({421, 503, 530})
+_ENHANCED = re.compile(r"\s*[245]\.(\d{1,3})\.(\d{1,3})(?!\d)")
+
+
+def classify(code: int, message: str) -> tuple[FeedbackType, FailureReason]:
+    """The feedback for a refusal: its type from the reply's class, its reason from the
+    enhanced status code at the start of the reply text (or the basic code)."""
+    hard = 500 <= code <= 599
+    kind = FeedbackType.HARD_BOUNCE if hard else FeedbackType.SOFT_BOUNCE
+    cls = "5" if hard else "4"
+    enhanced = _ENHANCED.match(message)
+    if enhanced:
+        subject, detail = enhanced.groups()
+        for key in (f"{cls}.{subject}.{detail}", f"{cls}.{subject}"):
+            if key in REASONS:
+                return kind, REASONS[key]
+    elif code in BASIC_REASONS:
+        return kind, BASIC_REASONS[code]
+    return kind, REASONS[cls]
+
+
+# ---- Configuration from MTA_URL ---------------------------------------------------------------
+
+
+class StartTls(StrEnum):
+    AUTO = "auto"  # upgrade when the server offers STARTTLS
+    REQUIRE = "require"  # no STARTTLS, no sending (the default with a user)
+    OFF = "off"  # never (a local relay on a trusted network)
+
+
+def _int(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        if not raw.strip().isdigit() or not low <= int(raw) <= high:
+            raise ValueError(f"must be a whole number from {low} to {high}")
+        return int(raw)
+
+    return parse
+
+
+def _seconds(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 3600:
+        raise ValueError("must be a number of seconds, more than 0 and at most 3600")
+    return value
+
+
+def _rate(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1_000_000:
+        raise ValueError("must be messages per second, 0 (no limit) or more")
+    return value
+
+
+def _bool(raw: str) -> bool:
+    words = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+    if raw.lower() not in words:
+        raise ValueError("must be true or false")
+    return words[raw.lower()]
+
+
+def _starttls(raw: str) -> StartTls:
+    try:
+        return StartTls(raw.lower())
+    except ValueError:
+        raise ValueError("must be auto, require or off") from None
+
+
+def _file(raw: str) -> str:
+    if not Path(raw).is_file():
+        raise ValueError("is not a readable file")
+    return raw
+
+
+_HOSTNAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+
+
+def _helo(raw: str) -> str:
+    if not _HOSTNAME.match(raw):
+        raise ValueError("must be a host name")
+    return raw
+
+
+OPTIONS: dict[str, Callable[[str], object]] = {
+    "starttls": _starttls,
+    "pool": _int(1, 64),
+    "rate": _rate,
+    "timeout": _seconds,
+    "cafile": _file,
+    "verify": _bool,
+    "helo": _helo,
+}
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str
+    port: int = 25
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    starttls: StartTls = StartTls.AUTO
+    pool: int = 4
+    rate: float = 0.0  # messages per second across the pool; 0 = no limit
+    timeout: float = 30.0  # seconds, for connecting and for each command
+    cafile: str | None = None
+    verify: bool = True
+    helo: str | None = None  # the name given in EHLO (default: this host's FQDN)
+
+    @classmethod
+    def from_url(cls, url: str) -> "SmtpConfig":
+        """Parse and check MTA_URL. Error messages never repeat the URL (it may hold a
+        password): they name the part that is wrong."""
+        parts = urlsplit(url)
+        if parts.scheme.lower() != "smtp":
+            raise ValueError(f"MTA_URL must look like {URL_FORM}")
+        if parts.path not in ("", "/") or parts.fragment:
+            raise ValueError(f"MTA_URL takes no path or fragment: {URL_FORM}")
+        if not parts.hostname:
+            raise ValueError(f"MTA_URL has no host: {URL_FORM}")
+        try:
+            port = parts.port or 25
+        except ValueError:
+            raise ValueError("MTA_URL: the port must be a number from 1 to 65535") from None
+        user = unquote(parts.username) if parts.username else None
+        password = unquote(parts.password) if parts.password is not None else None
+        if password is not None and not user:
+            raise ValueError("MTA_URL has a password but no user: smtp://user:password@host")
+        if user and not password:
+            raise ValueError("MTA_URL has a user but no password: smtp://user:password@host")
+        values: dict[str, object] = {}
+        for name, raw in parse_qsl(parts.query, keep_blank_values=True):
+            key = name.lower()
+            if key not in OPTIONS:
+                known = ", ".join(OPTIONS)
+                raise ValueError(f"MTA_URL: unknown smtp option {name!r} (known: {known})")
+            if key in values:
+                raise ValueError(f"MTA_URL: smtp option {key!r} is given twice")
+            try:
+                values[key] = OPTIONS[key](raw)
+            except ValueError as error:
+                raise ValueError(f"MTA_URL: smtp option {key}={raw!r} {error}") from None
+        values.setdefault("starttls", StartTls.REQUIRE if user else StartTls.AUTO)
+        config = cls(host=parts.hostname, port=port, user=user, password=password, **values)  # type: ignore[arg-type]
+        if config.starttls is StartTls.OFF and (config.cafile or not config.verify):
+            raise ValueError("MTA_URL: cafile and verify are for TLS, and starttls=off")
+        if config.cafile and not config.verify:
+            raise ValueError("MTA_URL: give cafile (to trust a certificate) or verify=false")
+        return config
+
+    @property
+    def where(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def describe(self) -> str:
+        """For logs: everything but the password."""
+        user = f"{self.user}@" if self.user else ""
+        return (
+            f"smtp://{user}{self.where} (starttls={self.starttls}, pool={self.pool},"
+            f" rate={self.rate or 'unlimited'}, timeout={self.timeout})"
+        )
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        if self.starttls is StartTls.OFF:
+            return None
+        try:
+            context = ssl.create_default_context(cafile=self.cafile)
+        except (OSError, ssl.SSLError) as error:
+            raise ValueError(f"MTA_URL: smtp option cafile cannot be loaded: {error}") from None
+        if not self.verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+
+# ---- Rate limit -------------------------------------------------------------------------------
+
+
+class TokenBucket:
+    """`rate` messages per second across the pool, with bursts of up to one second's worth.
+    A caller that finds the bucket empty books the next token and sleeps until it is due, so
+    concurrent senders are served in turn at the rate."""
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate, self.clock = rate, clock
+        self.capacity = max(1.0, rate)
+        self.tokens = self.capacity
+        self.at = clock()
+
+    def reserve(self) -> float:
+        """Take a token; returns how long to wait before using it."""
+        now = self.clock()
+        self.tokens = min(self.capacity, self.tokens + (now - self.at) * self.rate) - 1
+        self.at = now
+        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
+
+    async def take(self) -> None:
+        delay = self.reserve()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+# ---- Connections ------------------------------------------------------------------------------
+
+
+class SessionError(Exception):
+    """The connection cannot go on: the message in hand and the rest of the share are unsent.
+    Its text is what an operator reads in the delivery's failure message: never a password."""
+
+
+def _reply(error: BaseException) -> str:
+    if isinstance(error, SMTPResponseException):
+        return f"{error.code} {error.message}"
+    return str(error) or type(error).__name__
+
+
+Refusal = tuple[int, str]
+
+
+class _Connection:
+    """One pooled SMTP connection, opened on demand."""
+
+    def __init__(self, config: SmtpConfig, tls: ssl.SSLContext | None) -> None:
+        self.config, self.tls = config, tls
+        self.client: SMTP | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.client is not None and self.client.is_connected
+
+    async def connect(self) -> SMTP:
+        self.close()
+        c = self.config
+        client = SMTP(
+            hostname=c.host,
+            port=c.port,
+            username=c.user,
+            password=c.password,
+            local_hostname=c.helo,
+            timeout=c.timeout,
+            start_tls={StartTls.AUTO: None, StartTls.REQUIRE: True, StartTls.OFF: False}[
+                c.starttls
+            ],
+            tls_context=self.tls,
+        )
+        try:
+            await client.connect()
+        except SMTPAuthenticationError as error:
+            raise SessionError(
+                f"SMTP {c.where}: authentication as {c.user!r} failed: {_reply(error)}"
+            ) from None
+        except (SMTPException, OSError) as error:  # ssl.SSLError is an OSError
+            raise SessionError(f"SMTP {c.where}: cannot connect: {_reply(error)}") from None
+        self.client = client
+        return client
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+
+    async def quit(self) -> None:
+        if self.open:
+            assert self.client is not None
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.client.quit(), timeout=2)
+        self.close()
+
+    async def _mail(self, sender: str) -> SMTP:
+        """MAIL FROM, on a fresh connection if the pooled one turns out to be closed: nothing
+        of this message has been sent yet, so that retry can never duplicate it."""
+        for attempt in (1, 2):
+            client = self.client if self.open else None
+            client = client or await self.connect()
+            try:
+                await client.mail(sender)
+                return client
+            except SMTPServerDisconnected as error:
+                self.close()
+                if attempt == 2:
+                    raise SessionError(
+                        f"SMTP {self.config.where}: connection lost: {_reply(error)}"
+                    ) from None
+            except SMTPResponseException as error:
+                self.close()
+                what = (
+                    "ended the session"
+                    if error.code in SESSION_CODES
+                    else f"refused the sender <{sender}>"
+                )
+                raise SessionError(
+                    f"SMTP {self.config.where}: the MTA {what}: {_reply(error)}"
+                ) from None
+        raise AssertionError("unreachable")
+
+    async def send(self, sender: str, recipient: str, data: bytes) -> Refusal | None:
+        """One transaction: None if the MTA took the message, else its refusal (code, text).
+        Raises SessionError when the session cannot go on."""
+        client = await self._mail(sender)
+        try:
+            await client.rcpt(recipient)
+            await client.data(data)
+            return None
+        except (SMTPRecipientRefused, SMTPDataError) as error:
+            if error.code in SESSION_CODES:
+                self.close()
+                raise SessionError(
+                    f"SMTP {self.config.where}: the MTA ended the session: {_reply(error)}"
+                ) from None
+            refusal = (error.code, error.message)
+        except (SMTPException, OSError) as error:
+            self.close()
+            raise SessionError(
+                f"SMTP {self.config.where}: connection lost: {_reply(error)}"
+            ) from None
+        try:
+            await client.rset()
+        except (SMTPException, OSError):
+            self.close()  # the refusal stands; the next message opens a new connection
+        return refusal
+
+
+# ---- The adapter ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Share:
+    accepted: list[int] = field(default_factory=list)
+    refused: list[tuple[Claimed, FeedbackType, FailureReason]] = field(default_factory=list)
+    unsent: list[int] = field(default_factory=list)
+    error: Exception | None = None
+
+
+def _sendable(address: str) -> bool:
+    """What RCPT TO can carry without SMTPUTF8 (preparation already refuses the rest)."""
+    return address.isascii() and "@" in address and not any(c.isspace() for c in address)
 
 
 class SmtpMta:
+    def __init__(self, config: SmtpConfig, composer: Composer) -> None:
+        self.config, self.composer = config, composer
+        tls = config.tls_context()
+        self._pool = [_Connection(config, tls) for _ in range(config.pool)]
+        self._bucket = TokenBucket(config.rate) if config.rate else None
+        self._lock = asyncio.Lock()
+        self._warned: set[int] = set()
+
     @classmethod
     def from_settings(cls, settings: Settings) -> "SmtpMta":
-        raise ValueError("smtp:// is not implemented yet")
+        config = SmtpConfig.from_url(settings.mta_url)
+        if not settings.public_url:
+            raise ValueError(
+                "smtp:// needs PUBLIC_URL: tracking links, the open pixel and the unsubscribe"
+                " link in each email point to it (`serve` fills it from --host/--port)"
+            )
+        composer = Composer(settings.public_url, settings.tracking_key, settings.mail_from)
+        if config.rate and settings.batch_size / config.rate > settings.claim_lease_seconds / 2:
+            log.warning(
+                "MTA_URL rate=%s: a batch of BATCH_SIZE=%s takes %.0f s, more than half of"
+                " CLAIM_LEASE_SECONDS=%s; another server process could claim it again:"
+                " lower BATCH_SIZE or raise CLAIM_LEASE_SECONDS",
+                config.rate,
+                settings.batch_size,
+                settings.batch_size / config.rate,
+                settings.claim_lease_seconds,
+            )
+        return cls(config, composer)
 
     async def start(self, sink: FeedbackSink) -> None:
-        return None
-
-    async def relay(self, content: Content, batch: list[Claimed]) -> RelayResult:
-        raise NotImplementedError
+        log.info("relaying email over %s", self.config.describe())
+        if self.config.user and self.config.starttls is StartTls.OFF:
+            log.warning("MTA_URL: starttls=off: the SMTP password travels unencrypted")
 
     async def close(self) -> None:
-        return None
+        await asyncio.gather(*(connection.quit() for connection in self._pool))
+
+    async def relay(self, content: Content, batch: list[Claimed]) -> RelayResult:
+        if content.channel is not Channel.EMAIL:
+            return self._refuse_channel(content, batch)
+        if not batch:
+            return RelayResult()
+        async with self._lock:
+            email = self.composer.compiled(content.delivery_id, content.subject, content.body)
+            values = await field_values(batch)
+            # Open connections first: a small batch need not open new ones.
+            count = min(len(self._pool), len(batch))
+            connections = sorted(self._pool, key=lambda c: not c.open)[:count]
+            n = len(batch)
+            shares = [batch[i * n // count : (i + 1) * n // count] for i in range(count)]
+            parts = await asyncio.gather(
+                *(
+                    self._send_share(connection, share, email, content.delivery_id, values)
+                    for connection, share in zip(connections, shares, strict=True)
+                )
+            )
+        result = RelayResult()
+        for part in parts:
+            result.accepted += part.accepted
+            result.refused += part.refused
+            result.unsent += part.unsent
+            result.error = result.error or part.error
+        return result
+
+    async def _send_share(
+        self,
+        connection: _Connection,
+        share: list[Claimed],
+        email: Compiled,
+        delivery_id: int,
+        values: dict[int, dict[str, str | None]],
+    ) -> _Share:
+        """One connection's part of a batch, message after message. Whatever goes wrong, the
+        message in hand and those after it are handed back unsent."""
+        out = _Share()
+        for i, claimed in enumerate(share):
+            if not _sendable(claimed.address):
+                out.refused.append((claimed, FeedbackType.HARD_BOUNCE, FR.REFUSED))
+                continue
+            try:
+                if self._bucket is not None:
+                    await self._bucket.take()
+                data = self.composer.message(email, delivery_id, claimed, values[claimed.log_id])
+                refusal = await connection.send(self.composer.sender, claimed.address, data)
+            except Exception as error:
+                connection.close()
+                out.unsent = [c.log_id for c in share[i:]]
+                if isinstance(error, SessionError):
+                    out.error = error
+                else:
+                    log.exception("unexpected error while relaying over SMTP")
+                    out.error = SessionError(f"SMTP {self.config.where}: {error!r}")
+                return out
+            if refusal is None:
+                out.accepted.append(claimed.log_id)
+            else:
+                kind, reason = classify(*refusal)
+                out.refused.append((claimed, kind, reason))
+        return out
+
+    def _refuse_channel(self, content: Content, batch: list[Claimed]) -> RelayResult:
+        """An SMTP relay carries email only: SMS and push messages are refused for good."""
+        if content.delivery_id not in self._warned:
+            self._warned.add(content.delivery_id)
+            log.warning(
+                "delivery %s is %s, but MTA_URL is smtp://, which relays email only:"
+                " its messages are refused (hard bounce, REFUSED)",
+                content.delivery_id,
+                content.channel,
+            )
+        return RelayResult(refused=[(c, FeedbackType.HARD_BOUNCE, FR.REFUSED) for c in batch])
