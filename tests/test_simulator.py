@@ -2,6 +2,7 @@
 one: deliveries, hard bounces, soft bounces retried on the product's plan, all reported through
 the same feedback path as the webhook."""
 
+import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -46,8 +47,16 @@ async def test_a_simulated_efs_send_ends_with_deliveries_hard_bounces_and_retrie
         created = await flows.create_delivery(api, ids, feedbackMode="EFS")
         await flows.prepare(api, created["id"])
         await flows.confirm(api, created["id"])
-        done = await flows.wait_for(api, created["id"], settled)
+        await flows.wait_for(api, created["id"], settled)
+        # A soft bounce counts as failed until its retry succeeds (retry_success=1): the send
+        # is over only when no log is left waiting for a retry.
         logs = await flows.logs(api, created["id"])
+        deadline = asyncio.get_running_loop().time() + 20
+        while any(log["failureType"] == "SOFT" for log in logs):
+            assert asyncio.get_running_loop().time() < deadline, "soft bounces never retried"
+            await asyncio.sleep(0.05)
+            logs = await flows.logs(api, created["id"])
+        done = await flows.delivery(api, created["id"])
         recount = (
             await api.gql(
                 f"mutation($id: ID!) {{ computeStats(deliveryId: $id) {{ {' '.join(FIGURES)} }} }}",
