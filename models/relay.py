@@ -181,7 +181,12 @@ async def has_unsent(delivery_id: int) -> bool:
 
 
 async def cancel_unsent(sql: Sql, delivery_id: int) -> int:
-    """TO_SEND logs become IGNORED (CANCELLED): they will never be relayed."""
+    """TO_SEND logs become IGNORED (CANCELLED): they will never be relayed; planned retries
+    are dropped (the delivery ended, or its validity period did)."""
+    await sql.execute(
+        "UPDATE sending_log SET retry_at = NULL WHERE delivery_id = ? AND retry_at IS NOT NULL",
+        [delivery_id],
+    )
     return await sql.execute(
         "UPDATE sending_log SET status = 'IGNORED', failure_type = ?, failure_reason = ?,"
         " claimed_until = NULL WHERE delivery_id = ? AND status = 'TO_SEND'",
