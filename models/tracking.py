@@ -4,14 +4,17 @@ import base64
 import hashlib
 import hmac
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tortoise import fields
 from tortoise.models import Model
 
 from models.sql import Sql
+from models.template import FIELDS, links_of
 
 if TYPE_CHECKING:
     from models.delivery import Delivery
@@ -106,3 +109,125 @@ def tracking_url(public_url: str, key: str, token: Token) -> str:
 
 # Where each kind of id is served (server/http/tracking.py mounts these paths).
 TRACKING_PATHS = {TokenKind.OPEN: "t/o", TokenKind.CLICK: "t/c", TokenKind.UNSUBSCRIBE: "u"}
+
+
+# ---- Recording and reading tracking logs (the open pixel and the click redirect) -------------
+
+# The largest id a tracking token may carry: the id columns are 32-bit integers, and a number
+# beyond them would make the whole batched INSERT fail on PostgreSQL.
+MAX_ID = 2**31 - 1
+# Rows per INSERT statement: 5 parameters each keeps a statement far below SQLite's limit.
+ROWS_PER_STATEMENT = 1000
+
+
+def token_in_range(token: Token) -> bool:
+    return token.delivery_id <= MAX_ID and token.log_id <= MAX_ID
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One open or click, as the endpoint saw it; stored later, in a batch."""
+
+    delivery_id: int
+    log_id: int
+    kind: TrackingKind
+    at: datetime
+    url: str | None = None
+
+
+async def record_hits(sql: Sql, hits: Sequence[Hit]) -> int:
+    """Insert hits in multi-row statements, keeping only those whose sending log still exists
+    and belongs to the hit's delivery (a delivery deleted meanwhile loses its hits, silently).
+    Returns the number of rows stored."""
+    stored = 0
+    # VALUES columns are named column1..column5 on both SQLite and PostgreSQL. PostgreSQL types
+    # untyped VALUES parameters as text, hence the casts (harmless on SQLite).
+    at = "CAST(? AS TIMESTAMPTZ)" if sql.postgres else "?"
+    row = f"(CAST(? AS INTEGER), CAST(? AS INTEGER), ?, ?, {at})"
+    for start in range(0, len(hits), ROWS_PER_STATEMENT):
+        chunk = hits[start : start + ROWS_PER_STATEMENT]
+        params: list[Any] = []
+        for hit in chunk:
+            params += [hit.delivery_id, hit.log_id, hit.kind.value, hit.url, sql.ts(hit.at)]
+        # RETURNING counts the rows: tortoise reads an INSERT's count wrong on PostgreSQL.
+        inserted = await sql.rows(
+            "INSERT INTO tracking_log (delivery_id, sending_log_id, kind, url, at)"
+            " SELECT v.column1, v.column2, v.column3, v.column4, v.column5"
+            " FROM (VALUES " + ",".join([row] * len(chunk)) + ") AS v"
+            " WHERE EXISTS (SELECT 1 FROM sending_log s"
+            " WHERE s.id = v.column2 AND s.delivery_id = v.column1) RETURNING id",
+            params,
+        )
+        stored += len(inserted)
+    return stored
+
+
+async def deliveries_tracked_since(after_id: int) -> tuple[set[int], int]:
+    """Deliveries with tracking logs newer than `after_id`, and the newest id seen."""
+    rows = await Sql().rows(
+        "SELECT delivery_id, MAX(id) AS last FROM tracking_log WHERE id > ? GROUP BY delivery_id",
+        [after_id],
+    )
+    return {r["delivery_id"] for r in rows}, max([after_id, *(int(r["last"]) for r in rows)])
+
+
+async def tracking_counts(sql: Sql, delivery_id: int) -> dict[TrackingKind, int]:
+    """Rows per kind (every open and click, not distinct recipients)."""
+    rows = await sql.rows(
+        "SELECT kind, COUNT(*) AS n FROM tracking_log WHERE delivery_id = ? GROUP BY kind",
+        [delivery_id],
+    )
+    counts = dict.fromkeys(TrackingKind, 0)
+    counts.update({TrackingKind(r["kind"]): int(r["n"]) for r in rows})
+    return counts
+
+
+@dataclass(frozen=True)
+class Recipient:
+    delivery_id: int
+    log_id: int
+    address: str
+    profile_id: int | None
+
+
+async def recipient_of(sql: Sql, delivery_id: int, log_id: int) -> Recipient | None:
+    """The sending log a token names, if it still exists in that delivery."""
+    rows = await sql.rows(
+        "SELECT address, profile_id FROM sending_log WHERE id = ? AND delivery_id = ?",
+        [log_id, delivery_id],
+    )
+    if not rows:
+        return None
+    return Recipient(delivery_id, log_id, rows[0]["address"], rows[0]["profile_id"])
+
+
+@dataclass(frozen=True)
+class DeliveryLinks:
+    links: tuple[str, ...]
+    # True once the delivery can be neither edited nor deleted: its links never change again,
+    # so they may be cached for as long as one likes.
+    final: bool
+
+
+async def delivery_links(sql: Sql, delivery_id: int) -> DeliveryLinks | None:
+    """The tracked links of a delivery's own body, by index (None: no such delivery)."""
+    from models.delivery import LIFECYCLE
+
+    rows = await sql.rows("SELECT body, status FROM delivery WHERE id = ?", [delivery_id])
+    if not rows:
+        return None
+    changeable = LIFECYCLE["edit"][0] | LIFECYCLE["delete"][0]
+    return DeliveryLinks(tuple(links_of(rows[0]["body"])), rows[0]["status"] not in changeable)
+
+
+async def field_values(sql: Sql, recipient: Recipient) -> dict[str, str | None]:
+    """The recipient's personalisation values, by template field name ({{firstName}} ...)."""
+    values: dict[str, str | None] = dict.fromkeys(FIELDS)
+    if recipient.profile_id is not None:
+        columns = ", ".join(FIELDS.values())
+        rows = await sql.rows(f"SELECT {columns} FROM profile WHERE id = ?", [recipient.profile_id])
+        if rows:
+            values = {name: rows[0][column] for name, column in FIELDS.items()}
+    if values.get("email") is None and "@" in recipient.address:
+        values["email"] = recipient.address  # the profile is gone: the log still knows it
+    return values

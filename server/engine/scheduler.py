@@ -12,6 +12,7 @@ from models.delivery import Delivery, utcnow
 from models.enums import DeliveryStatus
 from models.lifecycle import expire_due, spawn_occurrences, start_due
 from models.stats import refresh_tracking
+from models.tracking import deliveries_tracked_since
 from server.bus import DELIVERY_TOPIC, EventBus
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ class Scheduler:
         self.stats_refresh_seconds = stats_refresh_seconds
         self.wake_dispatcher = wake_dispatcher
         self._next_refresh = time.monotonic() + stats_refresh_seconds
+        self._tracking_seen = 0  # the last tracking_log id the refresh has looked at
         self.stopping = asyncio.Event()
 
     async def run(self) -> None:
@@ -60,7 +62,10 @@ class Scheduler:
             await self.bus.publish(DELIVERY_TOPIC, {"id": delivery_id})
 
     async def refresh_stats(self) -> set[int]:
-        ids = cast(
-            list[int], await Delivery.filter(status__in=TRACKED).values_list("id", flat=True)
+        """Deliveries still sending or sent, and any other delivery (finished, stopped) that
+        got opens or clicks since the last refresh: recipients open old emails too."""
+        ids = set(
+            cast(list[int], await Delivery.filter(status__in=TRACKED).values_list("id", flat=True))
         )
-        return {i for i in ids if await refresh_tracking(i)}
+        touched, self._tracking_seen = await deliveries_tracked_since(self._tracking_seen)
+        return {i for i in sorted(ids | touched) if await refresh_tracking(i)}

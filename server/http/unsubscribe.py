@@ -1,0 +1,71 @@
+"""One-click unsubscribe (RFC 8058): `GET /u/{id}` asks, `POST /u/{id}` puts the recipient's
+address on the deny list.
+
+A GET never unsubscribes: mail scanners and link previews follow every link in a message. The
+POST is what a mail client sends for `List-Unsubscribe-Post: List-Unsubscribe=One-Click`, and
+what the page's button sends; it needs nothing but the signed id, and repeating it is harmless.
+"""
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from models.denylist import denylist
+from models.sql import Sql
+from models.tracking import TRACKING_PATHS, TokenKind, read_token, recipient_of, token_in_range
+from server.settings import Settings
+
+# The pages load nothing and can post only back to this server.
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Robots-Tag": "noindex",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+}
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>body{{font-family:sans-serif;max-width:32em;margin:4em auto;padding:0 1em}}
+button{{font-size:1em;padding:.5em 1.5em}}</style></head>
+<body><h1>{title}</h1>{content}</body></html>
+"""
+
+# The form has no action: it posts back to the URL of the page itself.
+CONFIRM_PAGE = _PAGE.format(
+    title="Unsubscribe",
+    content=(
+        "<p>Stop receiving these emails at this address?</p>"
+        '<form method="post"><input type="hidden" name="List-Unsubscribe" value="One-Click">'
+        '<button type="submit">Unsubscribe</button></form>'
+    ),
+)
+DONE_PAGE = _PAGE.format(
+    title="You are unsubscribed",
+    content="<p>This address will receive no more of these emails.</p>",
+)
+
+
+class Unsubscribe:
+    def __init__(self, settings: Settings) -> None:
+        self.key = settings.tracking_key
+        path = f"/{TRACKING_PATHS[TokenKind.UNSUBSCRIBE]}/{{token}}"
+        self.routes: list[BaseRoute] = [Route(path, self.page, methods=["GET", "POST"])]
+
+    async def page(self, request: Request) -> Response:
+        token = read_token(self.key, TokenKind.UNSUBSCRIBE, request.path_params["token"])
+        sql = Sql()
+        recipient = None
+        if token is not None and token_in_range(token):
+            recipient = await recipient_of(sql, token.delivery_id, token.log_id)
+        if recipient is None:
+            return JSONResponse(
+                {"error": "unknown or invalid unsubscribe link"},
+                status_code=404,
+                headers={"Cache-Control": "no-store"},
+            )
+        if request.method != "POST":
+            return HTMLResponse(CONFIRM_PAGE, headers=PAGE_HEADERS)
+        await denylist(sql, recipient.address)
+        return HTMLResponse(DONE_PAGE, headers=PAGE_HEADERS)
