@@ -31,7 +31,6 @@ import os
 import platform
 import pstats
 import re
-import socket
 import sqlite3
 import sys
 import tempfile
@@ -45,12 +44,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import asyncpg  # type: ignore[import-untyped]
+import harness
 import httpx
 import uvicorn
 import websockets
+from harness import command_line, free_port, import_profiles
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 
 from models.enums import Role
@@ -59,7 +58,6 @@ from server.app import create_app
 from server.settings import Settings
 
 PG_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-IMPORT_CHUNK = 10_000
 DEFAULT_MTA = "simulator://?delay=0&seed=1"
 BODY = (
     '<p>Hello</p><a href="https://example.com/offer">Offer</a>'
@@ -312,12 +310,6 @@ def profile_report(profile: cProfile.Profile, wall: float, top: int = 25) -> str
 # ---- the real server -------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class RunningServer:
     """The app under uvicorn in this process (the idea of tests/conftest.py's RunningServer)."""
 
@@ -368,24 +360,12 @@ async def fresh_database(kind: str, tmp: Path) -> AsyncIterator[str]:
         await admin.close()
 
 
-class Client:
-    def __init__(self, base_url: str, http: httpx.AsyncClient, token: str) -> None:
-        self.base_url, self.http, self.token = base_url, http, token
-
-    async def gql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        response = await self.http.post(
-            "/graphql",
-            json={"query": query, "variables": variables or {}},
-            headers={"Authorization": f"Bearer {self.token}"},
-        )
-        body = response.json()
-        if body.get("errors"):
-            raise RuntimeError(json.dumps(body["errors"])[:2000])
-        return body["data"]  # type: ignore[no-any-return]
+class Client(harness.Client):
+    """The shared GraphQL client, plus the deploymentProgress subscription over WebSocket."""
 
     @contextlib.asynccontextmanager
     async def progress(self, delivery_id: str) -> AsyncIterator[Any]:
-        url = self.base_url.replace("http://", "ws://") + "/graphql"
+        url = str(self.http.base_url.join("/graphql")).replace("http://", "ws://", 1)
         async with websockets.connect(
             url, subprotocols=[websockets.Subprotocol("graphql-transport-ws")], max_size=None
         ) as ws:
@@ -467,19 +447,12 @@ async def engine_run(
             httpx.AsyncClient(base_url=running.base_url, timeout=600) as http,
         ):
             _, token = await create_operator(f"bench-{uuid.uuid4().hex[:6]}", [Role.ADMINISTRATION])
-            client = Client(running.base_url, http, token)
+            client = Client(http, token)
 
             start = time.perf_counter()
-            for first in range(0, n, IMPORT_CHUNK):
-                chunk = [
-                    {"email": f"user{i}@example.com", "firstName": f"F{i}"}
-                    for i in range(first, min(n, first + IMPORT_CHUNK))
-                ]
-                data = await client.gql(
-                    "mutation($p: [ProfileInput!]!) { importProfiles(profiles: $p) { created } }",
-                    {"p": chunk},
-                )
-                assert data["importProfiles"]["created"] == len(chunk), data
+            await import_profiles(
+                client, [{"email": f"user{i}@example.com", "firstName": f"F{i}"} for i in range(n)]
+            )
             import_s = time.perf_counter() - start
 
             start = time.perf_counter()
@@ -596,8 +569,8 @@ async def engine_run(
 
 def machine() -> str:
     return (
-        f"{os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
-        f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, {platform.system()}"
+        f"{harness.machine()}, Python {platform.python_version()},"
+        f" SQLite {sqlite3.sqlite_version}, {platform.system()}"
     )
 
 
@@ -682,7 +655,7 @@ async def main() -> None:
     args = parser.parse_args()
     batches = [int(b) for b in str(args.batch_size).split(",") if b.strip()]
     print(f"machine: {machine()}")
-    print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
+    print(f"command: {command_line()}")
     if args.profile:
         print("=== profiled run: its figures are slower than real because of the profiler ===")
     results = []

@@ -18,7 +18,6 @@ CPU seconds of the server and the sink processes over each window come from /pro
 import argparse
 import asyncio
 import multiprocessing
-import os
 import platform
 import sys
 import tempfile
@@ -28,18 +27,26 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
-from subprocess import DEVNULL, PIPE
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiosmtplib
 import httpx
+from harness import (
+    Client,
+    ServerProcess,
+    command_line,
+    cpu_seconds,
+    environment,
+    free_port,
+    import_profiles,
+    machine,
+    operator_token,
+    running_server,
+)
 
 from models.relay import Claimed
 from server.mta.compose import Composer
 
-IMPORT_CHUNK = 10_000
 SUBJECT = "Hello {{firstName}}"
 BODY = (
     "<html><body><h1>Hello {{firstName}}</h1>"
@@ -48,20 +55,6 @@ BODY = (
     '<p><a href="{{unsubscribeUrl}}">Unsubscribe</a></p></body></html>'
 )
 MAIL_FROM = "Bench <bench@example.org>"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process, from /proc (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # ---- the sink, in its own process --------------------------------------------------------------
@@ -140,34 +133,10 @@ class ServerRun:
     prepare_s: float
 
 
-def environment(tmp: Path, **values: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "MTA_"))}
-    env.update(values)
-    return env
-
-
-class Client:
-    def __init__(self, http: httpx.AsyncClient, token: str) -> None:
-        self.http, self.token = http, token
-
-    async def gql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        response = await self.http.post(
-            "/graphql",
-            json={"query": query, "variables": variables or {}},
-            headers={"Authorization": f"Bearer {self.token}"},
-        )
-        body = response.json()
-        if body.get("errors"):
-            raise RuntimeError(str(body["errors"])[:2000])
-        return body["data"]  # type: ignore[no-any-return]
-
-
 async def server_run(sink: Sink, n: int, pool: int, batch: int, mode: str) -> ServerRun:
     with tempfile.TemporaryDirectory(prefix="bench-smtp-") as tmp_name:
         tmp = Path(tmp_name)
-        port = free_port()
         env = environment(
-            tmp,
             DATABASE_URL=f"sqlite://{tmp}/bench.sqlite3",
             MTA_URL=f"smtp://127.0.0.1:{sink.port}?pool={pool}&starttls=off",
             FEEDBACK_SECRET=uuid.uuid4().hex,
@@ -176,58 +145,17 @@ async def server_run(sink: Sink, n: int, pool: int, batch: int, mode: str) -> Se
             ENGINE_TICK_SECONDS="0.05",
             MAIL_FROM=MAIL_FROM,
         )
-        python = [sys.executable, "-m", "server"]
-        created = await asyncio.create_subprocess_exec(
-            *python, "operator", "create", "bench", "--role", "ADMINISTRATION",
-            cwd=tmp, env=env, stdout=PIPE, stderr=PIPE,
-        )  # fmt: skip
-        out, err = await created.communicate()
-        if created.returncode != 0:
-            raise RuntimeError(f"operator create failed: {err.decode()[-2000:]}")
-        token = out.decode().strip().splitlines()[-1]
-        server_log = tmp / "server.log"
-        with server_log.open("w") as stderr:
-            server = await asyncio.create_subprocess_exec(
-                *python, "serve", "--port", str(port),
-                cwd=tmp, env=env, stdout=DEVNULL, stderr=stderr,
-            )  # fmt: skip
-        try:
-            return await drive(sink, server, port, token, n, pool)
-        except Exception:
-            print(server_log.read_text()[-3000:], file=sys.stderr)
-            raise
-        finally:
-            server.terminate()
-            try:
-                await asyncio.wait_for(server.wait(), 30)
-            except TimeoutError:
-                server.kill()
+        token = operator_token(env, tmp)
+        with running_server(env, tmp) as server:
+            return await drive(sink, server, token, n, pool)
 
 
-async def drive(
-    sink: Sink, server: asyncio.subprocess.Process, port: int, token: str, n: int, pool: int
-) -> ServerRun:
-    base = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient(base_url=base, timeout=600) as http:
-        for _ in range(500):
-            if server.returncode is not None:
-                raise RuntimeError("the server stopped")
-            try:
-                if (await http.get("/health")).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.05)
+async def drive(sink: Sink, server: ServerProcess, token: str, n: int, pool: int) -> ServerRun:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=600) as http:
         client = Client(http, token)
-        for first in range(0, n, IMPORT_CHUNK):
-            chunk = [
-                {"email": f"user{i}@example.com", "firstName": f"F{i}"}
-                for i in range(first, min(n, first + IMPORT_CHUNK))
-            ]
-            await client.gql(
-                "mutation($p: [ProfileInput!]!) { importProfiles(profiles: $p) { created } }",
-                {"p": chunk},
-            )
+        await import_profiles(
+            client, [{"email": f"user{i}@example.com", "firstName": f"F{i}"} for i in range(n)]
+        )
         data = await client.gql(
             "mutation($i: CreateDeliveryInput!) { createDelivery(input: $i) { id } }",
             {
@@ -250,13 +178,13 @@ async def drive(
         assert data["prepareDelivery"]["kpis"]["toSend"] == n, data
 
         start_count = sink.counter.value
-        server_cpu0, sink_cpu0 = cpu_seconds(server.pid), cpu_seconds(sink.process.pid)
+        server_cpu0, sink_cpu0 = server.cpu_seconds(), cpu_seconds(sink.process.pid)
         t0 = time.perf_counter()
         await client.gql(
             "mutation($id: ID!) { confirmSend(deliveryId: $id) { status } }", {"id": delivery_id}
         )
         t1 = await sink.wait_for(start_count + n)
-        server_cpu, sink_cpu = cpu_seconds(server.pid), cpu_seconds(sink.process.pid)
+        server_cpu, sink_cpu = server.cpu_seconds(), cpu_seconds(sink.process.pid)
         while True:
             data = await client.gql(
                 "query($id: ID!) { delivery(id: $id) { status kpis { processed } } }",
@@ -306,10 +234,10 @@ async def main() -> None:
     args = parser.parse_args()
     n = args.messages
     print(
-        f"machine: {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}),"
-        f" Python {platform.python_version()}, aiosmtplib {aiosmtplib.__version__}"
+        f"machine: {machine()}, Python {platform.python_version()},"
+        f" aiosmtplib {aiosmtplib.__version__}"
     )
-    print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
+    print(f"command: {command_line()}")
     sink, close = start_sink()
     try:
         base_s, base_sink_cpu = await baseline(sink, n)

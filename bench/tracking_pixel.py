@@ -11,7 +11,7 @@ What it does, on a fresh SQLite file, with the real server as a subprocess
    to a file that a wrk Lua script cycles through (each wrk thread from its own offset);
 3. server A (TRACKING_BATCH_SIZE=500, the default): loads `GET /health` (a `SELECT 1` per
    request: the HTTP + one-read baseline), the pixel with ids that fail the signature check
-   (nothing recorded: the HTTP-only ceiling), then the pixel with valid ids; stops it (SIGINT: a
+   (nothing recorded: the HTTP-only ceiling), then the pixel with valid ids; stops it (SIGTERM: a
    graceful stop flushes the recorder's queue) and counts the tracking_log rows;
 4. server B, same database, TRACKING_BATCH_SIZE=1 (a write per open): loads the valid pixel, stops,
    counts rows.
@@ -23,13 +23,12 @@ is missing the script says how to install it and exits.
 """
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
 import platform
 import shutil
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -39,9 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import httpx
+from harness import Client, ServerProcess, environment, operator_token, running_server, sending_logs
 
 from models.tracking import Token, TokenKind, tracking_url
 
@@ -78,12 +76,6 @@ end
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class Load:
     label: str
@@ -106,123 +98,52 @@ class Load:
         return self.cpu_seconds * 1e6 / max(self.requests, 1)
 
 
-class Server:
-    """`python -m server serve` in a subprocess, configured by environment variables."""
-
-    def __init__(self, workdir: Path, env: dict[str, str], name: str) -> None:
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.log_path = workdir / f"server-{name}.log"
-        self.env = env
-        self.workdir = workdir
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> "Server":
-        log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "server", "serve", "--port", str(self.port)],
-            env=self.env,
-            cwd=self.workdir,  # no stray .env file is read
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            if self.process.poll() is not None:
-                raise SystemExit(f"the server exited; see {self.log_path}")
-            try:
-                if httpx.get(self.base_url + "/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"the server did not start; see {self.log_path}")
-            time.sleep(0.1)
-
-    def __exit__(self, *exc: object) -> None:
-        """SIGINT: uvicorn drains, then the lifespan closes the recorder (its last flush)."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGINT)
-        try:
-            self.process.wait(120)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            tail = "\n".join(self.log_text().splitlines()[-20:])
-            raise SystemExit(
-                f"the server did not stop within 120 s; its log ends:\n{tail}"
-            ) from None
-
-    def cpu_seconds(self) -> float:
-        """User + system time of the server process so far (Linux /proc)."""
-        assert self.process is not None
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-class Api:
-    def __init__(self, base_url: str, token: str) -> None:
-        self.http = httpx.Client(
-            base_url=base_url, timeout=120, headers={"Authorization": f"Bearer {token}"}
-        )
-
-    def gql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        body = self.http.post("/graphql", json={"query": query, "variables": variables or {}})
-        data = body.json()
-        if data.get("errors"):
-            raise SystemExit(f"GraphQL error: {data['errors']}")
-        return data["data"]  # type: ignore[no-any-return]
-
-
-def send_delivery(api: Api, n: int) -> tuple[int, list[int]]:
+async def send_delivery(base_url: str, token: str, n: int) -> tuple[int, list[int]]:
     """Import n profiles, send them a delivery (capture MTA), return its id and log ids."""
-    profiles = [{"email": f"reader{i}@example.com", "firstName": f"R{i}"} for i in range(n)]
-    ids = api.gql(
-        "mutation($p: [ProfileInput!]!) { importProfiles(profiles: $p) { profiles { id } } }",
-        {"p": profiles},
-    )["importProfiles"]["profiles"]
-    created = api.gql(
-        "mutation($i: CreateDeliveryInput!) { createDelivery(input: $i) { id } }",
-        {
-            "i": {
-                "label": "pixel bench",
-                "channel": "EMAIL",
-                "subject": "Hello",
-                "body": BODY,
-                "audience": {"profileIds": [p["id"] for p in ids]},
-            }
-        },
-    )["createDelivery"]["id"]
-    api.gql("mutation($id: ID!) { prepareDelivery(id: $id) { id } }", {"id": created})
-    api.gql("mutation($id: ID!) { confirmSend(deliveryId: $id) { id } }", {"id": created})
-    deadline = time.monotonic() + 120
-    while (
-        api.gql("query($id: ID!) { delivery(id: $id) { status } }", {"id": created})["delivery"][
-            "status"
-        ]
-        != "SENT"
-    ):
-        if time.monotonic() > deadline:
-            raise SystemExit("the delivery was not sent within 120 s")
-        time.sleep(0.1)
-    log_ids: list[int] = []
-    after = None
-    while True:
-        page = api.gql(
-            "query($d: ID!, $a: String) { sendingLogs(deliveryId: $d, first: 500, after: $a)"
-            " { pageInfo { hasNextPage endCursor } edges { node { id excluded } } } }",
-            {"d": created, "a": after},
-        )["sendingLogs"]
-        log_ids += [int(e["node"]["id"]) for e in page["edges"] if not e["node"]["excluded"]]
-        if not page["pageInfo"]["hasNextPage"]:
-            return int(created), log_ids
-        after = page["pageInfo"]["endCursor"]
+    async with httpx.AsyncClient(base_url=base_url, timeout=120) as http:
+        api = Client(http, token)
+        profiles = [{"email": f"reader{i}@example.com", "firstName": f"R{i}"} for i in range(n)]
+        ids = (
+            await api.gql(
+                "mutation($p: [ProfileInput!]!) { importProfiles(profiles: $p)"
+                " { profiles { id } } }",
+                {"p": profiles},
+            )
+        )["importProfiles"]["profiles"]
+        created = (
+            await api.gql(
+                "mutation($i: CreateDeliveryInput!) { createDelivery(input: $i) { id } }",
+                {
+                    "i": {
+                        "label": "pixel bench",
+                        "channel": "EMAIL",
+                        "subject": "Hello",
+                        "body": BODY,
+                        "audience": {"profileIds": [p["id"] for p in ids]},
+                    }
+                },
+            )
+        )["createDelivery"]["id"]
+        await api.gql("mutation($id: ID!) { prepareDelivery(id: $id) { id } }", {"id": created})
+        await api.gql("mutation($id: ID!) { confirmSend(deliveryId: $id) { id } }", {"id": created})
+        deadline = time.monotonic() + 120
+        while (await api.gql("query($id: ID!) { delivery(id: $id) { status } }", {"id": created}))[
+            "delivery"
+        ]["status"] != "SENT":
+            if time.monotonic() > deadline:
+                raise SystemExit("the delivery was not sent within 120 s")
+            await asyncio.sleep(0.1)
+        logs = await sending_logs(api, created, "id excluded")
+        return int(created), [int(log["id"]) for log in logs if not log["excluded"]]
 
 
 def wrk(
-    label: str, server: Server, paths: Path, lua: Path, args: argparse.Namespace, seconds: int
+    label: str,
+    server: ServerProcess,
+    paths: Path,
+    lua: Path,
+    args: argparse.Namespace,
+    seconds: int,
 ) -> Load:
     command = [
         "wrk",
@@ -267,7 +188,7 @@ def count_rows(db: Path, delivery_id: int) -> int:
 
 
 def recording_load(
-    label: str, server: Server, paths: Path, lua: Path, args: argparse.Namespace, where: Any
+    label: str, server: ServerProcess, paths: Path, lua: Path, args: argparse.Namespace, where: Any
 ) -> Load:
     """A wrk load of valid ids, then wait until every open it got answers for is stored (a
     recorder that falls behind shows as drain time and CPU, not as a better req/s)."""
@@ -318,29 +239,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="pixel-bench-") as tmp:
         workdir = Path(tmp)
         db = workdir / "bench.sqlite3"
-        env = {
-            **os.environ,
-            "DATABASE_URL": f"sqlite://{db}",
-            "MTA_URL": "capture://",
-            "FEEDBACK_SECRET": SECRET,
-            "ENGINE_TICK_SECONDS": "0.05",
-            # The project first; an extra PYTHONPATH (say, with httptools) is kept after it.
-            "PYTHONPATH": os.pathsep.join(
-                [str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH", "")]
-            ).rstrip(os.pathsep),
-        }
-        for name in ("TRACKING_SECRET", "TRACKING_BATCH_SIZE", "TRACKING_FLUSH_SECONDS"):
-            env.pop(name, None)
-        created = subprocess.run(
-            [sys.executable, "-m", "server", "operator", "create", "bench"]
-            + [x for role in ALL_ROLES for x in ("--role", role)],
-            env=env,
-            cwd=workdir,
-            capture_output=True,
-            text=True,
-            check=True,
+        # The project comes first on PYTHONPATH; an extra one (say, with httptools) is kept after.
+        env = environment(
+            DATABASE_URL=f"sqlite://{db}",
+            MTA_URL="capture://",
+            FEEDBACK_SECRET=SECRET,
+            ENGINE_TICK_SECONDS="0.05",
         )
-        token = created.stdout.strip().splitlines()[-1]
+        token = operator_token(env, workdir, ALL_ROLES)
         lua = workdir / "pixel.lua"
         lua.write_text(LUA)
         valid_paths, invalid_paths = workdir / "valid.txt", workdir / "invalid.txt"
@@ -352,10 +258,11 @@ def main() -> int:
             f" -c{args.connections} -d{args.duration:g}s, SQLite, server {http_stack(env)},"
             f" Python {platform.python_version()}, {os.cpu_count()} CPUs"
         )
-        with Server(workdir, env, "batched") as server:
-            api = Api(server.base_url, token)
+        with running_server(env, workdir, "server-batched.log") as server:
             started = time.perf_counter()
-            delivery_id, log_ids = send_delivery(api, args.recipients)
+            delivery_id, log_ids = asyncio.run(
+                send_delivery(server.base_url, token, args.recipients)
+            )
             print(f"delivery {delivery_id} sent to {len(log_ids)} in", end=" ")
             print(f"{time.perf_counter() - started:.1f} s")
             urls = [
@@ -376,7 +283,7 @@ def main() -> int:
         dropped_a = server.log_text().count("dropped")
 
         env_one = {**env, "TRACKING_BATCH_SIZE": "1"}
-        with Server(workdir, env_one, "one-per-open") as server:
+        with running_server(env_one, workdir, "server-one-per-open.log") as server:
             wrk("warm-up", server, health_paths, lua, args, 2)
             single = recording_load("pixel, 1 write each", server, valid_paths, lua, args, where)
         rows_single = count_rows(db, delivery_id) - rows_batched

@@ -26,34 +26,35 @@ import asyncio
 import base64
 import contextlib
 import json
-import os
 import platform
 import shutil
-import socket
 import sqlite3
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import httpx
+from harness import (
+    Client,
+    command_line,
+    environment,
+    import_profiles,
+    machine,
+    operator_token,
+    running_server,
+    sending_logs,
+)
+from tortoise import Tortoise
 
-import httpx  # noqa: E402
-from tortoise import Tortoise  # noqa: E402
+from models.enums import FailureReason, FeedbackType
+from models.feedback import Event, apply_feedback
+from server.db import tortoise_config
+from server.http.feedback import sign
 
-from models.enums import FailureReason, FeedbackType  # noqa: E402
-from models.feedback import Event, apply_feedback  # noqa: E402
-from server.db import tortoise_config  # noqa: E402
-from server.http.feedback import sign  # noqa: E402
-
-IMPORT_CHUNK = 10_000
 SPARKPOST_AUTH = "bench:bench-secret"
 BODY = '<p>Hello</p><a href="https://example.com/offer">Offer</a>'
 
@@ -73,62 +74,9 @@ SPARKPOST_OF = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def server(env: dict[str, str], port: int, log: Path) -> Iterator[str]:
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "server", "serve", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
-            while True:
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                        break
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the server did not start; see {log}")
-                time.sleep(0.1)
-            yield base
-        finally:
-            process.terminate()
-            process.wait(30)
-
-
-class Client:
-    def __init__(self, http: httpx.AsyncClient, token: str) -> None:
-        self.http, self.token = http, token
-
-    async def gql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        response = await self.http.post(
-            "/graphql",
-            json={"query": query, "variables": variables or {}},
-            headers={"Authorization": f"Bearer {self.token}"},
-        )
-        body = response.json()
-        if body.get("errors"):
-            raise RuntimeError(json.dumps(body["errors"]))
-        return body["data"]  # type: ignore[no-any-return]
-
-
 async def sent_delivery(client: Client, n: int) -> tuple[str, list[str]]:
     """Import n profiles, send one delivery to all, wait until relayed; the message ids."""
-    for first in range(0, n, IMPORT_CHUNK):
-        chunk = [{"email": f"u{i}@example.com"} for i in range(first, min(n, first + IMPORT_CHUNK))]
-        await client.gql(
-            "mutation($p: [ProfileInput!]!) { importProfiles(profiles: $p) { created } }",
-            {"p": chunk},
-        )
+    await import_profiles(client, [{"email": f"u{i}@example.com"} for i in range(n)])
     data = await client.gql(
         "mutation($i: CreateDeliveryInput!) { createDelivery(input: $i) { id } }",
         {
@@ -155,19 +103,9 @@ async def sent_delivery(client: Client, n: int) -> tuple[str, list[str]]:
         if data["delivery"]["status"] == "SENT":
             break
         await asyncio.sleep(0.2)
-    ids: list[str] = []
-    after = None
-    while True:
-        data = await client.gql(
-            "query($d: ID!, $a: String) { sendingLogs(deliveryId: $d, first: 500, after: $a) {"
-            " pageInfo { hasNextPage endCursor } edges { node { messageId } } } }",
-            {"d": delivery_id, "a": after},
-        )
-        page = data["sendingLogs"]
-        ids += [e["node"]["messageId"] for e in page["edges"]]
-        if not page["pageInfo"]["hasNextPage"]:
-            return delivery_id, ids
-        after = page["pageInfo"]["endCursor"]
+    return delivery_id, [
+        log["messageId"] for log in await sending_logs(client, delivery_id, "messageId")
+    ]
 
 
 def contract_events(ids: list[str], run: str) -> list[Event]:
@@ -335,35 +273,24 @@ def main() -> None:
     args = parser.parse_args()
     n = args.events
     print(
-        f"machine: {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}),"
-        f" Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}"
+        f"machine: {machine()}, Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}"
     )
-    print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
+    print(f"command: {command_line()}")
     tmp = Path(tempfile.mkdtemp(prefix="bench-webhook-"))
     try:
         db = tmp / "server.sqlite3"
         secret = uuid.uuid4().hex
-        env = {
-            **os.environ,
-            "DATABASE_URL": f"sqlite://{db}",
-            "MTA_URL": "capture://",
-            "FEEDBACK_SECRET": secret,
-            "FEEDBACK_MODE": "EFS",
-            "SPARKPOST_WEBHOOK_AUTH": SPARKPOST_AUTH,
-            "ENGINE_TICK_SECONDS": "0.05",
-        }
-        create = ["operator", "create", "bench", "--role", "ADMINISTRATION"]
-        made = subprocess.run(
-            [sys.executable, "-m", "server", *create],
-            cwd=ROOT,
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
+        env = environment(
+            DATABASE_URL=f"sqlite://{db}",
+            MTA_URL="capture://",
+            FEEDBACK_SECRET=secret,
+            FEEDBACK_MODE="EFS",
+            SPARKPOST_WEBHOOK_AUTH=SPARKPOST_AUTH,
+            ENGINE_TICK_SECONDS="0.05",
         )
-        token = made.stdout.strip().splitlines()[-1]
-        with server(env, free_port(), tmp / "server.log") as base:
-            results = asyncio.run(measure(base, token, db, secret, args))
+        token = operator_token(env, tmp)
+        with running_server(env, tmp) as server:
+            results = asyncio.run(measure(server.base_url, token, db, secret, args))
     finally:
         if args.keep:
             print(f"kept {tmp}")

@@ -111,3 +111,23 @@ async def sent_delivery(
     await confirm(api, created["id"])
     done = await wait_for(api, created["id"], lambda d: d["status"] == "SENT")
     return done, [log for log in await logs(api, created["id"]) if not log["excluded"]]
+
+
+async def efs_delivery(api: Api, emails: list[str]) -> tuple[str, list[str]]:
+    """A delivery in EFS mode sent to `emails`: its id and each address's message id, in order
+    (what a provider webhook test posts events for)."""
+    done, sent = await sent_delivery(api, list(emails), feedbackMode="EFS")
+    by_address = {log["address"]: log["messageId"] for log in sent}
+    return done["id"], [by_address[e] for e in emails]
+
+
+async def feedback_snapshot(
+    api: Api, delivery_id: str
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Everything feedback can change: every log field and every KPI."""
+    return await logs(api, delivery_id), (await delivery(api, delivery_id))["kpis"]
+
+
+def failure_state(log: dict[str, Any]) -> tuple[Any, ...]:
+    """A sending log's outcome as one comparable tuple: status, failure type, reason, retries."""
+    return log["status"], log["failureType"], log["failureReason"], log["retries"]

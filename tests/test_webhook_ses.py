@@ -160,18 +160,7 @@ async def post(api: Api, message: dict[str, Any] | bytes) -> httpx.Response:
 
 
 async def efs_delivery(api: Api, count: int) -> tuple[str, list[str]]:
-    emails = [f"ses{i}@example.com" for i in range(count)]
-    done, logs = await flows.sent_delivery(api, list(emails), feedbackMode="EFS")
-    by_address = {log["address"]: log["messageId"] for log in logs}
-    return done["id"], [by_address[e] for e in emails]
-
-
-async def snapshot(api: Api, delivery_id: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    return await flows.logs(api, delivery_id), (await flows.delivery(api, delivery_id))["kpis"]
-
-
-def state(log: dict[str, Any]) -> tuple[Any, ...]:
-    return log["status"], log["failureType"], log["failureReason"], log["retries"]
+    return await flows.efs_delivery(api, [f"ses{i}@example.com" for i in range(count)])
 
 
 COUNTS = ("accepted", "duplicates", "unknown", "skipped")
@@ -225,14 +214,14 @@ async def test_signed_v1_and_v2_notifications_apply_and_replay_as_duplicates(
         assert response.status_code == 200, response.text
         assert response.json() == counts(accepted=1)
     logs = {log["messageId"]: log for log in await flows.logs(hook, delivery_id)}
-    assert [state(logs[m]) for m in ids] == [
+    assert [flows.failure_state(logs[m]) for m in ids] == [
         ("FAILED", "HARD", "USER_UNKNOWN", 0),  # Permanent / NoEmail
         ("FAILED", "SOFT", "MAILBOX_FULL", 1),  # Transient / MailboxFull
         ("PENDING", None, None, 0),  # Undetermined: recorded, ignored
         ("SENT", None, None, 0),  # Delivery
         ("FAILED", "SOFT", "MAILBOX_FULL", 1),  # DeliveryDelay / MailboxFull
     ]
-    after = await snapshot(hook, delivery_id)
+    after = await flows.feedback_snapshot(hook, delivery_id)
 
     skipped = [
         envelope(sns, ses_message("complaint", ids[3])),
@@ -246,7 +235,7 @@ async def test_signed_v1_and_v2_notifications_apply_and_replay_as_duplicates(
     for message in messages:  # SNS delivers a message again: the same MessageId
         response = await post(hook, message)
         assert response.json() == counts(duplicates=1), response.text
-    assert await snapshot(hook, delivery_id) == after
+    assert await flows.feedback_snapshot(hook, delivery_id) == after
     assert sns.requests == [CERT_PATH]  # fetched once, then cached
 
 
@@ -276,7 +265,7 @@ async def test_forged_tampered_foreign_unsigned_or_stale_messages_get_401_and_ch
     hook: Api, sns: FakeSns
 ) -> None:
     delivery_id, (message_id,) = await efs_delivery(hook, 1)
-    before = await snapshot(hook, delivery_id)
+    before = await flows.feedback_snapshot(hook, delivery_id)
     body = ses_message("bounce_permanent", message_id)
     evil_cert = f"{sns.base}/evil/cert.txt"
 
@@ -318,19 +307,19 @@ async def test_forged_tampered_foreign_unsigned_or_stale_messages_get_401_and_ch
         if name == "cert URL not matching the pattern":
             assert sns.requests == [], sns.requests
     assert all(not r.startswith("/evil") for r in sns.requests), sns.requests
-    assert await snapshot(hook, delivery_id) == before
+    assert await flows.feedback_snapshot(hook, delivery_id) == before
 
     valid = envelope(sns, body)
     assert (await post(hook, valid)).json() == counts(accepted=1)
     (log,) = await flows.logs(hook, delivery_id)
-    assert state(log) == ("FAILED", "HARD", "USER_UNKNOWN", 0)
+    assert flows.failure_state(log) == ("FAILED", "HARD", "USER_UNKNOWN", 0)
 
 
 async def test_malformed_messages_get_400_and_an_unusable_certificate_502(
     hook: Api, sns: FakeSns
 ) -> None:
     delivery_id, (message_id,) = await efs_delivery(hook, 1)
-    before = await snapshot(hook, delivery_id)
+    before = await flows.feedback_snapshot(hook, delivery_id)
     body = ses_message("bounce_transient", message_id)
     without_mail = json.loads(body)
     del without_mail["mail"]
@@ -357,6 +346,6 @@ async def test_malformed_messages_get_400_and_an_unusable_certificate_502(
     missing_cert = envelope(sns, body, SigningCertURL=f"{sns.base}/sns/missing.pem")
     response = await post(hook, missing_cert)
     assert response.status_code == 502, response.text
-    assert await snapshot(hook, delivery_id) == before
+    assert await flows.feedback_snapshot(hook, delivery_id) == before
 
     assert (await post(hook, envelope(sns, body))).json() == counts(accepted=1)

@@ -77,18 +77,7 @@ async def hook(make_server: Callable[..., Any]) -> AsyncIterator[Api]:
 
 
 async def efs_delivery(api: Api, count: int) -> tuple[str, list[str]]:
-    emails = [f"sp{i}@example.com" for i in range(count)]
-    done, logs = await flows.sent_delivery(api, list(emails), feedbackMode="EFS")
-    by_address = {log["address"]: log["messageId"] for log in logs}
-    return done["id"], [by_address[e] for e in emails]
-
-
-async def snapshot(api: Api, delivery_id: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    return await flows.logs(api, delivery_id), (await flows.delivery(api, delivery_id))["kpis"]
-
-
-def state(log: dict[str, Any]) -> tuple[Any, ...]:
-    return log["status"], log["failureType"], log["failureReason"], log["retries"]
+    return await flows.efs_delivery(api, [f"sp{i}@example.com" for i in range(count)])
 
 
 async def quarantined(api: Api, emails: list[str]) -> set[str]:
@@ -135,7 +124,7 @@ async def test_sample_batch_applies_by_event_type_and_bounce_class_and_replays_a
     assert response.json() == {"accepted": 9, "duplicates": 0, "unknown": 2, "skipped": 6}
 
     logs = {log["messageId"]: log for log in await flows.logs(hook, delivery_id)}
-    assert [state(logs[m]) for m in ids] == [
+    assert [flows.failure_state(logs[m]) for m in ids] == [
         ("SENT", None, None, 0),  # delivery
         ("FAILED", "HARD", "USER_UNKNOWN", 0),  # bounce, class 10
         ("FAILED", "SOFT", "MAILBOX_FULL", 1),  # bounce, class 22
@@ -146,13 +135,13 @@ async def test_sample_batch_applies_by_event_type_and_bounce_class_and_replays_a
         ("FAILED", "SOFT", "INVALID_DOMAIN", 1),  # bounce, class 21
         ("PENDING", None, None, 0),  # generation_failure: ignored
     ]
-    after = await snapshot(hook, delivery_id)
+    after = await flows.feedback_snapshot(hook, delivery_id)
     kpis = after[1]
     assert (kpis["sent"], kpis["failed"], kpis["pending"]) == (1, 5, 3)
 
     replay = await post(hook, batch)
     assert replay.json() == {"accepted": 0, "duplicates": 9, "unknown": 2, "skipped": 6}
-    assert await snapshot(hook, delivery_id) == after
+    assert await flows.feedback_snapshot(hook, delivery_id) == after
     # The hard bounce quarantined its address; one soft bounce does not (threshold 5).
     emails = [f"sp{i}@example.com" for i in range(9)]
     assert await quarantined(hook, emails) == {"sp1@example.com"}
@@ -160,7 +149,7 @@ async def test_sample_batch_applies_by_event_type_and_bounce_class_and_replays_a
 
 async def test_bad_or_missing_basic_auth_gets_401_and_changes_nothing(hook: Api) -> None:
     delivery_id, (message_id,) = await efs_delivery(hook, 1)
-    before = await snapshot(hook, delivery_id)
+    before = await flows.feedback_snapshot(hook, delivery_id)
     batch = [sparkpost_event(message_id, "1001", "bounce", bounce_class="10")]
     user, _, password = AUTH.partition(":")
     headers = {
@@ -178,19 +167,19 @@ async def test_bad_or_missing_basic_auth_gets_401_and_changes_nothing(hook: Api)
         assert response.status_code == 401, (name, response.text)
         assert response.headers["www-authenticate"].startswith("Basic"), name
         assert "accepted" not in response.json(), name
-    assert await snapshot(hook, delivery_id) == before
+    assert await flows.feedback_snapshot(hook, delivery_id) == before
 
     accepted = await post(hook, batch, basic(AUTH, scheme="basic"))  # the scheme in any case
     assert accepted.json() == {"accepted": 1, "duplicates": 0, "unknown": 0, "skipped": 0}
     log = (await flows.logs(hook, delivery_id))[0]
-    assert state(log) == ("FAILED", "HARD", "USER_UNKNOWN", 0)
+    assert flows.failure_state(log) == ("FAILED", "HARD", "USER_UNKNOWN", 0)
 
 
 async def test_malformed_bodies_get_400_and_change_nothing_and_the_ping_gets_200(
     hook: Api,
 ) -> None:
     delivery_id, (first, second) = await efs_delivery(hook, 2)
-    before = await snapshot(hook, delivery_id)
+    before = await flows.feedback_snapshot(hook, delivery_id)
     good = [
         sparkpost_event(first, "2001", "bounce", bounce_class="22"),
         sparkpost_event(second, "2002"),
@@ -224,12 +213,12 @@ async def test_malformed_bodies_get_400_and_change_nothing_and_the_ping_gets_200
         response = await post(hook, body)
         assert response.status_code == 400, (name, response.text)
         assert response.json()["error"], name
-    assert await snapshot(hook, delivery_id) == before
+    assert await flows.feedback_snapshot(hook, delivery_id) == before
 
     ping = await post(hook, json.loads((SAMPLES / "ping.json").read_text()))
     assert ping.status_code == 200, ping.text
     assert ping.json() == {"accepted": 0, "duplicates": 0, "unknown": 0, "skipped": 0}
-    assert await snapshot(hook, delivery_id) == before
+    assert await flows.feedback_snapshot(hook, delivery_id) == before
     accepted = await post(hook, good)
     assert accepted.json() == {"accepted": 2, "duplicates": 0, "unknown": 0, "skipped": 0}
 
@@ -244,4 +233,6 @@ async def test_a_batch_larger_than_max_events_is_applied_in_chunks(hook: Api) ->
     assert response.status_code == 200, response.text
     assert response.json() == {"accepted": 1500, "duplicates": 0, "unknown": 0, "skipped": 0}
     logs = await flows.logs(hook, delivery_id)
-    assert [state(log) for log in logs] == [("FAILED", "SOFT", "MAILBOX_FULL", 750)] * 2
+    assert [flows.failure_state(log) for log in logs] == [
+        ("FAILED", "SOFT", "MAILBOX_FULL", 750)
+    ] * 2

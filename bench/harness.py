@@ -1,0 +1,187 @@
+"""What the benchmarks share: the real server in a subprocess, a GraphQL client, /proc figures.
+
+Each bench runs `python -m server serve` on a fresh database with its settings passed as
+environment variables; `environment` starts from this process's environment minus every
+server setting, so a variable left in the caller's shell cannot change what is measured.
+"""
+
+import contextlib
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from server.settings import Settings  # noqa: E402
+
+IMPORT_CHUNK = 10_000  # profiles per importProfiles request
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads) so far, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def command_line() -> str:
+    """The command as typed, for the report (`python bench/x.py --option ...`)."""
+    return " ".join([Path(sys.executable).name, *sys.argv])
+
+
+def machine() -> str:
+    return f"{os.cpu_count()} CPUs ({platform.processor() or platform.machine()})"
+
+
+def environment(**values: str) -> dict[str, str]:
+    """This process's environment without any server setting, plus `values` (NAME="value");
+    the project is first on PYTHONPATH so the server runs from any working directory."""
+    settings = {name.upper() for name in Settings.model_fields}
+    env = {k: v for k, v in os.environ.items() if k.upper() not in settings}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(
+        os.pathsep
+    )
+    env.update(values)
+    return env
+
+
+def operator_token(
+    env: dict[str, str], workdir: Path, roles: Sequence[str] = ("ADMINISTRATION",)
+) -> str:
+    """`python -m server operator create bench --role ...` on the bench's database; its token."""
+    made = subprocess.run(
+        [sys.executable, "-m", "server", "operator", "create", "bench"]
+        + [x for role in roles for x in ("--role", role)],
+        cwd=workdir,  # no stray .env file is read
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if made.returncode != 0:
+        raise RuntimeError(f"operator create failed: {made.stderr[-2000:]}")
+    return made.stdout.strip().splitlines()[-1]
+
+
+@dataclass
+class ServerProcess:
+    process: "subprocess.Popen[bytes]"
+    base_url: str
+    log_path: Path
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.process.pid)
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+
+@contextlib.contextmanager
+def running_server(
+    env: dict[str, str], workdir: Path, log_name: str = "server.log", start_timeout: float = 60
+) -> Iterator[ServerProcess]:
+    """`python -m server serve` on a free port, answering /health; stopped on exit by SIGTERM,
+    which uvicorn takes as a graceful stop (requests drained, then the lifespan's shutdown, so
+    queued writes such as the tracking recorder's are flushed). Any failure prints the end of
+    the server's log, which lives in a temporary directory."""
+    port = free_port()
+    log_path = workdir / log_name
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "server", "serve", "--port", str(port)],
+            cwd=workdir,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    server = ServerProcess(process, f"http://127.0.0.1:{port}", log_path)
+    try:
+        deadline = time.monotonic() + start_timeout
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{server.base_url}/health", timeout=1).status_code == 200:
+                    break
+            if process.poll() is not None:
+                raise RuntimeError("the server exited at start-up")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the server did not answer within {start_timeout:g} s")
+            time.sleep(0.05)
+        yield server
+    except BaseException:
+        print(f"--- the end of {log_path.name}:\n{server.log_tail()}", file=sys.stderr)
+        raise
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(120)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise RuntimeError(
+                f"the server did not stop within 120 s; its log ends:\n{server.log_tail(20)}"
+            ) from None
+
+
+class Client:
+    """GraphQL over HTTP as one operator (bearer token); an error answer raises."""
+
+    def __init__(self, http: httpx.AsyncClient, token: str) -> None:
+        self.http, self.token = http, token
+
+    async def gql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        response = await self.http.post(
+            "/graphql",
+            json={"query": query, "variables": variables or {}},
+            headers={"Authorization": f"Bearer {self.token}"},
+        )
+        body = response.json()
+        if body.get("errors"):
+            raise RuntimeError(json.dumps(body["errors"])[:2000])
+        return body["data"]  # type: ignore[no-any-return]
+
+
+async def import_profiles(client: Client, profiles: list[dict[str, Any]]) -> None:
+    """importProfiles in chunks of IMPORT_CHUNK; each profile must be new."""
+    for first in range(0, len(profiles), IMPORT_CHUNK):
+        chunk = profiles[first : first + IMPORT_CHUNK]
+        data = await client.gql(
+            "mutation($p: [ProfileInput!]!) { importProfiles(profiles: $p) { created } }",
+            {"p": chunk},
+        )
+        assert data["importProfiles"]["created"] == len(chunk), data
+
+
+async def sending_logs(client: Client, delivery_id: str, fields: str) -> list[dict[str, Any]]:
+    """Every sending log of a delivery (`fields` of each node), following the cursor pages."""
+    nodes: list[dict[str, Any]] = []
+    after = None
+    while True:
+        data = await client.gql(
+            "query($d: ID!, $a: String) { sendingLogs(deliveryId: $d, first: 500, after: $a) {"
+            f" pageInfo {{ hasNextPage endCursor }} edges {{ node {{ {fields} }} }} }} }}",
+            {"d": delivery_id, "a": after},
+        )
+        page = data["sendingLogs"]
+        nodes += [e["node"] for e in page["edges"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            return nodes
+        after = page["pageInfo"]["endCursor"]
