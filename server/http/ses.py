@@ -48,26 +48,19 @@ PATH = "/mta/feedback/ses"
 TYPE_HEADER = "x-amz-sns-message-type"
 
 # The keys SNS signs, in this order, per message Type ("Subject" only when the message has one).
+_SUBSCRIPTION_KEYS = (
+    "Message",
+    "MessageId",
+    "SubscribeURL",
+    "Timestamp",
+    "Token",
+    "TopicArn",
+    "Type",
+)
 SIGNED_KEYS: dict[str, tuple[str, ...]] = {
     "Notification": ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"),
-    "SubscriptionConfirmation": (
-        "Message",
-        "MessageId",
-        "SubscribeURL",
-        "Timestamp",
-        "Token",
-        "TopicArn",
-        "Type",
-    ),
-    "UnsubscribeConfirmation": (
-        "Message",
-        "MessageId",
-        "SubscribeURL",
-        "Timestamp",
-        "Token",
-        "TopicArn",
-        "Type",
-    ),
+    "SubscriptionConfirmation": _SUBSCRIPTION_KEYS,
+    "UnsubscribeConfirmation": _SUBSCRIPTION_KEYS,
 }
 OPTIONAL_KEYS = frozenset({"Subject"})
 SIGNATURE_HASHES: dict[str, type[hashes.HashAlgorithm]] = {"1": hashes.SHA1, "2": hashes.SHA256}
