@@ -20,7 +20,9 @@ from server.engine import Engine
 from server.engine.intake import FeedbackIntake
 from server.graphql_app import GraphQLApp
 from server.http import Endpoints
+from server.http.dashboard import Dashboard
 from server.http.feedback import feedback_endpoint
+from server.http.graphiql import GraphiQL
 from server.http.limits import BodyLimit
 from server.http.ses import SesWebhook
 from server.http.sparkpost import SparkPostWebhook
@@ -61,6 +63,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     runtime = Runtime(settings, bus, mta, intake, hub, engine)
     graphql = GraphQLApp(settings, bus, hub)
     endpoints: list[Endpoints] = [
+        GraphiQL(settings),
+        Dashboard(settings),
         TrackingEndpoints(settings),
         SparkPostWebhook(settings, intake),
         SesWebhook(settings, intake),
