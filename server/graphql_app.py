@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
@@ -14,6 +14,7 @@ from graphql_schema.context import Context
 from graphql_schema.schema import schema
 from models.operator import operator_for_token
 from server.bus import DELIVERY_TOPIC, ENGINE_TOPIC, EventBus
+from server.http.graphiql import graphiql_page
 from server.progress import ProgressHub
 from server.settings import Settings
 
@@ -29,12 +30,18 @@ class GraphQLApp(GraphQL[Context, None]):
     def __init__(self, settings: Settings, bus: EventBus, hub: ProgressHub) -> None:
         super().__init__(
             schema,
-            graphql_ide=None,
+            graphql_ide="graphiql",  # rendered by render_graphql_ide: our offline page
             allow_queries_via_get=False,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             connection_init_wait_timeout=timedelta(seconds=10),
         )
         self.settings, self.bus, self.hub = settings, bus, hub
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """GraphiQL for browsers (Accept: text/html); other GETs answer 404 as they always did."""
+        if "text/html" not in request.headers.get("accept", ""):
+            return PlainTextResponse("Not Found", status_code=404)
+        return graphiql_page(self.settings, request)
 
     def _context(self) -> Context:
         bus = self.bus

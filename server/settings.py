@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     sns_cert_url_pattern: str = r"^https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[^?#]*\.pem$"
     sns_max_age_seconds: float = Field(3600.0, gt=0)
 
+    # GraphiQL (docs/graphiql.md): where `npm ci --prefix web` put the browser assets;
+    # unset means web/node_modules in the source tree.
+    graphiql_assets_dir: str | None = None
+
     @property
     def tracking_key(self) -> str:
         return self.tracking_secret or self.feedback_secret
