@@ -1,14 +1,82 @@
-"""The live Deployment dashboard at `/` (stub: filled in by the dashboard work)."""
+"""The live Deployment dashboard at `/`: one static page (no build step) that talks to `/graphql`.
 
-from starlette.routing import BaseRoute
+`GET /` serves web/dashboard/index.html; `/dashboard/NAME` serves the page's own files from that
+folder (plain files directly in it, by suffix; never a sub-folder or a path that leaves it). Every
+response carries a strict Content-Security-Policy: scripts and styles from this server only (no
+inline script), connections to this server and its WebSocket only. The files are small and
+unversioned, so browsers revalidate them on each load (`no-cache` + ETag) instead of running a
+stale page after an upgrade.
+"""
+
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Route
 
 from server.settings import Settings
 
+PAGE_DIR = Path(__file__).resolve().parent.parent.parent / "web" / "dashboard"
+
+CSP = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "connect-src 'self' ws: wss:",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+HEADERS = {
+    "Content-Security-Policy": CSP,
+    "Cache-Control": "no-cache",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+# Suffix -> media type: the only kinds of file the dashboard folder serves.
+MEDIA = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+}
+
+
+def _not_found(what: str) -> JSONResponse:
+    return JSONResponse({"error": f"not found: {what}"}, status_code=404, headers=HEADERS)
+
+
+def _file(folder: Path, name: str) -> Response:
+    """A file directly in `folder`, or 404: a name with a slash, a dot-file or an unknown
+    suffix is never looked up."""
+    suffix = Path(name).suffix
+    if "/" in name or "\\" in name or name.startswith(".") or suffix not in MEDIA:
+        return _not_found(name)
+    path = folder / name
+    if not path.is_file():
+        return _not_found(name)
+    return FileResponse(path, media_type=MEDIA[suffix], headers=HEADERS)
+
 
 class Dashboard:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, folder: Path = PAGE_DIR) -> None:
         self.settings = settings
-        self.routes: list[BaseRoute] = []
+        self.folder = folder
+        self.routes: list[BaseRoute] = [
+            Route("/", self.index, methods=["GET", "HEAD"]),
+            Route("/dashboard/{name:path}", self.asset, methods=["GET", "HEAD"]),
+        ]
+
+    async def index(self, request: Request) -> Response:
+        return _file(self.folder, "index.html")
+
+    async def asset(self, request: Request) -> Response:
+        return _file(self.folder, str(request.path_params["name"]))
 
     async def start(self) -> None:
         return None

@@ -1,0 +1,434 @@
+// The Deployment dashboard: sign in, deliveries, one delivery's Deployment block (live), actions,
+// chart and sending logs. Every server string goes into the page with textContent, never as HTML.
+
+import { gql } from "./api.js";
+import { drawChart } from "./chart.js";
+import { subscribe } from "./live.js";
+
+const TOKEN_KEY = "dashboard.token";
+const DELIVERIES_PAGE = 20;
+const LOGS_PAGE = 10;
+const CONFIRMABLE = new Set(["READY", "PENDING_CONFIRMATION"]);
+const KPIS = `kpis { toSend processed sent pending failed deliveredRate bouncesAndErrorsRate
+  opens clicks openRate clickThroughRate statsComputedAt }`;
+const DELIVERY = `id label status channel failureMessage ${KPIS}`;
+
+const Q = {
+  me: "{ me { name roles } }",
+  deliveries: `query($first: Int, $after: String) { deliveries(first: $first, after: $after) {
+    totalCount pageInfo { hasNextPage endCursor } edges { node { id label status channel } } } }`,
+  delivery: `query($id: ID!) { delivery(id: $id) { ${DELIVERY} } }`,
+  progress: `subscription($id: ID!) { deploymentProgress(deliveryId: $id) {
+    status at delivery { label failureMessage } ${KPIS} } }`,
+  confirm: `mutation($id: ID!) { confirmSend(deliveryId: $id) { ${DELIVERY} } }`,
+  stats: `mutation($id: ID!) { computeStats(deliveryId: $id) {
+    toSend processed sent pending failed deliveredRate bouncesAndErrorsRate
+    opens clicks openRate clickThroughRate statsComputedAt } }`,
+  logs: `query($id: ID!, $status: SendingLogStatus, $first: Int, $after: String) {
+    sendingLogs(deliveryId: $id, status: $status, first: $first, after: $after) {
+      totalCount pageInfo { hasNextPage endCursor }
+      edges { node { id address status failureType failureReason retries eventAt } } } }`,
+};
+
+// Which figure goes where, and how it reads.
+const FIGURES = {
+  toSend: "count", sent: "count", processed: "count", pending: "count", failed: "count",
+  opens: "count", clicks: "count", deliveredRate: "rate", bouncesAndErrorsRate: "rate",
+  openRate: "rate", clickThroughRate: "rate", statsComputedAt: "time",
+};
+
+const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
+const show = (node, visible = true) => { node.hidden = !visible; };
+const when = (iso) => (iso ? new Date(iso).toLocaleString() : "—");
+
+const state = {
+  token: null,
+  deliveries: { after: null, byId: new Map() },
+  current: null, // { id, status, kpis, points, live }
+  logs: { status: "", cursors: [null], index: 0, next: null },
+};
+
+function message(node, text, kind = "error") {
+  node.textContent = text || "";
+  node.className = `message ${kind}`;
+  show(node, Boolean(text));
+}
+
+function setBadge(node, status) {
+  node.textContent = status;
+  node.className = `badge status-${String(status).toLowerCase()}`;
+}
+
+const call = (query, variables) => gql(state.token, query, variables);
+
+// ---- sign in / out ----
+
+async function signIn(token) {
+  state.token = token;
+  let me;
+  try {
+    me = (await call(Q.me)).me;
+  } catch (error) {
+    state.token = null;
+    sessionStorage.removeItem(TOKEN_KEY);
+    const refused = error.code === "UNAUTHENTICATED";
+    message($("signin-error"), refused
+      ? `This token was refused by the server (${error.message}). Check it and sign in again.`
+      : `Could not sign in: ${error.text}`);
+    showSignIn();
+    return;
+  }
+  sessionStorage.setItem(TOKEN_KEY, token);
+  $("operator-name").textContent = me.name;
+  $("operator-roles").textContent = me.roles.length ? me.roles.join(", ") : "no roles";
+  message($("signin-error"), "");
+  show($("signin"), false);
+  show($("who"));
+  show($("board"));
+  await loadDeliveries(true);
+}
+
+function showSignIn() {
+  show($("who"), false);
+  show($("board"), false);
+  show($("signin"));
+  $("token").focus();
+}
+
+function signOut() {
+  closeDelivery();
+  sessionStorage.removeItem(TOKEN_KEY);
+  state.token = null;
+  $("token").value = "";
+  $("deliveries-list").replaceChildren();
+  message($("signin-error"), "");
+  showSignIn();
+}
+
+// ---- deliveries list ----
+
+async function loadDeliveries(reset) {
+  const list = $("deliveries-list");
+  if (reset) {
+    list.replaceChildren();
+    state.deliveries = { after: null, byId: new Map() };
+  }
+  try {
+    const page = (await call(Q.deliveries, {
+      first: DELIVERIES_PAGE, after: state.deliveries.after,
+    })).deliveries;
+    message($("deliveries-error"), "");
+    $("deliveries-total").textContent = `(${page.totalCount})`;
+    for (const { node } of page.edges) list.append(deliveryItem(node));
+    state.deliveries.after = page.pageInfo.endCursor;
+    show($("deliveries-more"), page.pageInfo.hasNextPage);
+    if (!page.totalCount) message($("deliveries-error"), "No deliveries yet.", "info");
+  } catch (error) {
+    message($("deliveries-error"), error.text);
+  }
+}
+
+function deliveryItem(delivery) {
+  const li = document.createElement("li");
+  const button = document.createElement("button");
+  button.type = "button";
+  button.dataset.testid = "delivery-item";
+  button.dataset.id = delivery.id;
+  const label = document.createElement("span");
+  label.className = "label";
+  label.textContent = delivery.label;
+  const meta = document.createElement("span");
+  meta.className = "meta";
+  meta.textContent = `#${delivery.id} · ${delivery.channel}`;
+  const badge = document.createElement("span");
+  setBadge(badge, delivery.status);
+  button.append(label, badge, meta);
+  button.addEventListener("click", () => openDelivery(delivery.id));
+  li.append(button);
+  state.deliveries.byId.set(delivery.id, badge);
+  return li;
+}
+
+// ---- one delivery ----
+
+function closeDelivery() {
+  if (state.current && state.current.live) state.current.live.close();
+  state.current = null;
+  show($("deployment"), false);
+  show($("placeholder"));
+}
+
+async function openDelivery(id) {
+  closeDelivery();
+  for (const item of document.querySelectorAll('[data-testid="delivery-item"]')) {
+    item.classList.toggle("selected", item.dataset.id === id);
+  }
+  let delivery;
+  try {
+    delivery = (await call(Q.delivery, { id })).delivery;
+  } catch (error) {
+    message($("deliveries-error"), error.text);
+    return;
+  }
+  if (!delivery) {
+    message($("deliveries-error"), `Delivery #${id} no longer exists.`);
+    return;
+  }
+  const current = { id, status: delivery.status, kpis: delivery.kpis, points: [], live: null };
+  state.current = current;
+  message($("action-error"), "");
+  message($("action-info"), "", "info");
+  show($("conn-banner"), false);
+  show($("placeholder"), false);
+  show($("deployment"));
+  render(delivery.label, delivery.status, delivery.kpis, delivery.failureMessage);
+  addPoint(delivery.kpis, Date.now());
+  state.logs = { status: $("logs-filter").value, cursors: [null], index: 0, next: null };
+  loadLogs();
+  current.live = subscribe({
+    token: state.token,
+    query: Q.progress,
+    variables: { id },
+    onData: (data) => {
+      if (state.current !== current) return;
+      const p = data.deploymentProgress;
+      render(p.delivery.label, p.status, p.kpis, p.delivery.failureMessage);
+      addPoint(p.kpis, Date.parse(p.at) || Date.now());
+    },
+    onState: (s) => {
+      if (state.current !== current) return;
+      liveState(s);
+      if (s.state === "completed") loadLogs(); // the final statuses
+    },
+  });
+}
+
+function render(label, status, kpis, failure) {
+  const current = state.current;
+  const changed = current.status !== status;
+  current.status = status;
+  current.kpis = kpis;
+  current.label = label;
+  $("dep-label").textContent = label;
+  setBadge($("dep-status"), status);
+  const badge = state.deliveries.byId.get(current.id);
+  if (badge) setBadge(badge, status);
+  if (failure) message($("action-error"), `This delivery failed: ${failure}`);
+  renderKpis(kpis);
+  if (changed) loadLogs(); // the logs' statuses moved with the delivery's
+  $("confirm-send").disabled = !CONFIRMABLE.has(status);
+  $("confirm-send").title = CONFIRMABLE.has(status)
+    ? "Start sending this delivery"
+    : `Only a READY or PENDING_CONFIRMATION delivery can be confirmed (this one is ${status}).`;
+}
+
+function renderKpis(kpis) {
+  for (const [key, kind] of Object.entries(FIGURES)) {
+    const node = $(`kpi-${key}`);
+    const value = kpis[key];
+    node.dataset.value = value === null ? "" : String(value);
+    node.textContent = kind === "rate" ? `${Number(value).toFixed(2)} %`
+      : kind === "time" ? (value ? when(value) : "never") : String(value);
+  }
+  const bar = $("progress-bar");
+  const share = kpis.toSend ? Math.min(1, kpis.processed / kpis.toSend) : 0;
+  $("progress-fill").style.width = `${(share * 100).toFixed(1)}%`;
+  bar.setAttribute("aria-valuemax", String(kpis.toSend));
+  bar.setAttribute("aria-valuenow", String(kpis.processed));
+  $("progress-text").textContent = `${kpis.processed} / ${kpis.toSend}`;
+  $("progress-text").dataset.processed = String(kpis.processed);
+  $("progress-text").dataset.toSend = String(kpis.toSend);
+}
+
+function addPoint(kpis, t) {
+  const points = state.current.points;
+  const last = points[points.length - 1];
+  const point = { t, deliveredRate: kpis.deliveredRate, bouncesAndErrorsRate: kpis.bouncesAndErrorsRate };
+  if (last && t < last.t) point.t = last.t;
+  points.push(point);
+  drawChart($("chart"), points);
+}
+
+function liveState(s) {
+  const banner = $("conn-banner");
+  const live = $("live-state");
+  banner.className = "banner";
+  switch (s.state) {
+    case "connecting":
+      live.textContent = "connecting…";
+      break;
+    case "live":
+      live.textContent = "● live";
+      show(banner, false);
+      break;
+    case "reconnecting":
+      live.textContent = "offline";
+      banner.textContent = s.delay
+        ? `Connection lost, reconnecting… (attempt ${s.attempt}, next try in ${s.delay / 1000} s)`
+        : `Connection lost, reconnecting… (attempt ${s.attempt})`;
+      banner.dataset.attempt = String(s.attempt);
+      show(banner);
+      break;
+    case "completed":
+      live.textContent = "final figures (no more live updates)";
+      show(banner, false);
+      break;
+    case "refused":
+      live.textContent = "offline";
+      banner.className = "banner error";
+      banner.textContent = "This token was refused for live updates (WebSocket closed 4403). "
+        + "Sign out and sign in again with a valid token.";
+      show(banner);
+      break;
+    case "error":
+      live.textContent = "offline";
+      banner.className = "banner error";
+      banner.textContent = `Live updates stopped: ${s.message}`;
+      show(banner);
+      break;
+    default:
+      break;
+  }
+}
+
+// ---- actions ----
+
+function askConfirm() {
+  const current = state.current;
+  if (!current) return;
+  $("confirm-label").textContent = current.label;
+  $("confirm-count").textContent = String(current.kpis.toSend);
+  $("confirm-dialog").showModal();
+  $("confirm-ok").focus();
+}
+
+async function confirmSend() {
+  $("confirm-dialog").close();
+  const current = state.current;
+  if (!current) return;
+  message($("action-error"), "");
+  $("confirm-send").disabled = true;
+  try {
+    const d = (await call(Q.confirm, { id: current.id })).confirmSend;
+    if (state.current !== current) return;
+    render(d.label, d.status, d.kpis, d.failureMessage);
+    message($("action-info"), `Send confirmed at ${new Date().toLocaleTimeString()}.`, "info");
+  } catch (error) {
+    if (state.current !== current) return;
+    $("confirm-send").disabled = !CONFIRMABLE.has(current.status);
+    message($("action-info"), "", "info");
+    message($("action-error"), error.text);
+  }
+}
+
+async function computeStats() {
+  const current = state.current;
+  if (!current) return;
+  message($("action-error"), "");
+  const button = $("compute-stats");
+  button.disabled = true;
+  try {
+    const kpis = (await call(Q.stats, { id: current.id })).computeStats;
+    if (state.current !== current) return;
+    current.kpis = kpis;
+    renderKpis(kpis);
+    addPoint(kpis, Date.now());
+    message($("action-info"), `Stats computed at ${when(kpis.statsComputedAt)}.`, "info");
+  } catch (error) {
+    if (state.current === current) message($("action-error"), error.text);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// ---- sending logs ----
+
+async function loadLogs() {
+  const current = state.current;
+  if (!current) return;
+  const logs = state.logs;
+  const { index } = logs;
+  const body = $("logs-body");
+  try {
+    const page = (await call(Q.logs, {
+      id: current.id, status: logs.status || null, first: LOGS_PAGE,
+      after: logs.cursors[index],
+    })).sendingLogs;
+    // A newer filter or page was asked for meanwhile: its answer is the one to show.
+    if (state.current !== current || state.logs !== logs || logs.index !== index) return;
+    message($("logs-error"), "");
+    body.replaceChildren(...page.edges.map(({ node }) => logRow(node)));
+    const from = logs.index * LOGS_PAGE;
+    $("logs-total").textContent = `(${page.totalCount})`;
+    $("logs-total").dataset.total = String(page.totalCount);
+    $("logs-page").textContent = page.edges.length
+      ? `rows ${from + 1}–${from + page.edges.length} of ${page.totalCount}`
+      : "no rows";
+    $("logs-page").dataset.page = String(logs.index + 1);
+    logs.next = page.pageInfo.hasNextPage ? page.pageInfo.endCursor : null;
+    $("logs-next").disabled = !logs.next;
+    $("logs-prev").disabled = logs.index === 0;
+  } catch (error) {
+    if (state.current !== current || state.logs !== logs || logs.index !== index) return;
+    body.replaceChildren();
+    $("logs-total").textContent = "";
+    $("logs-page").textContent = "";
+    $("logs-next").disabled = true;
+    $("logs-prev").disabled = true;
+    message($("logs-error"), error.text);
+  }
+}
+
+function logRow(log) {
+  const tr = document.createElement("tr");
+  tr.dataset.testid = "log-row";
+  tr.dataset.status = log.status;
+  const cells = [log.address, log.status, log.failureType || "", log.failureReason || "",
+    String(log.retries), log.eventAt ? when(log.eventAt) : ""];
+  for (const text of cells) {
+    const td = document.createElement("td");
+    td.textContent = text;
+    tr.append(td);
+  }
+  return tr;
+}
+
+function logsFrom(status) {
+  state.logs = { status, cursors: [null], index: 0, next: null };
+  loadLogs();
+}
+
+// ---- wiring ----
+
+function wire() {
+  $("signin-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const token = $("token").value.trim().replace(/^bearer\s+/i, "");
+    if (token) signIn(token);
+  });
+  $("sign-out").addEventListener("click", signOut);
+  $("deliveries-more").addEventListener("click", () => loadDeliveries(false));
+  $("confirm-send").addEventListener("click", askConfirm);
+  $("confirm-ok").addEventListener("click", confirmSend);
+  $("confirm-cancel").addEventListener("click", () => $("confirm-dialog").close());
+  $("compute-stats").addEventListener("click", computeStats);
+  $("logs-filter").addEventListener("change", (event) => logsFrom(event.target.value));
+  $("logs-refresh").addEventListener("click", () => loadLogs());
+  $("logs-next").addEventListener("click", () => {
+    const logs = state.logs;
+    if (!logs.next) return;
+    logs.cursors = logs.cursors.slice(0, logs.index + 1).concat([logs.next]);
+    logs.index += 1;
+    loadLogs();
+  });
+  $("logs-prev").addEventListener("click", () => {
+    if (state.logs.index === 0) return;
+    state.logs.index -= 1;
+    loadLogs();
+  });
+}
+
+wire();
+const saved = sessionStorage.getItem(TOKEN_KEY);
+if (saved) signIn(saved);
+else showSignIn();
