@@ -23,11 +23,21 @@ class EventBus(Protocol):
 
 
 def make_bus(url: str) -> EventBus:
-    if url.startswith("memory://"):
+    """The bus named by EVENT_BUS_URL; the cross-process ones connect on first use."""
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme == "memory":
         from server.bus.memory import MemoryBus
 
         return MemoryBus()
+    if scheme in ("redis", "rediss"):
+        from server.bus.redis import RedisBus
+
+        return RedisBus(url)
+    if scheme in ("postgres", "postgresql"):
+        from server.bus.postgres import PostgresBus
+
+        return PostgresBus(url)
     raise ValueError(
-        f"EVENT_BUS_URL {url!r} is not supported yet: use memory:// (postgres:// and redis://"
-        " come with the scale-out work)"
+        f"EVENT_BUS_URL {url!r} is not supported: use memory://, redis://, rediss://,"
+        " postgres:// or postgresql://"
     )

@@ -17,6 +17,11 @@ class MemoryBus:
         self._subscribers: dict[str, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
 
     async def publish(self, topic: str, payload: dict[str, Any]) -> None:
+        self.deliver(topic, payload)
+
+    def deliver(self, topic: str, payload: dict[str, Any]) -> None:
+        """Hand `payload` to this process's subscribers of `topic` (the cross-process buses'
+        listeners call this for what they receive)."""
         for queue in list(self._subscribers.get(topic, ())):
             if queue.full():
                 queue.get_nowait()
