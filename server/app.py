@@ -14,7 +14,7 @@ from starlette.routing import Route, WebSocketRoute
 from tortoise.contrib.starlette import RegisterTortoise
 
 from models.sql import Sql
-from server.bus import EventBus, make_bus
+from server.bus import EventBus
 from server.db import apply_migrations, tortoise_config
 from server.engine import Engine
 from server.engine.intake import FeedbackIntake
@@ -27,10 +27,10 @@ from server.http.limits import BodyLimit
 from server.http.ses import SesWebhook
 from server.http.sparkpost import SparkPostWebhook
 from server.http.tracking import TrackingEndpoints
-from server.mta import make_mta
 from server.mta.base import Mta
 from server.progress import ProgressHub
 from server.settings import DEFAULT_SECRET, Settings
+from server.worker import build_core
 
 log = logging.getLogger("server")
 
@@ -55,11 +55,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
     if settings.feedback_secret == DEFAULT_SECRET:
         log.warning("FEEDBACK_SECRET is not set: anyone who reads the docs can forge MTA feedback")
-    bus = make_bus(settings.event_bus_url)
-    mta = make_mta(settings)  # fail at start-up on a bad MTA_URL, not at first send
-    intake = FeedbackIntake(bus, settings.quarantine_threshold, settings.quarantine_gap_hours)
+    core = build_core(settings, engine=settings.engine_enabled)  # shared with `worker`
+    bus, mta, intake, engine = core.bus, core.mta, core.intake, core.engine
     hub = ProgressHub(bus, settings.progress_interval_seconds)
-    engine = Engine(settings, bus, mta, intake) if settings.engine_enabled else None
     runtime = Runtime(settings, bus, mta, intake, hub, engine)
     graphql = GraphQLApp(settings, bus, hub)
     endpoints: list[Endpoints] = [

@@ -1,4 +1,4 @@
-"""`python -m server serve | migrate | operator create NAME --role ROLE ...`"""
+"""`python -m server serve | worker | migrate | operator create NAME --role ROLE ...`"""
 
 import argparse
 import asyncio
@@ -17,6 +17,9 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="apply migrations and run the server")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    commands.add_parser(
+        "worker", help="apply migrations and run the sending engine without the HTTP API"
+    )
     commands.add_parser("migrate", help="apply pending database migrations and exit")
     operator = commands.add_parser("operator", help="manage operators")
     op_commands = operator.add_subparsers(dest="operator_command", required=True)
@@ -77,6 +80,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"configuration error: {error}", file=sys.stderr)
             return 2
         uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+        return 0
+    if args.command == "worker":
+        import logging
+
+        from server.worker import run_worker
+
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+        )
+        try:
+            asyncio.run(run_worker(settings))
+        except ValueError as error:
+            print(f"configuration error: {error}", file=sys.stderr)
+            return 2
         return 0
     if args.command == "migrate":
         asyncio.run(_migrate(settings))

@@ -8,6 +8,7 @@ from models.relay import release_claims
 from server.bus import ENGINE_TOPIC, EventBus
 from server.engine.dispatcher import Dispatcher
 from server.engine.intake import FeedbackIntake
+from server.engine.leader import Leader
 from server.engine.scheduler import Scheduler
 from server.mta.base import Mta
 from server.settings import Settings
@@ -27,11 +28,14 @@ class Engine:
             max_failures=settings.max_relay_failures,
             retry_seconds=(settings.retry_interval_seconds, settings.retry_later_seconds),
         )
+        # The dispatcher runs on every worker; the scheduler's work only on the leader.
+        self.leader = Leader(settings.database_url)
         self.scheduler = Scheduler(
             bus,
             tick_seconds=settings.engine_tick_seconds,
             stats_refresh_seconds=settings.stats_refresh_seconds,
             wake_dispatcher=self.dispatcher.wake,
+            leader=self.leader,
         )
         self._tasks: list[asyncio.Task[Any]] = []
 
@@ -65,3 +69,4 @@ class Engine:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        await self.leader.close()

@@ -1,6 +1,7 @@
 """The clock of the engine: scheduled starts, recurring occurrences, the end of validity
 periods and the periodic open / click refresh. It ticks every `tick_seconds` (0.25 s by
-default), so a validity period ends within about a second of its time, not at an hourly job."""
+default), so a validity period ends within about a second of its time, not at an hourly job.
+With several workers on PostgreSQL only the leader (server/engine/leader.py) does this work."""
 
 import asyncio
 import contextlib
@@ -14,6 +15,7 @@ from models.lifecycle import expire_due, spawn_occurrences, start_due
 from models.stats import refresh_tracking
 from models.tracking import deliveries_tracked_since
 from server.bus import DELIVERY_TOPIC, EventBus
+from server.engine.leader import Leader
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +30,10 @@ class Scheduler:
         tick_seconds: float,
         stats_refresh_seconds: float,
         wake_dispatcher: asyncio.Event,
+        leader: Leader,
     ) -> None:
         self.bus = bus
+        self.leader = leader
         self.tick_seconds = tick_seconds
         self.stats_refresh_seconds = stats_refresh_seconds
         self.wake_dispatcher = wake_dispatcher
@@ -49,6 +53,8 @@ class Scheduler:
                 await asyncio.wait_for(self.stopping.wait(), timeout=self.tick_seconds)
 
     async def tick(self) -> None:
+        if not await self.leader.holds():
+            return
         now = utcnow()
         started = await start_due(now)
         spawned = await spawn_occurrences(now)

@@ -1,0 +1,213 @@
+"""`python -m server worker` and the scheduler's leadership: on PostgreSQL every worker relays
+(claims are disjoint) but time-driven work runs only on the holder of an advisory lock."""
+
+import asyncio
+import os
+import signal
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from tortoise import Tortoise
+
+from models.operator import create_operator
+from server.db import tortoise_config
+from server.engine.leader import Leader, asyncpg_dsn
+from tests import flows
+from tests.client import Api
+from tests.conftest import PG_AVAILABLE, PG_URL, ROLES, SECRET, free_port, fresh_database
+
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.skipif(not PG_AVAILABLE, reason=f"PostgreSQL not reachable at {PG_URL}"),
+]
+ROOT = Path(__file__).resolve().parent.parent
+RETRY = 4  # Leader's default retry_ticks
+
+
+async def lead_within(leader: Leader, calls: int) -> bool:
+    for _ in range(calls):
+        if await leader.holds():
+            return True
+    return False
+
+
+async def test_one_leader_at_a_time_and_a_dead_leaders_lock_passes_to_the_other(
+    tmp_path: Path,
+) -> None:
+    async with fresh_database("postgres", tmp_path) as url:
+        one, two = Leader(url), Leader(url)
+        admin = await asyncpg.connect(asyncpg_dsn(url))
+        try:
+            assert await one.holds() and not await two.holds()
+            for _ in range(2 * RETRY):  # the follower retries, and fails while the lock is held
+                assert await one.holds() and not await two.holds()
+
+            await admin.execute("SELECT pg_terminate_backend($1)", one.backend_pid)
+            assert not await one.holds()  # it notices at its next tick
+            assert await lead_within(two, RETRY + 1)
+            for _ in range(2 * RETRY):
+                assert not await one.holds() and await two.holds()
+
+            await two.close()  # a clean stop releases the lock at once
+            assert await lead_within(one, RETRY + 1)
+        finally:
+            await one.close()
+            await two.close()
+            await admin.close()
+
+
+async def test_on_sqlite_the_single_process_always_leads(tmp_path: Path) -> None:
+    leader = Leader(f"sqlite://{tmp_path}/x.sqlite3")
+    assert await leader.holds() and await leader.holds()
+    await leader.close()
+
+
+# --- end to end: one API process (ENGINE_ENABLED=false) and two worker processes -------------
+
+
+class Process:
+    def __init__(self, name: str, args: list[str], env: dict[str, str], tmp_path: Path) -> None:
+        self.name, self.args, self.env = name, args, env
+        self.output = tmp_path / f"{name}.log"
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        with self.output.open("wb") as out:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "server", *self.args,
+                cwd=self.output.parent, env=self.env, stdout=out, stderr=out,
+            )  # fmt: skip
+
+    def text(self) -> str:
+        return self.output.read_text(errors="replace")
+
+    async def wait_for_line(self, needle: str, timeout: float = 20) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while needle not in self.text():
+            assert self.proc is not None and self.proc.returncode is None, self.text()
+            assert asyncio.get_running_loop().time() < deadline, self.text()
+            await asyncio.sleep(0.05)
+
+    async def stop(self, sig: int = signal.SIGTERM) -> int:
+        assert self.proc is not None
+        if self.proc.returncode is None:
+            self.proc.send_signal(sig)
+        return await asyncio.wait_for(self.proc.wait(), 20)
+
+
+@asynccontextmanager
+async def cluster(tmp_path: Path, **env: str) -> AsyncIterator[tuple[Api, str, list[Process]]]:
+    """API + two workers on a fresh database; yields a client, the database URL, the workers."""
+    async with fresh_database("postgres", tmp_path) as url:
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "MTA_"))}
+        base.update(
+            PYTHONPATH=str(ROOT), DATABASE_URL=url, MTA_URL="capture://", FEEDBACK_SECRET=SECRET,
+            ENGINE_TICK_SECONDS="0.05", PROGRESS_INTERVAL_SECONDS="0.05", **env,
+        )  # fmt: skip
+        port = free_port()
+        api_process = Process(
+            "api", ["serve", "--port", str(port)], {**base, "ENGINE_ENABLED": "false"}, tmp_path
+        )
+        workers = [Process(f"worker{i}", ["worker"], base, tmp_path) for i in (1, 2)]
+        started: list[Process] = []
+        try:
+            await api_process.start()
+            started.append(api_process)
+            # The API applies the migrations first: workers started together would race on them.
+            await api_process.wait_for_line("Application startup complete")
+            for worker in workers:
+                await worker.start()
+                started.append(worker)
+            for worker in workers:
+                await worker.wait_for_line("worker started")
+            await Tortoise.init(config=tortoise_config(url))
+            try:
+                tokens = {
+                    name: (await create_operator(f"{name}-{uuid.uuid4().hex[:6]}", roles))[1]
+                    for name, roles in ROLES.items()
+                }
+            finally:
+                await Tortoise.close_connections()
+            base_url = f"http://127.0.0.1:{port}"
+            async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+                yield Api(base_url, http, SECRET, tokens), url, workers
+        finally:
+            for process in reversed(started):
+                await process.stop()
+
+
+async def ready_delivery(api: Api, n: int, **extra: Any) -> str:
+    tag, ids = uuid.uuid4().hex[:6], []
+    for start in range(0, n, 5000):  # an import takes at most 10,000 profiles
+        emails = [f"u{i}-{tag}@example.com" for i in range(start, min(n, start + 5000))]
+        ids += await flows.import_profiles(api, list(emails))
+    created = await flows.create_delivery(api, ids, **extra)
+    await flows.prepare(api, created["id"])
+    await flows.confirm(api, created["id"])
+    return str(created["id"])
+
+
+async def log_counts(url: str, delivery_id: str) -> dict[str, int]:
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        rows = await conn.fetch(
+            "SELECT status, count(*) AS n FROM sending_log WHERE delivery_id = $1 AND NOT excluded"
+            " GROUP BY status",
+            int(delivery_id),
+        )
+    finally:
+        await conn.close()
+    return {row["status"]: row["n"] for row in rows}
+
+
+async def check_sent_once(api: Api, url: str, delivery_id: str, n: int) -> dict[str, Any]:
+    done = await flows.wait_for(api, delivery_id, lambda d: d["status"] == "SENT", timeout=40)
+    assert done["kpis"]["toSend"] == done["kpis"]["processed"] == done["kpis"]["sent"] == n
+    assert await log_counts(url, delivery_id) == {"SENT": n}
+    recount = await api.gql(
+        "mutation($d: ID!) { computeStats(deliveryId: $d) { toSend processed sent failed } }",
+        {"d": delivery_id},
+        as_="starter",
+    )
+    kpis = done["kpis"]
+    assert recount["computeStats"] == {k: kpis[k] for k in recount["computeStats"]}
+    return done
+
+
+async def test_an_api_and_two_workers_send_each_message_once_and_start_a_schedule_once(
+    tmp_path: Path,
+) -> None:
+    n = 2000
+    async with cluster(tmp_path, BATCH_SIZE="100") as (api, url, workers):
+        now = await check_sent_once(api, url, await ready_delivery(api, n), n)
+        at = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+        scheduled = await ready_delivery(api, 50, scheduledAt=at)
+        await check_sent_once(api, url, scheduled, 50)
+        # Read before the shutdown: when one worker stops first, the other takes the lead.
+        leaders = [w.text().count("now runs the scheduler") for w in workers]
+    for worker in workers:  # SIGTERM: the batch in flight is finished, then a clean exit
+        assert worker.proc is not None and worker.proc.returncode == 0, worker.text()
+        assert "worker stopped" in worker.text()
+    assert sum(leaders) == 1, leaders  # nobody died: the first leader kept the lock
+    print(f"{n} relayed by two workers; scheduler led by worker{leaders.index(1) + 1}", now["kpis"])
+
+
+async def test_a_killed_worker_leaves_the_rest_of_a_send_to_the_other(tmp_path: Path) -> None:
+    """SIGKILL mid-send: the batch the dead worker claimed comes back when its lease ends."""
+    n = 20_000
+    async with cluster(tmp_path, BATCH_SIZE="500", CLAIM_LEASE_SECONDS="1") as (api, url, workers):
+        delivery_id = await ready_delivery(api, n)
+        while (sent := (await log_counts(url, delivery_id)).get("SENT", 0)) < 500:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)  # polling another process's database
+        assert await workers[0].stop(signal.SIGKILL) == -signal.SIGKILL
+        assert sent < n
+        await check_sent_once(api, url, delivery_id, n)
+    print(f"worker1 killed after {sent} of {n} sent; worker2 finished with none skipped")
