@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -35,27 +35,9 @@ from pathlib import Path
 import asyncpg  # type: ignore[import-untyped]
 import harness
 import httpx
-from harness import Client, command_line, cpu_seconds, environment, operator_token
+from harness import Client, command_line, cpu_seconds, environment, operator_token, pg, pg_database
 
-PG_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 BODY = '<p>Hello {{firstName}}</p><a href="https://example.com/offer">Offer</a>'
-
-
-def pg(url: str) -> str:
-    return url.replace("postgres://", "postgresql://", 1)
-
-
-@contextlib.asynccontextmanager
-async def fresh_database() -> AsyncIterator[str]:
-    """A new database on the server of PG_URL, dropped (even if in use) on exit."""
-    name = f"cbench_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(pg(PG_URL))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield f"{PG_URL.rsplit('/', 1)[0]}/{name}"
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 # ---- the baseline --------------------------------------------------------------------------
@@ -78,7 +60,7 @@ async def baseline(n: int, batch: int) -> float:
     from models.enums import Channel, DeliveryStatus, FeedbackMode
     from server.db import apply_migrations, tortoise_config
 
-    async with fresh_database() as url:
+    async with pg_database("cbench") as url:
         await apply_migrations(url)
         await Tortoise.init(config=tortoise_config(url))
         try:
@@ -211,7 +193,7 @@ def epoch(value: str) -> float:
 
 
 async def cluster_run(n: int, count: int, mta_url: str, batch: int) -> Run:
-    async with fresh_database() as url:
+    async with pg_database("cbench") as url:
         with tempfile.TemporaryDirectory(prefix="bench-cluster-") as tmp_name:
             workdir = Path(tmp_name)
             env = environment(

@@ -14,11 +14,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+import uuid
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -185,3 +187,24 @@ async def sending_logs(client: Client, delivery_id: str, fields: str) -> list[di
         if not page["pageInfo"]["hasNextPage"]:
             return nodes
         after = page["pageInfo"]["endCursor"]
+
+
+PG_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+
+
+def pg(url: str) -> str:
+    """The server's postgres:// URL as asyncpg spells it."""
+    return url.replace("postgres://", "postgresql://", 1)
+
+
+@contextlib.asynccontextmanager
+async def pg_database(prefix: str = "bench") -> AsyncIterator[str]:
+    """A new database on the server of PG_URL, dropped (even if in use) on exit."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(pg(PG_URL))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield f"{PG_URL.rsplit('/', 1)[0]}/{name}"
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()

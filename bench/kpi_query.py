@@ -30,8 +30,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 import harness
 import httpx
-from cluster import fresh_database, pg
-from harness import Client, command_line, environment, operator_token
+from harness import Client, command_line, environment, operator_token, pg, pg_database
 
 KPIS = "toSend processed sent pending failed opens clicks"
 RECOUNT = [
@@ -138,7 +137,7 @@ async def main() -> None:
     args = parser.parse_args()
     print(f"machine: {harness.machine()}; PostgreSQL on the same machine")
     print(f"command: {command_line()}")
-    async with fresh_database() as url:
+    async with pg_database("kbench") as url:
         with tempfile.TemporaryDirectory(prefix="bench-kpi-") as tmp_name:
             workdir = Path(tmp_name)
             env = environment(

@@ -57,7 +57,7 @@ from models.operator import create_operator
 from server.app import create_app
 from server.settings import Settings
 
-PG_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+PG_URL = harness.PG_URL
 DEFAULT_MTA = "simulator://?delay=0&seed=1"
 BODY = (
     '<p>Hello</p><a href="https://example.com/offer">Offer</a>'
@@ -350,14 +350,8 @@ async def fresh_database(kind: str, tmp: Path) -> AsyncIterator[str]:
     if kind == "sqlite":
         yield f"sqlite://{tmp}/bench.sqlite3"
         return
-    name = f"dbench_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(PG_URL.replace("postgres://", "postgresql://", 1))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield f"{PG_URL.rsplit('/', 1)[0]}/{name}"
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with harness.pg_database("dbench") as url:
+        yield url
 
 
 class Client(harness.Client):

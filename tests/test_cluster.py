@@ -3,97 +3,27 @@ PostgreSQL event bus between them. Live progress crosses processes; a killed wor
 one batch of duplicates and never a skipped recipient."""
 
 import asyncio
-import os
 import signal
 import time
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
-from tortoise import Tortoise
 
-from models.operator import create_operator
-from server.db import tortoise_config
 from server.engine.leader import asyncpg_dsn
 from tests import flows
-from tests.client import Api
-from tests.conftest import PG_AVAILABLE, PG_URL, ROLES, SECRET, free_port, fresh_database
+from tests.conftest import PG_AVAILABLE, PG_URL
 from tests.smtp_sink import SmtpSink
 from tests.test_subscriptions import KPI_FIELDS, PROGRESS
-from tests.test_worker import ROOT, Process, log_counts
+from tests.test_worker import created_delivery, log_counts, processes
 
 pytestmark = [
     pytest.mark.postgres,
     pytest.mark.skipif(not PG_AVAILABLE, reason=f"PostgreSQL not reachable at {PG_URL}"),
 ]
-
-
-@asynccontextmanager
-async def cluster(
-    tmp_path: Path, apis: int, **env: str
-) -> AsyncIterator[tuple[list[Api], str, list[Process]]]:
-    """`apis` API processes (engine off) and two workers on a fresh database, sharing the
-    PostgreSQL event bus; yields a client per API, the database URL and the workers."""
-    async with fresh_database("postgres", tmp_path) as url, AsyncExitStack() as stack:
-        base = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "MTA_"))}
-        base.update(
-            PYTHONPATH=str(ROOT), DATABASE_URL=url, EVENT_BUS_URL=url, FEEDBACK_SECRET=SECRET,
-            ENGINE_TICK_SECONDS="0.05", PROGRESS_INTERVAL_SECONDS="0.05",
-        )  # fmt: skip
-        base.update(env)
-        ports = [free_port() for _ in range(apis)]
-        started: list[Process] = []
-
-        async def stop_all() -> None:
-            for process in reversed(started):
-                await process.stop()
-
-        stack.push_async_callback(stop_all)
-        for i, port in enumerate(ports):
-            api = Process(
-                f"api{i}", ["serve", "--port", str(port)], {**base, "ENGINE_ENABLED": "false"},
-                tmp_path,
-            )  # fmt: skip
-            await api.start()
-            started.append(api)
-            # The first API applies the migrations: processes started together would race on them.
-            await api.wait_for_line("Application startup complete")
-        workers = [Process(f"worker{i}", ["worker"], base, tmp_path) for i in (1, 2)]
-        for worker in workers:
-            await worker.start()
-            started.append(worker)
-        for worker in workers:
-            await worker.wait_for_line("worker started")
-        await Tortoise.init(config=tortoise_config(url))
-        try:
-            tokens = {
-                name: (await create_operator(f"{name}-{uuid.uuid4().hex[:6]}", roles))[1]
-                for name, roles in ROLES.items()
-            }
-        finally:
-            await Tortoise.close_connections()
-        clients = []
-        for port in ports:
-            base_url = f"http://127.0.0.1:{port}"
-            http = await stack.enter_async_context(httpx.AsyncClient(base_url=base_url, timeout=30))
-            clients.append(Api(base_url, http, SECRET, tokens))
-        yield clients, url, workers
-
-
-async def created_delivery(api: Api, n: int) -> str:
-    """Import `n` new profiles in chunks (an import takes at most 10,000) and create a delivery
-    to them."""
-    tag, ids = uuid.uuid4().hex[:6], []
-    for start in range(0, n, 5000):
-        emails = [f"u{i}-{tag}@example.com" for i in range(start, min(n, start + 5000))]
-        ids += await flows.import_profiles(api, list(emails))
-    return str((await flows.create_delivery(api, ids))["id"])
 
 
 async def poll(read: Callable[[], Any], done: Callable[[Any], bool], timeout: float) -> Any:
@@ -109,7 +39,7 @@ async def test_progress_of_a_send_driven_through_one_api_is_live_on_another(
 ) -> None:
     n = 20_000
     started = time.monotonic()
-    async with cluster(tmp_path, apis=2, MTA_URL="capture://", BATCH_SIZE="1000") as (
+    async with processes(tmp_path, apis=2, BATCH_SIZE="1000") as (
         (api_a, api_b),
         _url,
         _workers,
@@ -154,7 +84,7 @@ async def test_a_killed_worker_duplicates_at_most_one_batch_and_skips_no_one(
             # short enough that the killed worker's batch is claimed again soon.
             "CLAIM_LEASE_SECONDS": "6",
         }
-        async with cluster(tmp_path, apis=1, **env) as ((api,), url, workers):
+        async with processes(tmp_path, apis=1, **env) as ((api,), url, workers):
             delivery_id = await created_delivery(api, n)
             await flows.prepare(api, delivery_id)
             await flows.confirm(api, delivery_id)

@@ -7,7 +7,7 @@ import signal
 import sys
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -104,55 +104,81 @@ class Process:
 
 
 @asynccontextmanager
-async def cluster(tmp_path: Path, **env: str) -> AsyncIterator[tuple[Api, str, list[Process]]]:
-    """API + two workers on a fresh database; yields a client, the database URL, the workers."""
-    async with fresh_database("postgres", tmp_path) as url:
+async def processes(
+    tmp_path: Path, apis: int, **env: str
+) -> AsyncIterator[tuple[list[Api], str, list[Process]]]:
+    """`apis` API processes (engine off) and two workers on a fresh database, sharing the
+    PostgreSQL event bus, with the capture MTA unless `env` says otherwise; yields a client per
+    API, the database URL and the workers."""
+    async with fresh_database("postgres", tmp_path) as url, AsyncExitStack() as stack:
         base = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "MTA_"))}
         base.update(
-            PYTHONPATH=str(ROOT), DATABASE_URL=url, MTA_URL="capture://", FEEDBACK_SECRET=SECRET,
-            ENGINE_TICK_SECONDS="0.05", PROGRESS_INTERVAL_SECONDS="0.05", **env,
+            PYTHONPATH=str(ROOT), DATABASE_URL=url, EVENT_BUS_URL=url, MTA_URL="capture://",
+            FEEDBACK_SECRET=SECRET,
+            ENGINE_TICK_SECONDS="0.05", PROGRESS_INTERVAL_SECONDS="0.05",
         )  # fmt: skip
-        port = free_port()
-        api_process = Process(
-            "api", ["serve", "--port", str(port)], {**base, "ENGINE_ENABLED": "false"}, tmp_path
-        )
-        workers = [Process(f"worker{i}", ["worker"], base, tmp_path) for i in (1, 2)]
+        base.update(env)
+        ports = [free_port() for _ in range(apis)]
         started: list[Process] = []
-        try:
-            await api_process.start()
-            started.append(api_process)
-            # The API applies the migrations first: workers started together would race on them.
-            await api_process.wait_for_line("Application startup complete")
-            for worker in workers:
-                await worker.start()
-                started.append(worker)
-            for worker in workers:
-                await worker.wait_for_line("worker started")
-            await Tortoise.init(config=tortoise_config(url))
-            try:
-                tokens = {
-                    name: (await create_operator(f"{name}-{uuid.uuid4().hex[:6]}", roles))[1]
-                    for name, roles in ROLES.items()
-                }
-            finally:
-                await Tortoise.close_connections()
-            base_url = f"http://127.0.0.1:{port}"
-            async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
-                yield Api(base_url, http, SECRET, tokens), url, workers
-        finally:
+
+        async def stop_all() -> None:
             for process in reversed(started):
                 await process.stop()
 
+        stack.push_async_callback(stop_all)
+        for i, port in enumerate(ports):
+            api = Process(
+                f"api{i}", ["serve", "--port", str(port)], {**base, "ENGINE_ENABLED": "false"},
+                tmp_path,
+            )  # fmt: skip
+            await api.start()
+            started.append(api)
+            # The first API applies the migrations: processes started together would race on them.
+            await api.wait_for_line("Application startup complete")
+        workers = [Process(f"worker{i}", ["worker"], base, tmp_path) for i in (1, 2)]
+        for worker in workers:
+            await worker.start()
+            started.append(worker)
+        for worker in workers:
+            await worker.wait_for_line("worker started")
+        await Tortoise.init(config=tortoise_config(url))
+        try:
+            tokens = {
+                name: (await create_operator(f"{name}-{uuid.uuid4().hex[:6]}", roles))[1]
+                for name, roles in ROLES.items()
+            }
+        finally:
+            await Tortoise.close_connections()
+        clients = []
+        for port in ports:
+            base_url = f"http://127.0.0.1:{port}"
+            http = await stack.enter_async_context(httpx.AsyncClient(base_url=base_url, timeout=30))
+            clients.append(Api(base_url, http, SECRET, tokens))
+        yield clients, url, workers
 
-async def ready_delivery(api: Api, n: int, **extra: Any) -> str:
+
+@asynccontextmanager
+async def cluster(tmp_path: Path, **env: str) -> AsyncIterator[tuple[Api, str, list[Process]]]:
+    """One API process and two workers: yields its client, the database URL, the workers."""
+    async with processes(tmp_path, 1, **env) as ((api,), url, workers):
+        yield api, url, workers
+
+
+async def created_delivery(api: Api, n: int, **extra: Any) -> str:
+    """Import `n` new profiles in chunks (an import takes at most 10,000) and create a delivery
+    to them."""
     tag, ids = uuid.uuid4().hex[:6], []
-    for start in range(0, n, 5000):  # an import takes at most 10,000 profiles
+    for start in range(0, n, 5000):
         emails = [f"u{i}-{tag}@example.com" for i in range(start, min(n, start + 5000))]
         ids += await flows.import_profiles(api, list(emails))
-    created = await flows.create_delivery(api, ids, **extra)
-    await flows.prepare(api, created["id"])
-    await flows.confirm(api, created["id"])
-    return str(created["id"])
+    return str((await flows.create_delivery(api, ids, **extra))["id"])
+
+
+async def ready_delivery(api: Api, n: int, **extra: Any) -> str:
+    delivery_id = await created_delivery(api, n, **extra)
+    await flows.prepare(api, delivery_id)
+    await flows.confirm(api, delivery_id)
+    return delivery_id
 
 
 async def log_counts(url: str, delivery_id: str) -> dict[str, int]:

@@ -4,12 +4,15 @@ Dropping is safe because events only say "look again"; a slow subscriber cannot 
 """
 
 import asyncio
+import json
+import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 QUEUE_SIZE = 256
+log = logging.getLogger(__name__)
 
 
 class MemoryBus:
@@ -26,6 +29,16 @@ class MemoryBus:
             if queue.full():
                 queue.get_nowait()
             queue.put_nowait(payload)
+
+    def deliver_raw(self, topic: str, data: bytes | str) -> None:
+        """`deliver` for an event as it came over the wire (JSON); a malformed one is logged
+        and dropped: events are hints, and subscribers re-read the database anyway."""
+        try:
+            payload = json.loads(data)
+        except ValueError:
+            log.warning("event bus: ignored a malformed event on %r", topic)
+            return
+        self.deliver(topic, payload)
 
     @asynccontextmanager
     async def subscribe(self, topic: str) -> AsyncIterator[AsyncIterator[dict[str, Any]]]:

@@ -157,12 +157,7 @@ class PostgresBus:
             conn.terminate()
 
     def _receive(self, _conn: object, _pid: int, channel: str, data: str) -> None:
-        try:
-            payload = json.loads(data)
-        except ValueError:
-            log.warning("event bus: ignored a malformed event on %r", channel)
-            return
-        self._local.deliver(channel.removeprefix(CHANNEL_PREFIX), payload)
+        self._local.deliver_raw(channel.removeprefix(CHANNEL_PREFIX), data)
 
     async def close(self) -> None:
         if self._task is not None:

@@ -87,12 +87,7 @@ class RedisBus:
 
     def _receive(self, channel: bytes | str, data: bytes | str) -> None:
         name = channel.decode() if isinstance(channel, bytes) else channel
-        try:
-            payload = json.loads(data)
-        except ValueError:
-            log.warning("event bus: ignored a malformed event on %r", name)
-            return
-        self._local.deliver(name.removeprefix(PREFIX), payload)
+        self._local.deliver_raw(name.removeprefix(PREFIX), data)
 
     async def close(self) -> None:
         if self._task is not None:
