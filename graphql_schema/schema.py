@@ -1,5 +1,7 @@
 """The root schema: one folder per domain area, merged here."""
 
+from dataclasses import dataclass
+
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import ValidationCache
@@ -39,7 +41,18 @@ class Schema(strawberry.Schema):
             super().process_errors(unexpected, execution_context)
 
 
-def build_schema() -> strawberry.Schema:
+@dataclass(frozen=True)
+class SchemaOptions:
+    """What the server's settings decide about the schema (graphql_schema reads no settings)."""
+
+    production: bool = False
+    max_depth: int = 15
+    max_aliases: int = 30
+    max_tokens: int = 5000
+
+
+def build_schema(options: SchemaOptions | None = None) -> strawberry.Schema:
+    options = options or SchemaOptions()
     return Schema(
         query=Query,
         mutation=Mutation,

@@ -11,7 +11,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UnsetType
 
 from graphql_schema.context import Context
-from graphql_schema.schema import schema
+from graphql_schema.schema import SchemaOptions, build_schema
 from models.operator import operator_for_token
 from server.bus import DELIVERY_TOPIC, ENGINE_TOPIC, EventBus
 from server.http.graphiql import graphiql_page
@@ -28,8 +28,14 @@ def bearer(value: object) -> str | None:
 
 class GraphQLApp(GraphQL[Context, None]):
     def __init__(self, settings: Settings, bus: EventBus, hub: ProgressHub) -> None:
+        options = SchemaOptions(
+            production=settings.production,
+            max_depth=settings.max_query_depth,
+            max_aliases=settings.max_query_aliases,
+            max_tokens=settings.max_query_tokens,
+        )
         super().__init__(
-            schema,
+            build_schema(options),
             graphql_ide="graphiql",  # rendered by render_graphql_ide: our offline page
             allow_queries_via_get=False,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),

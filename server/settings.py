@@ -53,6 +53,21 @@ class Settings(BaseSettings):
     sns_cert_url_pattern: str = r"^https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[^?#]*\.pem$"
     sns_max_age_seconds: float = Field(3600.0, gt=0)
 
+    # Hardening (docs/limits.md). PRODUCTION turns introspection, field suggestions and the
+    # GraphiQL page off; the limits below hold in every mode.
+    production: bool = False
+    max_query_depth: int = Field(15, ge=1)
+    max_query_aliases: int = Field(30, ge=1)
+    max_query_tokens: int = Field(5000, ge=10)
+    # Browsers may open the WebSocket only from these origins (comma-separated, or "*");
+    # a handshake without an Origin header (a non-browser client) is always allowed.
+    allowed_origins: str | None = None
+    ws_max_message_bytes: int = Field(64 * 1024, ge=1024)
+    ws_max_subscriptions: int = Field(100, ge=1)
+    # Failed authentications per client address: over the limit within the window, 429.
+    auth_failure_limit: int = Field(20, ge=1)
+    auth_failure_window_seconds: float = Field(60.0, gt=0)
+
     # GraphiQL (docs/graphiql.md): where `npm ci --prefix web` put the browser assets;
     # unset means web/node_modules in the source tree.
     graphiql_assets_dir: str | None = None
