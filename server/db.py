@@ -1,7 +1,10 @@
 """Database configuration and migrations (tortoise's built-in migrator)."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 from tortoise import Tortoise
 from tortoise.migrations.api import migrate
 
@@ -12,6 +15,15 @@ def normalise_url(url: str) -> str:
     """Accept the common spellings: postgresql:// is postgres:// for tortoise."""
     if url.startswith("postgresql://"):
         return "postgres://" + url[len("postgresql://") :]
+    return url
+
+
+def asyncpg_dsn(database_url: str) -> str:
+    """tortoise's `postgres://...?minsize=..` -> a plain libpq DSN for asyncpg."""
+    url = database_url.split("?", 1)[0]
+    for scheme in ("postgres://", "asyncpg://", "psycopg://"):
+        if url.startswith(scheme):
+            return "postgresql://" + url[len(scheme) :]
     return url
 
 
@@ -33,7 +45,28 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
     }
 
 
+MIGRATION_LOCK_KEY = 0x5C4ED01F  # pg_advisory_lock(bigint): one constant for schema changes
+
+
+@asynccontextmanager
+async def migration_lock(database_url: str) -> AsyncIterator[None]:
+    """Processes of a cluster started together would each create the same tables and types and
+    all but one would fail; on PostgreSQL they queue on a session advisory lock (on a connection
+    of its own, so the lock goes with it if the process dies) and the later ones find the
+    migrations applied. SQLite has one process."""
+    if not normalise_url(database_url).startswith("postgres://"):
+        yield
+        return
+    conn = await asyncpg.connect(asyncpg_dsn(database_url), timeout=10)
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
+        yield
+    finally:
+        conn.terminate()  # ends the session: the lock is released with it
+
+
 async def apply_migrations(database_url: str) -> None:
     """Bring the schema up to date. Call before the ORM is registered for the app."""
-    await migrate(config=tortoise_config(database_url))
-    await Tortoise.close_connections()
+    async with migration_lock(database_url):
+        await migrate(config=tortoise_config(database_url))
+        await Tortoise.close_connections()

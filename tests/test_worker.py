@@ -70,6 +70,35 @@ async def test_on_sqlite_the_single_process_always_leads(tmp_path: Path) -> None
     await leader.close()
 
 
+async def test_migrate_run_by_several_processes_at_once_applies_once_and_all_succeed(
+    tmp_path: Path,
+) -> None:
+    async with fresh_database("postgres", tmp_path) as url:
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": url}
+        runs = [
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "server",
+                "migrate",
+                env=env,
+                cwd=tmp_path,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+            for _ in range(4)
+        ]
+        outputs = [(await asyncio.wait_for(run.communicate(), 60))[0].decode() for run in runs]
+        assert [run.returncode for run in runs] == [0] * 4, outputs
+        conn = await asyncpg.connect(asyncpg_dsn(url))
+        try:
+            applied = await conn.fetch("SELECT name FROM tortoise_migrations ORDER BY id")
+        finally:
+            await conn.close()
+        names = [row["name"] for row in applied]
+        assert names and len(names) == len(set(names)), names
+
+
 # --- end to end: one API process (ENGINE_ENABLED=false) and two worker processes -------------
 
 
@@ -82,9 +111,15 @@ class Process:
     async def start(self) -> None:
         with self.output.open("wb") as out:
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "server", *self.args,
-                cwd=self.output.parent, env=self.env, stdout=out, stderr=out,
-            )  # fmt: skip
+                sys.executable,
+                "-m",
+                "server",
+                *self.args,
+                cwd=self.output.parent,
+                env=self.env,
+                stdout=out,
+                stderr=out,
+            )
 
     def text(self) -> str:
         return self.output.read_text(errors="replace")
@@ -126,21 +161,24 @@ async def processes(
                 await process.stop()
 
         stack.push_async_callback(stop_all)
-        for i, port in enumerate(ports):
-            api = Process(
-                f"api{i}", ["serve", "--port", str(port)], {**base, "ENGINE_ENABLED": "false"},
+        apis_ = [
+            Process(
+                f"api{i}",
+                ["serve", "--port", str(port)],
+                {**base, "ENGINE_ENABLED": "false"},
                 tmp_path,
-            )  # fmt: skip
-            await api.start()
-            started.append(api)
-            # The first API applies the migrations: processes started together would race on them.
-            await api.wait_for_line("Application startup complete")
+            )
+            for i, port in enumerate(ports)
+        ]
         workers = [Process(f"worker{i}", ["worker"], base, tmp_path) for i in (1, 2)]
+        # All at once on an empty database: they queue on the migration lock.
+        for process in [*apis_, *workers]:
+            await process.start()
+            started.append(process)
+        for api in apis_:
+            await api.wait_for_line("Application startup complete", timeout=40)
         for worker in workers:
-            await worker.start()
-            started.append(worker)
-        for worker in workers:
-            await worker.wait_for_line("worker started")
+            await worker.wait_for_line("worker started", timeout=40)
         await Tortoise.init(config=tortoise_config(url))
         try:
             tokens = {

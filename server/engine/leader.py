@@ -10,18 +10,13 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 
+from server.db import asyncpg_dsn
+
+__all__ = ["LOCK_KEY", "Leader", "asyncpg_dsn"]
+
 log = logging.getLogger(__name__)
 
 LOCK_KEY = 0x5C4ED01E  # pg_try_advisory_lock(bigint): one constant for the scheduler
-
-
-def asyncpg_dsn(database_url: str) -> str:
-    """tortoise's `postgres://...?minsize=..` -> a plain libpq DSN for asyncpg."""
-    url = database_url.split("?", 1)[0]
-    for scheme in ("postgres://", "asyncpg://", "psycopg://"):
-        if url.startswith(scheme):
-            return "postgresql://" + url[len(scheme) :]
-    return url
 
 
 class Leader:
