@@ -90,6 +90,19 @@ async def claim_retries(size: int, lease_seconds: float, now: datetime) -> dict[
     return batches
 
 
+async def extend_claims(log_ids: list[int], lease_seconds: float) -> int:
+    """Push the lease of a batch still being relayed further out, so that a slow MTA (a batch
+    that outlives its lease) does not let another worker claim and relay it a second time.
+    Only logs still under a lease are touched: one recorded meanwhile is left alone."""
+    if not log_ids:
+        return 0
+    return await Sql().execute(
+        "UPDATE sending_log SET claimed_until = ? WHERE claimed_until IS NOT NULL AND id IN "
+        + in_list(log_ids),
+        [now_ms() + int(lease_seconds * 1000), *log_ids],
+    )
+
+
 def next_retry(
     retries: int, now: datetime, valid_until: datetime, interval: float, later: float
 ) -> datetime | None:

@@ -206,3 +206,90 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
         )
     )
     return cert_file, key_file
+
+
+# ---- a sink in its own process, for sends too large to keep in memory -----------------------
+
+
+def _run_counting_sink(
+    port: int, total: Any, ready: Any, stop: Any, out: str, delay: float
+) -> None:
+    from aiosmtpd.controller import Controller as ProcessController
+
+    ids: list[bytes] = []
+
+    class Handler:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            content: bytes = envelope.original_content
+            start = content.find(HEADER)
+            if start >= 0:
+                start += len(HEADER)
+                ids.append(content[start : content.find(b"\r\n", start)].strip())
+            with total.get_lock():
+                total.value += 1
+            if delay:
+                await asyncio.sleep(delay)
+            return "250 OK: queued"
+
+    controller = ProcessController(
+        Handler(), hostname="127.0.0.1", port=port, server_hostname="sink.test"
+    )
+    controller.start()
+    ready.set()
+    stop.wait()
+    controller.stop()
+    Path(out).write_bytes(b"\n".join(ids))
+
+
+HEADER = b"X-Delivery-Message-Id:"
+
+
+class CountingSink:
+    """An SMTP server in a process of its own that keeps only each message's delivery message
+    id: it counts relays across worker processes (the test's own process stays free) for sends
+    of 100,000 messages. `delay` makes every DATA answer that much later: a slow MTA."""
+
+    def __init__(self, directory: Path, delay: float = 0.0) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self.port = free_port()
+        self.total = context.Value("q", 0)
+        self._ready, self._stop = context.Event(), context.Event()
+        self._out = directory / f"sink-{self.port}.ids"
+        self._process = context.Process(
+            target=_run_counting_sink,
+            args=(self.port, self.total, self._ready, self._stop, str(self._out), delay),
+            daemon=True,
+        )
+        self.ids: Counter[str] = Counter()
+
+    def url(self, **options: Any) -> str:
+        query = "&".join(f"{k}={v}" for k, v in options.items())
+        return f"smtp://127.0.0.1:{self.port}" + (f"?{query}" if query else "")
+
+    def __enter__(self) -> "CountingSink":
+        self._process.start()
+        if not self._ready.wait(30):
+            raise RuntimeError("the counting sink did not start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Stops the sink and reads what it got into `ids` (message id -> times received)."""
+        self._stop.set()
+        self._process.join(30)
+        if self._out.exists():
+            text = self._out.read_text()
+            self.ids = Counter(text.split("\n") if text else [])
+
+    @property
+    def received(self) -> int:
+        return int(self.total.value)
+
+    async def wait_for(self, count: int, timeout: float = 60) -> int:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while (got := self.received) < count:
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"the sink got {got} messages, expected {count}")
+            await asyncio.sleep(0.05)
+        return got

@@ -19,6 +19,7 @@ from models.relay import (
     Claimed,
     claim_batch,
     claim_retries,
+    extend_claims,
     next_retry,
     plan_retries,
     record_relayed,
@@ -96,10 +97,15 @@ class Dispatcher:
         """Relay one batch (first attempts when `mode` is given, else retries) and record what
         the MTA did with each message; True if the MTA took any."""
         content = await self._content_of(delivery_id)
+        renewal = asyncio.create_task(self._keep_lease([c.log_id for c in batch]))
         try:
             result = await self.mta.relay(content, batch)
         except Exception as error:
             result = RelayResult(unsent=[c.log_id for c in batch], error=error)
+        finally:
+            renewal.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewal
         now = utcnow()
         by_id = {c.log_id: c for c in batch}
         plan = {
@@ -134,6 +140,16 @@ class Dispatcher:
             await self.bus.publish(DELIVERY_TOPIC, {"id": delivery_id})
             return True
         return False
+
+    async def _keep_lease(self, log_ids: list[int]) -> None:
+        """While the MTA holds a batch, renew its lease every third of the lease: only a dead
+        worker's batch is ever claimed again."""
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            try:
+                await extend_claims(log_ids, self.lease_seconds)
+            except Exception:  # the next renewal (or the lease itself) covers a missed one
+                log.warning("could not renew the lease of a batch in flight", exc_info=True)
 
     async def _relay_failed(self, delivery_id: int, error: Exception) -> None:
         """After `max_failures` errors in a row the delivery is FAILED (its unsent messages
