@@ -74,7 +74,9 @@ async def _validate(draft: DeliveryDraft) -> dict[str, Any]:
     if len(ids) > MAX_AUDIENCE_IDS:
         raise BadInput(f"at most {MAX_AUDIENCE_IDS} profileIds; use allProfiles for more")
     if ids:
-        found = set(await _ids(Profile.filter(id__in=ids)))
+        found: set[int] = set()
+        for start in range(0, len(ids), 5000):  # PostgreSQL takes at most 32,767 parameters
+            found.update(await _ids(Profile.filter(id__in=ids[start : start + 5000])))
         missing = [i for i in ids if i not in found]
         if missing:
             raise NotFound(f"no profile with id {', '.join(map(str, missing[:10]))}")
