@@ -24,7 +24,7 @@ def decode_cursor(kind: str, cursor: str | None) -> int | None:
         return None
     try:
         prefix, _, key = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-        if prefix != kind:
+        if prefix != kind or not 0 <= int(key) < 2**31:  # ids are 32-bit: PostgreSQL refuses more
             raise ValueError(prefix)
         return int(key)
     except (ValueError, binascii.Error, UnicodeDecodeError):

@@ -19,7 +19,10 @@ from graphql_schema.profiles.mutations import ProfileMutations
 from graphql_schema.profiles.queries import ProfileQueries
 from models.errors import DomainError
 
-Query = merge_types("Query", (DeliveryQueries, ProfileQueries, OperatorQueries, AddressQueries))
+from graphql_schema.audit.queries import AuditQueries
+Query = merge_types(
+    "Query", (DeliveryQueries, ProfileQueries, OperatorQueries, AddressQueries, AuditQueries)
+)
 Mutation = merge_types(
     "Mutation", (ProfileMutations, DeliveryMutations, OperatorMutations, AddressMutations)
 )

@@ -9,4 +9,5 @@ MODEL_MODULES = [
     "models.sending_log",
     "models.feedback",
     "models.tracking",
+    "models.audit",
 ]

@@ -3,7 +3,8 @@
 Operators' actions (create, edit, prepare, approve, confirm, pause, resume, stop) and the
 engine's (start scheduled ones, spawn recurring occurrences, mark SENT, apply the end of the
 validity period) live here, so the API and the engine share one set of rules. Callers publish
-events after these return, i.e. after the commit.
+events after these return, i.e. after the commit. Each action also writes its audit event
+(models/audit.py) inside its own transaction: `by` is the operator, or `ENGINE`.
 """
 
 from dataclasses import dataclass
@@ -13,6 +14,8 @@ from typing import Any, cast
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
+from models.audit import ENGINE, Actor, AuditAction
+from models.audit import record as audit
 from models.delivery import LIFECYCLE, MAX_VALIDITY_SECONDS, Delivery
 from models.enums import Channel, DeliveryStatus, FeedbackMode
 from models.errors import BadInput, InvalidState, NotFound, PreparationFailed
@@ -102,9 +105,14 @@ async def _validate(draft: DeliveryDraft) -> dict[str, Any]:
     }
 
 
-async def create_delivery(draft: DeliveryDraft, default_mode: FeedbackMode) -> Delivery:
+async def create_delivery(draft: DeliveryDraft, default_mode: FeedbackMode, by: Actor) -> Delivery:
     values = await _validate(draft)
-    return await Delivery.create(**values, feedback_mode=draft.feedback_mode or default_mode)
+    async with in_transaction():
+        delivery = await Delivery.create(
+            **values, feedback_mode=draft.feedback_mode or default_mode
+        )
+        await audit(AuditAction.CREATED, by, delivery=delivery, detail={"to": "DRAFT"})
+    return delivery
 
 
 async def get_delivery(delivery_id: int) -> Delivery:
@@ -136,11 +144,12 @@ def _reset_figures(delivery: Delivery) -> None:
     delivery.approved_by = delivery.approved_at = None
 
 
-async def update_delivery(delivery_id: int, draft: DeliveryDraft) -> Delivery:
+async def update_delivery(delivery_id: int, draft: DeliveryDraft, by: Actor) -> Delivery:
     """Editing after preparation sends the delivery back to DRAFT (its target is recomputed)."""
     async with in_transaction() as conn:
         delivery = await _locked(delivery_id)
         delivery.check("edit")
+        before = delivery.status
         values = await _validate(draft)
         if draft.feedback_mode is not None:
             values["feedback_mode"] = draft.feedback_mode
@@ -150,17 +159,39 @@ async def update_delivery(delivery_id: int, draft: DeliveryDraft) -> Delivery:
         delivery.warnings = []  # they were about the content before the edit
         await Sql(conn).execute("DELETE FROM sending_log WHERE delivery_id = ?", [delivery_id])
         await delivery.save()
+        await _moved(AuditAction.UPDATED, by, delivery, before)
     return delivery
 
 
-async def delete_delivery(delivery_id: int) -> None:
+async def delete_delivery(delivery_id: int, by: Actor) -> None:
     async with in_transaction():
         delivery = await _locked(delivery_id)
         delivery.check("delete")
-        await delivery.delete()
+        await audit(
+            AuditAction.DELETED, by, delivery=delivery, detail={"from": delivery.status.value}
+        )
+        await delivery.delete()  # its audit trail stays: events hold plain values, no key
 
 
-async def prepare_delivery(delivery_id: int) -> Delivery:
+async def _moved(
+    action: AuditAction,
+    by: Actor,
+    delivery: Delivery,
+    before: DeliveryStatus,
+    at: datetime | None = None,
+    **detail: Any,
+) -> None:
+    """The audit event of a status change: the status it left and the one it reached."""
+    await audit(
+        action,
+        by,
+        delivery=delivery,
+        at=at,
+        detail={"from": before.value, "to": delivery.status.value, **detail},
+    )
+
+
+async def prepare_delivery(delivery_id: int, by: Actor) -> Delivery:
     async with in_transaction() as conn:
         delivery = await _locked(delivery_id)
         delivery.check("prepare")
@@ -175,10 +206,11 @@ async def prepare_delivery(delivery_id: int) -> Delivery:
         delivery.warnings = warnings
         delivery.move("prepare")
         await delivery.save()
+        await _moved(AuditAction.PREPARED, by, delivery, S.DRAFT, toSend=to_send, excluded=excluded)
     return delivery
 
 
-async def approve_delivery(delivery_id: int, actor: str, now: datetime) -> Delivery:
+async def approve_delivery(delivery_id: int, by: Actor, now: datetime) -> Delivery:
     async with in_transaction():
         delivery = await _locked(delivery_id)
         delivery.check("approve")
@@ -186,19 +218,21 @@ async def approve_delivery(delivery_id: int, actor: str, now: datetime) -> Deliv
             raise InvalidState(f"delivery {delivery_id} does not require approval")
         if delivery.approved_at is not None:
             raise InvalidState(f"delivery {delivery_id} is already approved")
-        delivery.approved_by, delivery.approved_at = actor, now
+        delivery.approved_by, delivery.approved_at = by.name, now
         await delivery.save()
+        await audit(AuditAction.APPROVED, by, delivery=delivery, at=now)
     return delivery
 
 
-async def confirm_send(delivery_id: int, actor: str, now: datetime) -> Delivery:
+async def confirm_send(delivery_id: int, by: Actor, now: datetime) -> Delivery:
     """The last, irreversible step. The row lock makes a second confirmation an INVALID_STATE."""
     async with in_transaction():
         delivery = await _locked(delivery_id)
         delivery.check("confirm")
         if delivery.require_approval and delivery.approved_at is None:
             raise InvalidState(f"delivery {delivery_id} requires approval before it is sent")
-        delivery.confirmed_by, delivery.confirmed_at = actor, now
+        before = delivery.status
+        delivery.confirmed_by, delivery.confirmed_at = by.name, now
         if delivery.is_recurring:
             delivery.next_occurrence_at = max(delivery.scheduled_at or now, now)
             delivery.move("confirm", S.SCHEDULED)
@@ -208,34 +242,48 @@ async def confirm_send(delivery_id: int, actor: str, now: datetime) -> Delivery:
             delivery.move("confirm", S.IN_PROGRESS)
             delivery.begin_sending(now)
         await delivery.save()
+        await _moved(
+            AuditAction.CONFIRMED,
+            by,
+            delivery,
+            before,
+            now,
+            toSend=delivery.to_send,
+            scheduledAt=delivery.scheduled_at.isoformat() if delivery.scheduled_at else None,
+            parentId=delivery.parent_id,
+        )
     return delivery
 
 
-async def pause_delivery(delivery_id: int) -> Delivery:
-    return await _simple(delivery_id, "pause")
+async def pause_delivery(delivery_id: int, by: Actor) -> Delivery:
+    return await _simple(delivery_id, "pause", AuditAction.PAUSED, by)
 
 
-async def resume_delivery(delivery_id: int) -> Delivery:
-    return await _simple(delivery_id, "resume")
+async def resume_delivery(delivery_id: int, by: Actor) -> Delivery:
+    return await _simple(delivery_id, "resume", AuditAction.RESUMED, by)
 
 
-async def _simple(delivery_id: int, action: str) -> Delivery:
+async def _simple(delivery_id: int, action: str, audited: AuditAction, by: Actor) -> Delivery:
     async with in_transaction():
         delivery = await _locked(delivery_id)
+        before = delivery.status
         delivery.move(action)
         await delivery.save()
+        await _moved(audited, by, delivery, before, processed=delivery.processed)
     return delivery
 
 
-async def stop_delivery(delivery_id: int, actor: str, now: datetime) -> Delivery:
+async def stop_delivery(delivery_id: int, by: Actor, now: datetime) -> Delivery:
     """Messages not yet relayed are never sent: they become IGNORED (CANCELLED)."""
     async with in_transaction() as conn:
         delivery = await _locked(delivery_id)
+        before = delivery.status
         delivery.move("stop")
-        delivery.stopped_by, delivery.ended_at = actor, now
+        delivery.stopped_by, delivery.ended_at = by.name, now
         delivery.next_occurrence_at = None  # a stopped recurrence has no next occurrence
-        await cancel_unsent(Sql(conn), delivery_id)
+        cancelled = await cancel_unsent(Sql(conn), delivery_id)
         await delivery.save()
+        await _moved(AuditAction.STOPPED, by, delivery, before, now, cancelled=cancelled)
     return delivery
 
 
@@ -256,6 +304,7 @@ async def start_due(now: datetime) -> list[int]:
             delivery.move("start")
             delivery.begin_sending(now)
             await delivery.save()
+            await _moved(AuditAction.STARTED, ENGINE, delivery, S.SCHEDULED, now)
             started.append(delivery_id)
     return started
 
@@ -299,10 +348,27 @@ async def spawn_occurrences(now: datetime) -> list[int]:
             child.status = S.READY
             if parent.confirm_each_occurrence:
                 child.status = S.PENDING_CONFIRMATION
-            else:
+            await audit(
+                AuditAction.CREATED,
+                ENGINE,
+                delivery=child,
+                at=now,
+                detail={
+                    "to": child.status.value,
+                    "parentId": parent.id,
+                    "occurrence": index,
+                    "toSend": to_send,
+                    "excluded": excluded,
+                },
+            )
+            if not parent.confirm_each_occurrence:
+                # confirmed once for all occurrences by the parent's confirmation
                 child.confirmed_by, child.confirmed_at = parent.confirmed_by, now
                 child.move("confirm", S.IN_PROGRESS)
                 child.begin_sending(now)
+                await _moved(
+                    AuditAction.STARTED, ENGINE, child, S.READY, now, confirmedBy=child.confirmed_by
+                )
             await child.save()
             parent.occurrences_created = index
             parent.next_occurrence_at = due + timedelta(seconds=parent.recurrence_interval)
@@ -310,6 +376,7 @@ async def spawn_occurrences(now: datetime) -> list[int]:
                 parent.move("end_recurrence")
                 parent.ended_at = now
                 parent.next_occurrence_at = None
+                await _moved(AuditAction.FINISHED, ENGINE, parent, S.SCHEDULED, now)
             await parent.save()
             changed += [parent.id, child.id]
     return changed
@@ -326,6 +393,7 @@ async def mark_sent_if_done(delivery_id: int, now: datetime) -> bool:
         delivery.move("all_relayed")
         delivery.sent_at = now
         await delivery.save()
+        await _moved(AuditAction.SENT, ENGINE, delivery, S.IN_PROGRESS, now)
     return True
 
 
@@ -369,10 +437,13 @@ async def _expire(sql: Sql, delivery: Delivery, now: datetime) -> None:
     await cancel_unsent(sql, delivery.id)
     await delivery.refresh_from_db()
     delivery.figures_final = True
+    before = delivery.status
     if delivery.status in (S.SENT, S.IN_PROGRESS, S.PAUSED):
         delivery.move("expire")
         delivery.ended_at = now
     await delivery.save()
+    if delivery.status is not before:
+        await _moved(AuditAction.FINISHED, ENGINE, delivery, before, now)
 
 
 async def deliveries_in_progress() -> list[tuple[int, FeedbackMode]]:
@@ -390,8 +461,12 @@ async def fail_delivery(delivery_id: int, reason: str, now: datetime) -> bool:
         delivery = await _locked(delivery_id)
         if delivery.status not in LIFECYCLE["fail"][0]:
             return False
+        before = delivery.status
         delivery.move("fail")
         delivery.failure_message, delivery.ended_at = reason, now
-        await cancel_unsent(Sql(conn), delivery_id)
+        cancelled = await cancel_unsent(Sql(conn), delivery_id)
         await delivery.save()
+        await _moved(
+            AuditAction.FAILED, ENGINE, delivery, before, now, reason=reason, cancelled=cancelled
+        )
     return True

@@ -8,6 +8,8 @@ from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from models.addresses import AddressState, AddressStatus
+from models.audit import Actor, AuditAction
+from models.audit import record as audit
 from models.enums import Channel
 from models.errors import BadInput, NotFound
 from models.sql import Sql, in_list, parse_ts
@@ -163,7 +165,7 @@ async def denylisted_page(search: str | None, after: str | None, limit: int) -> 
     return Page([state_of(r) for r in rows[:limit]], len(rows) > limit, total)
 
 
-async def release(address: str) -> AddressState:
+async def release(address: str, by: Actor) -> AddressState:
     """Take an address out of quarantine and start its error counter again.
 
     One conditional UPDATE: it takes the row lock that the feedback path's
@@ -178,10 +180,11 @@ async def release(address: str) -> AddressState:
         )
         if not released:
             raise NotFound(f"{address} is not in quarantine")
+        await audit(AuditAction.ADDRESS_RELEASED, by, detail={"address": address})
         return state_of(await AddressStatus.get(address=address))
 
 
-async def add_to_denylist(address: str) -> AddressState:
+async def add_to_denylist(address: str, by: Actor) -> AddressState:
     """Put an address on the deny list (idempotent); its quarantine state is left as it is."""
     address = normalise_address(address)
     async with in_transaction() as conn:
@@ -190,10 +193,11 @@ async def add_to_denylist(address: str) -> AddressState:
             " ON CONFLICT (address) DO UPDATE SET denylisted = excluded.denylisted",
             [address, 0, True],
         )
+        await audit(AuditAction.ADDRESS_DENYLISTED, by, detail={"address": address})
         return state_of(await AddressStatus.get(address=address))
 
 
-async def remove_from_denylist(address: str) -> AddressState:
+async def remove_from_denylist(address: str, by: Actor) -> AddressState:
     address = normalise_address(address)
     async with in_transaction():
         removed = await AddressStatus.filter(address=address, denylisted=True).update(
@@ -201,4 +205,5 @@ async def remove_from_denylist(address: str) -> AddressState:
         )
         if not removed:
             raise NotFound(f"{address} is not on the deny list")
+        await audit(AuditAction.ADDRESS_REMOVED_FROM_DENYLIST, by, detail={"address": address})
         return state_of(await AddressStatus.get(address=address))

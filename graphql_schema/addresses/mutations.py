@@ -11,6 +11,7 @@ from graphql_schema.addresses.types import AddressStatus
 from graphql_schema.context import Context
 from graphql_schema.permissions import require
 from models import quarantine
+from models.audit import Actor
 from models.enums import Role
 
 
@@ -21,15 +22,15 @@ class AddressMutations:
         " NOT_FOUND when it is not in quarantine."
     )
     async def release_address(self, info: Info[Context, None], address: str) -> AddressStatus:
-        require(info, Role.ADMINISTRATION)
-        return AddressStatus.of(await quarantine.release(address))
+        by = Actor.of(require(info, Role.ADMINISTRATION))
+        return AddressStatus.of(await quarantine.release(address, by))
 
     @strawberry.mutation(description="Exclude the address from every later preparation.")
     async def denylist_address(self, info: Info[Context, None], address: str) -> AddressStatus:
-        require(info, Role.ADMINISTRATION)
-        return AddressStatus.of(await quarantine.add_to_denylist(address))
+        by = Actor.of(require(info, Role.ADMINISTRATION))
+        return AddressStatus.of(await quarantine.add_to_denylist(address, by))
 
     @strawberry.mutation(description="NOT_FOUND when the address is not on the deny list.")
     async def remove_from_denylist(self, info: Info[Context, None], address: str) -> AddressStatus:
-        require(info, Role.ADMINISTRATION)
-        return AddressStatus.of(await quarantine.remove_from_denylist(address))
+        by = Actor.of(require(info, Role.ADMINISTRATION))
+        return AddressStatus.of(await quarantine.remove_from_denylist(address, by))

@@ -10,6 +10,7 @@ from graphql_schema.deliveries.types import Delivery, DeploymentKpis
 from graphql_schema.pagination import parse_id
 from graphql_schema.permissions import require
 from models import lifecycle
+from models.audit import Actor
 from models.delivery import utcnow
 from models.enums import Role
 from models.stats import compute_stats
@@ -21,72 +22,68 @@ class DeliveryMutations:
     async def create_delivery(
         self, info: Info[Context, None], input: CreateDeliveryInput
     ) -> Delivery:
-        require(info, Role.PREPARE_DELIVERIES)
-        created = await lifecycle.create_delivery(input.draft(), info.context.default_mode)
+        by = Actor.of(require(info, Role.PREPARE_DELIVERIES))
+        created = await lifecycle.create_delivery(input.draft(), info.context.default_mode, by)
         return Delivery.of(created)
 
     @strawberry.mutation(description="Edit a DRAFT or READY delivery; it goes back to DRAFT.")
     async def update_delivery(
         self, info: Info[Context, None], id: strawberry.ID, input: CreateDeliveryInput
     ) -> Delivery:
-        require(info, Role.PREPARE_DELIVERIES)
-        updated = await lifecycle.update_delivery(parse_id(id, "delivery"), input.draft())
+        by = Actor.of(require(info, Role.PREPARE_DELIVERIES))
+        updated = await lifecycle.update_delivery(parse_id(id, "delivery"), input.draft(), by)
         await info.context.changed(updated.id)
         return Delivery.of(updated)
 
     @strawberry.mutation(description="Delete a DRAFT or READY delivery.")
     async def delete_delivery(self, info: Info[Context, None], id: strawberry.ID) -> bool:
-        require(info, Role.PREPARE_DELIVERIES)
+        by = Actor.of(require(info, Role.PREPARE_DELIVERIES))
         delivery_id = parse_id(id, "delivery")
-        await lifecycle.delete_delivery(delivery_id)
+        await lifecycle.delete_delivery(delivery_id, by)
         await info.context.changed(delivery_id)
         return True
 
     @strawberry.mutation
     async def prepare_delivery(self, info: Info[Context, None], id: strawberry.ID) -> Delivery:
-        require(info, Role.PREPARE_DELIVERIES)
-        prepared = await lifecycle.prepare_delivery(parse_id(id, "delivery"))
+        by = Actor.of(require(info, Role.PREPARE_DELIVERIES))
+        prepared = await lifecycle.prepare_delivery(parse_id(id, "delivery"), by)
         await info.context.changed(prepared.id)
         return Delivery.of(prepared)
 
     @strawberry.mutation
     async def approve_delivery(self, info: Info[Context, None], id: strawberry.ID) -> Delivery:
-        operator = require(info, Role.APPROVE_DELIVERIES)
-        approved = await lifecycle.approve_delivery(
-            parse_id(id, "delivery"), operator.name, utcnow()
-        )
+        by = Actor.of(require(info, Role.APPROVE_DELIVERIES))
+        approved = await lifecycle.approve_delivery(parse_id(id, "delivery"), by, utcnow())
         await info.context.changed(approved.id)
         return Delivery.of(approved)
 
     @strawberry.mutation
     async def confirm_send(self, info: Info[Context, None], delivery_id: strawberry.ID) -> Delivery:
-        operator = require(info, Role.START_DELIVERIES)
-        confirmed = await lifecycle.confirm_send(
-            parse_id(delivery_id, "delivery"), operator.name, utcnow()
-        )
+        by = Actor.of(require(info, Role.START_DELIVERIES))
+        confirmed = await lifecycle.confirm_send(parse_id(delivery_id, "delivery"), by, utcnow())
         await info.context.changed(confirmed.id)
         await info.context.wake_engine()
         return Delivery.of(confirmed)
 
     @strawberry.mutation
     async def pause_delivery(self, info: Info[Context, None], id: strawberry.ID) -> Delivery:
-        require(info, Role.START_DELIVERIES)
-        paused = await lifecycle.pause_delivery(parse_id(id, "delivery"))
+        by = Actor.of(require(info, Role.START_DELIVERIES))
+        paused = await lifecycle.pause_delivery(parse_id(id, "delivery"), by)
         await info.context.changed(paused.id)
         return Delivery.of(paused)
 
     @strawberry.mutation
     async def resume_delivery(self, info: Info[Context, None], id: strawberry.ID) -> Delivery:
-        require(info, Role.START_DELIVERIES)
-        resumed = await lifecycle.resume_delivery(parse_id(id, "delivery"))
+        by = Actor.of(require(info, Role.START_DELIVERIES))
+        resumed = await lifecycle.resume_delivery(parse_id(id, "delivery"), by)
         await info.context.changed(resumed.id)
         await info.context.wake_engine()
         return Delivery.of(resumed)
 
     @strawberry.mutation
     async def stop_delivery(self, info: Info[Context, None], id: strawberry.ID) -> Delivery:
-        operator = require(info, Role.START_DELIVERIES)
-        stopped = await lifecycle.stop_delivery(parse_id(id, "delivery"), operator.name, utcnow())
+        by = Actor.of(require(info, Role.START_DELIVERIES))
+        stopped = await lifecycle.stop_delivery(parse_id(id, "delivery"), by, utcnow())
         await info.context.changed(stopped.id)
         return Delivery.of(stopped)
 

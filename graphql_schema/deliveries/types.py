@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 from strawberry.types import Info
 
+from graphql_schema.audit.types import AuditEventConnection, audit_page
 from graphql_schema.context import Context
 from graphql_schema.enums import (
     Channel,
@@ -16,6 +17,7 @@ from graphql_schema.enums import (
 )
 from graphql_schema.pagination import PageInfo, encode_cursor, keyset_page
 from graphql_schema.permissions import require
+from models import audit as m_audit
 from models import delivery as m_delivery
 from models import sending_log as m_log
 from models.enums import Role
@@ -196,6 +198,17 @@ class Delivery:
         after: str | None = None,
     ) -> SendingLogConnection:
         return await sending_log_page(info, self._model.id, status, first, after)
+
+    @strawberry.field(
+        description="Who did what to this delivery and when, oldest first (the engine's own"
+        " steps too). Any operator may read it, as confirmedBy."
+    )
+    async def audit_trail(
+        self, info: Info[Context, None], first: int | None = None, after: str | None = None
+    ) -> AuditEventConnection:
+        require(info)
+        query = m_audit.events(delivery_id=self._model.id)
+        return await audit_page(query, first, after, newest_first=False)
 
     @classmethod
     def of(cls, d: m_delivery.Delivery) -> "Delivery":
