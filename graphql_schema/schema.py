@@ -1,15 +1,25 @@
-"""The root schema: one folder per domain area, merged here."""
+"""The root schema: one folder per domain area, merged here, with the request limits."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import strawberry
-from graphql import GraphQLError
-from strawberry.extensions import ValidationCache
+from graphql import ASTValidationRule, GraphQLError, NoSchemaIntrospectionCustomRule
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+    SchemaExtension,
+)
+from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from graphql_schema.addresses.mutations import AddressMutations
 from graphql_schema.addresses.queries import AddressQueries
+from graphql_schema.audit.queries import AuditQueries
+from graphql_schema.caches import SmallDocumentParserCache, SmallDocumentValidationCache
 from graphql_schema.deliveries.mutations import DeliveryMutations
 from graphql_schema.deliveries.queries import DeliveryQueries
 from graphql_schema.deliveries.subscriptions import DeliverySubscriptions
@@ -19,7 +29,6 @@ from graphql_schema.profiles.mutations import ProfileMutations
 from graphql_schema.profiles.queries import ProfileQueries
 from models.errors import DomainError
 
-from graphql_schema.audit.queries import AuditQueries
 Query = merge_types(
     "Query", (DeliveryQueries, ProfileQueries, OperatorQueries, AddressQueries, AuditQueries)
 )
@@ -54,13 +63,47 @@ class SchemaOptions:
     max_tokens: int = 5000
 
 
+def limit_rules(options: SchemaOptions) -> list[type[ASTValidationRule]]:
+    """The depth and alias limits (and, in production, no introspection) as validation rules.
+
+    Built once per schema, not per request: strawberry's limiters make a new rule class each
+    time they are constructed, and the validation cache keys on the rule classes, so limiters
+    built per request would miss the cache on every request (strawberry issue 4635). Here the
+    same classes go into every request's validation, which the cache then remembers.
+    """
+    rules = [
+        *QueryDepthLimiter(max_depth=options.max_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=options.max_aliases).validation_rules,
+    ]
+    if options.production:
+        rules.append(NoSchemaIntrospectionCustomRule)
+    return rules
+
+
+def extensions(options: SchemaOptions) -> list[Callable[[], SchemaExtension]]:
+    """Fresh extension instances per request (factories), sharing the rule classes above.
+
+    The token limit is a parse option, so it holds for cached parses too (it is part of the
+    parse cache's key); the depth and alias limits are part of the cached validation.
+    """
+    rules = limit_rules(options)
+    return [
+        lambda: ErrorCodes(hide_suggestions=options.production),
+        lambda: MaxTokensLimiter(max_token_count=options.max_tokens),
+        lambda: AddValidationRules(rules),
+        SmallDocumentParserCache,
+        SmallDocumentValidationCache,
+    ]
+
+
 def build_schema(options: SchemaOptions | None = None) -> strawberry.Schema:
     options = options or SchemaOptions()
     return Schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        extensions=[ErrorCodes, lambda: ValidationCache(maxsize=256)],
+        extensions=extensions(options),
+        config=StrawberryConfig(disable_field_suggestions=options.production),
     )
 
 

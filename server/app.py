@@ -20,6 +20,7 @@ from server.engine import Engine
 from server.engine.intake import FeedbackIntake
 from server.graphql_app import GraphQLApp
 from server.http import Endpoints
+from server.http.auth_failures import AuthFailures
 from server.http.dashboard import Dashboard
 from server.http.feedback import feedback_endpoint
 from server.http.graphiql import GraphiQL
@@ -27,6 +28,7 @@ from server.http.limits import BodyLimit
 from server.http.ses import SesWebhook
 from server.http.sparkpost import SparkPostWebhook
 from server.http.tracking import TrackingEndpoints
+from server.http.websocket_guard import WebSocketGuard
 from server.mta.base import Mta
 from server.progress import ProgressHub
 from server.settings import DEFAULT_SECRET, Settings
@@ -100,7 +102,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
-            WebSocketRoute("/graphql", graphql),
+            WebSocketRoute("/graphql", WebSocketGuard(graphql, settings.ws_max_message_bytes)),
             Route("/mta/feedback", feedback, methods=["POST"]),
             Route("/health", health, methods=["GET"]),
             *(route for group in endpoints for route in group.routes),
@@ -109,4 +111,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    app.state.auth_failures = AuthFailures.from_settings(settings)  # server/http/auth_failures.py
     return app

@@ -79,7 +79,14 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as error:
             print(f"configuration error: {error}", file=sys.stderr)
             return 2
-        uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+        # ws_max_size: a WebSocket message over the cap is refused (1009) before it is buffered
+        uvicorn.run(
+            app,
+            host=args.host,
+            port=args.port,
+            log_level="info",
+            ws_max_size=settings.ws_max_message_bytes,
+        )
         return 0
     if args.command == "worker":
         import logging

@@ -131,6 +131,9 @@ async def make_server(db_kind: str, tmp_path: Any) -> AsyncIterator[Callable[...
                 "engine_tick_seconds": 0.05,
                 "progress_interval_seconds": 0.05,
                 "batch_size": 100,
+                # Every test client is 127.0.0.1: tests that try bad tokens on purpose must not
+                # lock the others out. tests/test_auth_failures.py sets its own limit.
+                "auth_failure_limit": 10_000,
             }
             values.update(overrides)
             running = RunningServer(Settings(_env_file=None, **values))  # type: ignore[call-arg]

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse
 
 from models.enums import FailureReason, FeedbackType
 from models.feedback import MAX_EVENTS, Event, FeedbackResult
+from server.http import auth_failures
 
 SIGNATURE_HEADER = "x-feedback-signature"
 # Reasons the product itself gives (preparation, stop); an MTA never reports them.
@@ -89,8 +90,11 @@ def feedback_endpoint(
     secret: str, intake: Callable[[list[Event]], Awaitable[FeedbackResult]]
 ) -> Callable[[Request], Awaitable[JSONResponse]]:
     async def endpoint(request: Request) -> JSONResponse:
+        if (refused := auth_failures.refusal(request)) is not None:
+            return refused
         body = await request.body()
         if not signature_ok(secret, body, request.headers.get(SIGNATURE_HEADER)):
+            auth_failures.record_failure(request)
             return JSONResponse({"error": "missing or bad X-Feedback-Signature"}, status_code=401)
         try:
             events = parse_events(body)

@@ -109,14 +109,19 @@ def _file(path: Path) -> Response:
 
 
 class GraphiQL:
-    """Routes for the allow-listed asset files; the page itself is GET /graphql (graphql_app)."""
+    """Routes for the allow-listed asset files; the page itself is GET /graphql (graphql_app).
+    None in production mode: GraphiQL is off there, page and assets alike (404)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.routes: list[BaseRoute] = [
-            Route(PREFIX + "/assets/{name}", self.vendor, methods=["GET"]),
-            Route(PREFIX + "/{name}", self.own, methods=["GET"]),
-        ]
+        self.routes: list[BaseRoute] = (
+            []
+            if settings.production
+            else [
+                Route(PREFIX + "/assets/{name}", self.vendor, methods=["GET"]),
+                Route(PREFIX + "/{name}", self.own, methods=["GET"]),
+            ]
+        )
 
     async def vendor(self, request: Request) -> Response:
         path = VENDOR.get(request.path_params["name"])

@@ -28,6 +28,7 @@ from starlette.routing import BaseRoute, Route
 
 from models.enums import FailureReason, FeedbackType
 from models.feedback import Event
+from server.http import auth_failures
 from server.http.feedback import Malformed
 from server.http.provider import (
     Batch,
@@ -244,6 +245,8 @@ class SesWebhook:
     async def endpoint(self, request: Request) -> JSONResponse:
         if not self.topics:
             return error(404, "the SES webhook is off: set SES_TOPIC_ARNS to turn it on")
+        if (refused := auth_failures.refusal(request)) is not None:
+            return refused
         try:
             message = parse_envelope(await request.body(), request.headers.get(TYPE_HEADER))
             sent_at = parse_time(message["Timestamp"], "Timestamp")
@@ -256,8 +259,9 @@ class SesWebhook:
             batch = ses_batch(message, sent_at)
         except Malformed as bad:
             return error(400, str(bad))
-        except Unauthorized as refused:
-            return error(401, str(refused))
+        except Unauthorized as unauthorized:
+            auth_failures.record_failure(request)
+            return error(401, str(unauthorized))
         except CertificateUnavailable as failed:
             return error(502, f"the signing certificate could not be used: {failed}")
         return await apply(batch, self.intake)

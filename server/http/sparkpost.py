@@ -19,6 +19,7 @@ from starlette.routing import BaseRoute, Route
 
 from models.enums import FailureReason, FeedbackType
 from models.feedback import Event
+from server.http import auth_failures
 from server.http.feedback import Malformed
 from server.http.provider import (
     Batch,
@@ -187,7 +188,10 @@ class SparkPostWebhook:
             return error(
                 404, "the SparkPost webhook is off: set SPARKPOST_WEBHOOK_AUTH to turn it on"
             )
+        if (refused := auth_failures.refusal(request)) is not None:
+            return refused
         if not basic_auth_ok(self.credentials, request.headers.get("authorization")):
+            auth_failures.record_failure(request)
             return error(401, "missing or bad Basic credentials", {"WWW-Authenticate": REALM})
         try:
             batch = parse_batch(await request.body())

@@ -1,0 +1,122 @@
+"""GraphQL over HTTP (graphql.github.io/graphql-over-http): the response's media type and status.
+
+A client that asks for `application/graphql-response+json` gets it, with the spec's status codes:
+400 and no `data` entry when the request fails before execution (syntax, validation, variables),
+200 once it executes. Any other client gets `application/json` and 200 for every well-formed
+request, as before the spec. A request that accepts neither gets 406 before anything runs.
+"""
+
+import json
+from typing import Any
+
+from cross_web import HTTPException
+from graphql import GraphQLError
+from starlette.responses import Response
+from strawberry.exceptions import MissingQueryError
+from strawberry.http import GraphQLRequestData
+from strawberry.schema.base import BaseSchema
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+JSON = "application/json"
+# Order breaks ties: `*/*` (curl, httpx, browsers) and `application/*` mean JSON, which every
+# client before the spec understands.
+SUPPORTED = (JSON, GRAPHQL_RESPONSE)
+
+
+def _ranges(accept: str) -> list[tuple[str, float]]:
+    """The media ranges of an Accept header with their weights, in the order given."""
+    ranges = []
+    for part in accept.split(","):
+        media, *params = (p.strip() for p in part.split(";"))
+        if not media:
+            continue
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        ranges.append((media.lower(), q))
+    return ranges
+
+
+def _weight(media: str, ranges: list[tuple[str, float]]) -> tuple[float, int]:
+    """(q, -position) of the most specific range that matches `media` (RFC 9110 12.5.1)."""
+    kind = media.split("/", 1)[0] + "/*"
+    best: tuple[int, float, int] | None = None  # (specificity, q, position)
+    for position, (pattern, q) in enumerate(ranges):
+        specificity = {media: 2, kind: 1, "*/*": 0}.get(pattern)
+        if specificity is not None and (best is None or specificity > best[0]):
+            best = (specificity, q, position)
+    return (0.0, 0) if best is None else (best[1], -best[2])
+
+
+def negotiate(accept: str | None) -> str | None:
+    """The media type to answer with, or None when the client accepts none we serve (406).
+
+    The highest q wins, then the range listed first; no Accept header means JSON.
+    """
+    if not accept or not accept.strip():
+        return JSON
+    ranges = _ranges(accept)
+    weights = {media: _weight(media, ranges) for media in SUPPORTED}
+    media = max(SUPPORTED, key=lambda m: weights[m])
+    return media if weights[media][0] > 0 else None
+
+
+async def execute(
+    schema: BaseSchema, method: str, request: GraphQLRequestData, context: Any
+) -> ExecutionResult:
+    """Run one operation of an HTTP request (strawberry's own would also run subscriptions over
+    GET and POST, which end in an internal error: they belong to the WebSocket)."""
+    allowed = (
+        {OperationType.QUERY} if method == "GET" else {OperationType.QUERY, OperationType.MUTATION}
+    )
+    try:
+        return await schema.execute(
+            request.query,
+            variable_values=request.variables,
+            context_value=context,
+            operation_name=request.operation_name,
+            allowed_operation_types=allowed,
+            operation_extensions=request.extensions,
+        )
+    except InvalidOperationTypeError as error:
+        if error.operation_type == OperationType.SUBSCRIPTION:
+            raise HTTPException(
+                400, "subscriptions run over a WebSocket to this URL (graphql-transport-ws)"
+            ) from error
+        # The spec's answer to a mutation over GET (GET must stay safe: no side effects).
+        raise HTTPException(405, "mutations are not allowed over GET: use POST") from error
+    except CannotGetOperationTypeError as error:
+        # A GraphQL request error (no such operationName, or several operations and no name).
+        coded = GraphQLError(error.as_http_error_reason(), extensions={"code": "BAD_USER_INPUT"})
+        return ExecutionResult(data=None, errors=[coded])
+    except MissingQueryError as error:
+        raise HTTPException(400, "No GraphQL query found in the request") from error
+
+
+def is_request_error(result: ExecutionResult) -> bool:
+    """Did the request fail before execution? Then GraphQL says there is no `data` entry.
+
+    Field errors raised while executing always carry a `path`; errors of parsing, validation
+    (limits included) and variable coercion never do.
+    """
+    errors = result.errors or []
+    return result.data is None and bool(errors) and all(e.path is None for e in errors)
+
+
+def error_response(
+    status: int, message: str, media_type: str | None, headers: dict[str, str] | None = None
+) -> Response:
+    """A request refused before GraphQL ran, still as a GraphQL response with a contract code."""
+    error = GraphQLError(message, extensions={"code": "BAD_USER_INPUT"}).formatted
+    body = json.dumps({"errors": [error]}, separators=(",", ":"))
+    return Response(
+        body, status_code=status, media_type=f"{media_type or JSON}; charset=utf-8", headers=headers
+    )
