@@ -5,6 +5,7 @@ environment variables; `environment` starts from this process's environment minu
 server setting, so a variable left in the caller's shell cannot change what is measured.
 """
 
+import asyncio
 import contextlib
 import json
 import os
@@ -22,6 +23,8 @@ from typing import Any
 
 import asyncpg
 import httpx
+import websockets
+import websockets.asyncio.client
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -208,3 +211,107 @@ async def pg_database(prefix: str = "bench") -> AsyncIterator[str]:
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+# ---- the bare strawberry baseline, latencies, memory (http_query, fanout, ws_memory) --------
+
+
+@contextlib.contextmanager
+def running_uvicorn(
+    target: str, env: dict[str, str], workdir: Path, log_name: str = "bare.log"
+) -> Iterator[ServerProcess]:
+    """`python -m uvicorn TARGET --log-level info` on a free port, with bench/ on PYTHONPATH:
+    the same uvicorn defaults as `python -m server serve` (httptools, uvloop, websockets,
+    access log), for a baseline app such as `bare_strawberry:app`; it must answer GET /health."""
+    port = free_port()
+    log_path = workdir / log_name
+    bench_dir = str(Path(__file__).resolve().parent)
+    env = {**env, "PYTHONPATH": os.pathsep.join([bench_dir, env.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-m", "uvicorn", target, "--port", str(port), "--log-level", "info"]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    server = ServerProcess(process, f"http://127.0.0.1:{port}", log_path)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{server.base_url}/health", timeout=1).status_code == 200:
+                    break
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{target} did not start")
+            time.sleep(0.05)
+        yield server
+    except BaseException:
+        print(f"--- the end of {log_path.name}:\n{server.log_tail()}", file=sys.stderr)
+        raise
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def rss_kib(pid: int) -> int:
+    """Resident set size of a process (VmRSS in /proc/PID/status), KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def raise_open_files_limit(wanted: int) -> int:
+    """Raise this process's soft RLIMIT_NOFILE towards `wanted` (up to the hard limit), so that
+    it and the servers and clients it starts (they inherit it) can hold that many sockets."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    return int(soft)
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """The p-th percentile (0-100) by the nearest-rank method; nan when there is no value."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), -(-len(ordered) * p // 100)))
+    return ordered[int(rank) - 1]
+
+
+GRAPHQL_TRANSPORT_WS = "graphql-transport-ws"
+
+
+async def ws_connect(
+    base_url: str, token: str, *, deflate: bool = True
+) -> websockets.asyncio.client.ClientConnection:
+    """A graphql-transport-ws connection to BASE_URL/graphql, past its connection_ack, with the
+    bearer token in connection_init as the contract says (the bare app accepts any token).
+    `deflate`: ask for permessage-deflate, as browsers do. The client sends no pings (the
+    server's own keep-alive pings still run)."""
+    ws = await websockets.asyncio.client.connect(
+        base_url.replace("http", "ws", 1) + "/graphql",
+        subprotocols=[websockets.Subprotocol(GRAPHQL_TRANSPORT_WS)],
+        ping_interval=None,
+        open_timeout=60,
+        compression="deflate" if deflate else None,
+    )
+    init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}
+    await ws.send(json.dumps(init))
+    answer = json.loads(await asyncio.wait_for(ws.recv(), 60))
+    if answer.get("type") != "connection_ack":
+        await ws.close()
+        raise RuntimeError(f"no connection_ack: {answer}")
+    return ws
+
+
+def cpu_wait_seconds(pid: int) -> float:
+    """How long the process's main thread (a server's event loop) has waited, runnable, for a
+    CPU so far (/proc/PID/schedstat, Linux): the share of a window it spent queued behind other
+    processes, which is how a busy machine inflates latencies without showing in CPU time."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9

@@ -17,7 +17,6 @@ from strawberry.types.unset import UnsetType
 
 from graphql_schema.context import Context
 from graphql_schema.schema import SchemaOptions, build_schema
-from models.operator import operator_for_token
 from server.bus import DELIVERY_TOPIC, ENGINE_TOPIC, EventBus
 from server.http import auth_failures
 from server.http.graphiql import graphiql_page
@@ -29,6 +28,7 @@ from server.http.graphql_http import (
     is_request_error,
     negotiate,
 )
+from server.http.token_cache import TokenCache
 from server.http.websocket_guard import websocket_origins
 from server.progress import ProgressHub
 from server.settings import Settings
@@ -63,6 +63,7 @@ class GraphQLApp(GraphQL[Context, None]):
             allowed_origins=websocket_origins(settings.allowed_origins),
         )
         self.settings, self.bus, self.hub = settings, bus, hub
+        self.tokens = TokenCache(settings.token_cache_seconds)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         """GraphiQL for browsers (Accept: text/html) outside production; other GETs without a
@@ -171,7 +172,7 @@ class GraphQLApp(GraphQL[Context, None]):
             context.token_given = header is not None
             if header is not None:
                 auth_failures.check(request)
-                context.operator = await operator_for_token(token) if token else None
+                context.operator = await self.tokens.operator(token)
                 if context.operator is None:
                     auth_failures.record_failure(request)
         else:
@@ -182,7 +183,7 @@ class GraphQLApp(GraphQL[Context, None]):
         params = context.connection_params or {}
         value = params.get("Authorization", params.get("authorization"))
         token = bearer(value)
-        operator = await operator_for_token(token) if token else None
+        operator = await self.tokens.operator(token)
         if operator is None:
             websocket = _websocket.get()
             if value is not None and websocket is not None:

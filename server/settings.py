@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     ws_max_subscriptions: int = Field(100, ge=1)
     # A WebSocket that sends no `connection_init` within this many seconds is closed (4408).
     ws_init_timeout_seconds: float = Field(10.0, gt=0)
+    # A valid bearer token's operator is remembered this long (0: read it on every request).
+    token_cache_seconds: float = Field(5.0, ge=0)
     # Failed authentications per client address: over the limit within the window, 429.
     auth_failure_limit: int = Field(20, ge=1)
     auth_failure_window_seconds: float = Field(60.0, gt=0)

@@ -1,0 +1,337 @@
+"""Benchmark of GraphQL over HTTP: requests/s and latency of a simple query and a 50-delivery page.
+
+    .venv/bin/python bench/http_query.py                          # 32 connections, 6 s a load
+    .venv/bin/python bench/http_query.py --connections 8,32 --duration 5
+
+Servers, each in its own process and served the way a user gets it:
+- the real one: `python -m server serve` (uvicorn's defaults: httptools, uvloop, access log on)
+  with PRODUCTION=true and the query limits at their defaults, a fresh SQLite file, capture://;
+- the baselines: `bare_strawberry:app` (strawberry.asgi.GraphQL on a plain schema of the same
+  shapes, no extension, no authentication, no database: every request parsed and validated)
+  and `bare_strawberry:cached_app` (the same with strawberry's ParserCache and ValidationCache,
+  as the real server caches validation), under `python -m uvicorn` with the same defaults.
+
+Queries, the same text on every server:
+- typename: `{ __typename }` without a token: what HTTP, the middleware and strawberry cost
+  before any authentication or database work (a diagnostic row);
+- simple: `{ me { id } }` (the real server authenticates the bearer token: one indexed SELECT);
+- page: `deliveries(first: 50)` with id, label, status, totalCount, pageInfo and the eleven KPI
+  fields of each delivery (the real server reads 60 prepared deliveries: a COUNT and a SELECT).
+
+Load generator: a separate process (so that its CPU is not the server's), asyncio on uvloop
+with raw HTTP/1.1 keep-alive sockets and prebuilt requests (as little client CPU per request
+as Python allows, on CPUs the server shares). C connections each send a request, read the
+whole answer, and send the next (a closed loop: the server is kept busy, latency includes
+queueing behind the other C-1 connections). A request counts when its answer arrives inside
+the window after a 1 s warm-up; every answer must be 200 without `errors`. The client's own CPU
+use is printed: on 2 CPUs it competes with the server, and a client near 100 % of a core would
+be the bottleneck.
+
+Columns: server CPU per request (all its threads, over the window), and "queued": the share of
+the window the server's event loop spent runnable but waiting for a CPU (other processes on
+the machine), which lowers req/s and raises latency without being the server's cost.
+"""
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import re
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import httpx
+from harness import (
+    Client,
+    ServerProcess,
+    command_line,
+    cpu_wait_seconds,
+    environment,
+    import_profiles,
+    machine,
+    operator_token,
+    percentile,
+    running_server,
+    running_uvicorn,
+)
+
+KPIS = (
+    "toSend processed sent pending failed deliveredRate bouncesAndErrorsRate opens clicks"
+    " openRate clickThroughRate"
+)
+QUERIES = {
+    "typename": "{ __typename }",  # sent without a token: no authentication, no database
+    "simple": "{ me { id } }",
+    "page": "{ deliveries(first: 50) { totalCount pageInfo { hasNextPage endCursor }"
+    f" edges {{ node {{ id label status kpis {{ {KPIS} }} }} }} }} }}",
+}
+BODY = '<p>Hello</p><a href="https://example.com/offer">Offer</a>'
+WARM_UP = 1.0
+BASELINES = [("bare", "bare_strawberry:app"), ("bare+cache", "bare_strawberry:cached_app")]
+CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.IGNORECASE)
+
+
+# ---- the load generator (runs in a child process) ------------------------------------------
+
+
+def raw_request(host: str, port: int, token: str | None, query: str) -> bytes:
+    body = json.dumps({"query": query}).encode()
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
+    head = (
+        f"POST /graphql HTTP/1.1\r\nHost: {host}:{port}\r\n{auth}"
+        f"Content-Type: application/json\r\nAccept: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+async def _connection(
+    host: str, port: int, request: bytes, start: float, end: float, out: dict[str, Any]
+) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    latencies: list[float] = out["latencies"]
+    try:
+        while True:
+            sent = time.perf_counter()
+            if sent >= end:
+                return
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            match = CONTENT_LENGTH.search(head)
+            if match is None:
+                raise RuntimeError(f"an answer without Content-Length: {head[:200]!r}")
+            body = await reader.readexactly(int(match.group(1)))
+            done = time.perf_counter()
+            if start <= done < end:
+                latencies.append(done - sent)
+                if not head.startswith(b"HTTP/1.1 200") or b'"errors"' in body:
+                    out["errors"] += 1
+                    if out["errors"] == 1:
+                        out["first_error"] = (head + body)[:500].decode(errors="replace")
+    finally:
+        writer.close()
+
+
+async def _load(
+    host: str, port: int, request: bytes, connections: int, duration: float
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"latencies": [], "errors": 0, "first_error": None}
+    start = time.perf_counter() + WARM_UP
+    end = start + duration
+    cpu = 0.0
+
+    async def measure_cpu() -> None:
+        nonlocal cpu
+        await asyncio.sleep(max(0.0, start - time.perf_counter()))
+        before = time.process_time()
+        await asyncio.sleep(max(0.0, end - time.perf_counter()))
+        cpu = time.process_time() - before
+
+    await asyncio.gather(
+        measure_cpu(),
+        *(_connection(host, port, request, start, end, out) for _ in range(connections)),
+    )
+    out["client_cpu"] = cpu
+    out["window"] = duration
+    return out
+
+
+def _load_process(
+    pipe: Connection, host: str, port: int, request: bytes, connections: int, duration: float
+) -> None:
+    try:
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            result = runner.run(_load(host, port, request, connections, duration))
+    except ImportError:
+        result = asyncio.run(_load(host, port, request, connections, duration))
+    pipe.send(result)
+    pipe.close()
+
+
+# ---- the bench -------------------------------------------------------------------------------
+
+
+@dataclass
+class Load:
+    server: str
+    query: str
+    connections: int
+    requests: int
+    window: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    server_cpu: float
+    server_wait: float
+    client_cpu: float
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.window
+
+    @property
+    def cpu_us(self) -> float:
+        return self.server_cpu * 1e6 / max(self.requests, 1)
+
+
+def run_load(
+    server: ServerProcess,
+    name: str,
+    query: str,
+    token: str | None,
+    connections: int,
+    duration: float,
+) -> Load:
+    host, port = server.base_url.removeprefix("http://").split(":")
+    request = raw_request(host, int(port), token, query)
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(
+        target=_load_process, args=(sender, host, int(port), request, connections, duration)
+    )
+    child.start()
+    time.sleep(WARM_UP)  # the server's CPU is counted over the same window as the requests
+    cpu_before, wait_before = server.cpu_seconds(), cpu_wait_seconds(server.process.pid)
+    time.sleep(duration)
+    server_cpu = server.cpu_seconds() - cpu_before
+    server_wait = cpu_wait_seconds(server.process.pid) - wait_before
+    result = receiver.recv()
+    child.join()
+    latencies = result["latencies"]
+    if result["errors"]:
+        print(f"  {name}: {result['errors']} bad answers, first: {result['first_error']}")
+    return Load(
+        name,
+        query,
+        connections,
+        len(latencies),
+        result["window"],
+        percentile(latencies, 50) * 1000,
+        percentile(latencies, 99) * 1000,
+        result["errors"],
+        server_cpu,
+        server_wait,
+        result["client_cpu"],
+    )
+
+
+def check_answer(base_url: str, token: str | None, query: str, edges: int | None) -> None:
+    """One request through httpx first: the query must work (and the page hold 50 nodes)."""
+    answer = httpx.post(
+        f"{base_url}/graphql",
+        json={"query": query},
+        headers={"Authorization": f"Bearer {token}"} if token else {},
+        timeout=30,
+    ).json()
+    if answer.get("errors"):
+        raise SystemExit(f"{base_url}: {answer['errors']}")
+    if edges is not None and len(answer["data"]["deliveries"]["edges"]) != edges:
+        raise SystemExit(f"{base_url}: the page does not hold {edges} deliveries")
+
+
+async def make_deliveries(base_url: str, token: str, n: int) -> None:
+    """n prepared deliveries to 10 profiles each (their KPIs: toSend 10, the rest 0)."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
+        api = Client(http, token)
+        await import_profiles(api, [{"email": f"reader{i}@example.com"} for i in range(10)])
+        for i in range(n):
+            created = await api.gql(
+                "mutation($i: CreateDeliveryInput!) { createDelivery(input: $i) { id } }",
+                {
+                    "i": {
+                        "label": f"page bench {i}",
+                        "channel": "EMAIL",
+                        "subject": "Hello",
+                        "body": BODY,
+                        "audience": {"allProfiles": True},
+                    }
+                },
+            )
+            await api.gql(
+                "mutation($id: ID!) { prepareDelivery(id: $id) { id } }",
+                {"id": created["createDelivery"]["id"]},
+            )
+
+
+def measure(server: ServerProcess, label: str, token: str, args: argparse.Namespace) -> list[Load]:
+    out = []
+    for name in args.queries:
+        as_ = None if name == "typename" else token
+        check_answer(server.base_url, as_, QUERIES[name], 50 if name == "page" else None)
+        for c in args.connections:
+            load = run_load(server, label, QUERIES[name], as_, c, args.duration)
+            print(
+                f"  {label:<10} {name:<8} c={c:<3} {load.rate:>7.0f} req/s  p50 {load.p50_ms:6.1f}"
+                f" ms  p99 {load.p99_ms:6.1f} ms  errors {load.errors}",
+                flush=True,
+            )
+            load.query = name
+            out.append(load)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--duration", type=float, default=6.0, help="seconds per load")
+    parser.add_argument(
+        "--connections",
+        type=lambda s: [int(x) for x in s.split(",")],
+        default=[32],
+        help="concurrent keep-alive connections, comma-separated for several loads",
+    )
+    parser.add_argument(
+        "--queries",
+        type=lambda s: s.split(","),
+        default=["typename", "simple", "page"],
+        help="typename (no token: the HTTP + GraphQL floor), simple, page",
+    )
+    args = parser.parse_args()
+
+    print(f"{command_line()}\nmachine: {machine()}; load generator in its own process")
+    results: list[Load] = []
+    with tempfile.TemporaryDirectory(prefix="http-bench-") as tmp:
+        workdir = Path(tmp)
+        env = environment(
+            DATABASE_URL=f"sqlite://{workdir / 'bench.sqlite3'}",
+            MTA_URL="capture://",
+            FEEDBACK_SECRET="bench-http-secret",
+            PRODUCTION="true",
+        )
+        token = operator_token(env, workdir)
+        with running_server(env, workdir) as server:
+            asyncio.run(make_deliveries(server.base_url, token, 60))
+            results += measure(server, "server", token, args)
+        for label, target in BASELINES:
+            with running_uvicorn(target, env, workdir, f"{label}.log") as bare:
+                results += measure(bare, label, token, args)
+
+    print()
+    print(
+        f"{'server':<11} {'query':<8} {'conns':>5} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7}"
+        f" {'srv CPU us/req':>14} {'queued %':>8} {'client CPU %':>12} {'vs bare+cache':>13}"
+    )
+    cached = {(r.query, r.connections): r.rate for r in results if r.server == "bare+cache"}
+    for r in results:
+        ratio = r.rate / cached[(r.query, r.connections)]
+        print(
+            f"{r.server:<11} {r.query:<8} {r.connections:>5} {r.rate:>7.0f} {r.p50_ms:>7.1f}"
+            f" {r.p99_ms:>7.1f} {r.cpu_us:>14.0f} {100 * r.server_wait / r.window:>8.0f}"
+            f" {100 * r.client_cpu / r.window:>12.0f} {ratio:>12.2f}x"
+        )
+    simple = [r for r in results if r.server == "server" and r.query == "simple"]
+    if simple:
+        best = max(r.rate for r in simple)
+        verdict = "met" if best >= 2000 else "MISSED"
+        print(f"\ntarget: simple query >= 2,000 req/s with the limits on: {verdict} ({best:.0f})")
+    return 1 if any(r.errors for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
