@@ -110,14 +110,26 @@ def running_server(
     queued writes such as the tracking recorder's are flushed). Any failure prints the end of
     the server's log, which lives in a temporary directory."""
     port = free_port()
+    command = [sys.executable, "-m", "server", "serve", "--port", str(port)]
+    with _serving(command, port, env, workdir, log_name, start_timeout, 120) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def _serving(
+    command: list[str],
+    port: int,
+    env: dict[str, str],
+    workdir: Path,
+    log_name: str,
+    start_timeout: float,
+    stop_timeout: float,
+) -> Iterator[ServerProcess]:
+    """Start `command` (a server on `port`), wait for GET /health, SIGTERM it on exit."""
     log_path = workdir / log_name
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "server", "serve", "--port", str(port)],
-            cwd=workdir,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT
         )
     server = ServerProcess(process, f"http://127.0.0.1:{port}", log_path)
     try:
@@ -127,7 +139,7 @@ def running_server(
                 if httpx.get(f"{server.base_url}/health", timeout=1).status_code == 200:
                     break
             if process.poll() is not None:
-                raise RuntimeError("the server exited at start-up")
+                raise RuntimeError(f"{command[2:4]} exited at start-up")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the server did not answer within {start_timeout:g} s")
             time.sleep(0.05)
@@ -138,11 +150,12 @@ def running_server(
     finally:
         process.send_signal(signal.SIGTERM)
         try:
-            process.wait(120)
+            process.wait(stop_timeout)
         except subprocess.TimeoutExpired:
             process.kill()
             raise RuntimeError(
-                f"the server did not stop within 120 s; its log ends:\n{server.log_tail(20)}"
+                f"the server did not stop within {stop_timeout:g} s; its log ends:\n"
+                + server.log_tail(20)
             ) from None
 
 
@@ -224,34 +237,11 @@ def running_uvicorn(
     the same uvicorn defaults as `python -m server serve` (httptools, uvloop, websockets,
     access log), for a baseline app such as `bare_strawberry:app`; it must answer GET /health."""
     port = free_port()
-    log_path = workdir / log_name
     bench_dir = str(Path(__file__).resolve().parent)
     env = {**env, "PYTHONPATH": os.pathsep.join([bench_dir, env.get("PYTHONPATH", "")])}
     command = [sys.executable, "-m", "uvicorn", target, "--port", str(port), "--log-level", "info"]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-    server = ServerProcess(process, f"http://127.0.0.1:{port}", log_path)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{server.base_url}/health", timeout=1).status_code == 200:
-                    break
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{target} did not start")
-            time.sleep(0.05)
+    with _serving(command, port, env, workdir, log_name, 30, 30) as server:
         yield server
-    except BaseException:
-        print(f"--- the end of {log_path.name}:\n{server.log_tail()}", file=sys.stderr)
-        raise
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def rss_kib(pid: int) -> int:
