@@ -18,8 +18,10 @@ Two changes make them safe to expose:
 import contextlib
 from collections.abc import Iterator
 
-from graphql import GraphQLError
-from strawberry.extensions import ParserCache, ValidationCache
+from graphql import ASTValidationRule, GraphQLError
+from strawberry.extensions import SchemaExtension
+from strawberry.extensions.parser_cache import _get_parse_cache
+from strawberry.extensions.validation_cache import _get_validate_cache
 
 CACHED_QUERY_CHARS = 2048  # the dashboard's queries: under 600; GraphiQL's introspection: 2,068
 CACHE_SIZE = 128
@@ -29,29 +31,37 @@ def _small(query: str | None) -> bool:
     return query is not None and len(query) <= CACHED_QUERY_CHARS
 
 
-class SmallDocumentParserCache(ParserCache):
-    def __init__(self) -> None:
-        super().__init__(maxsize=CACHE_SIZE)
+class LimitedCachedDocuments(SchemaExtension):
+    """The token limit, the extra validation rules (depth, aliases, introspection) and both
+    caches in one extension: strawberry's MaxTokensLimiter, AddValidationRules, ParserCache
+    and ValidationCache do the same as four, and every extension costs its hooks on every
+    request (bench/RESULTS.md, the HTTP section). The LRUs are strawberry's own, shared by
+    every request. The validation cache is keyed on the rule classes: they must be the same
+    objects on every request (see graphql_schema/schema.py, strawberry issue 4635)."""
+
+    def __init__(self, max_tokens: int, rules: tuple[type[ASTValidationRule], ...]) -> None:
+        super().__init__()
+        self.max_tokens, self.rules = max_tokens, rules
+
+    def on_operation(self) -> Iterator[None]:
+        context = self.execution_context
+        context.parse_options["max_tokens"] = self.max_tokens  # so cached parses keep it too
+        context.validation_rules = context.validation_rules + self.rules
+        yield
 
     def on_parse(self) -> Iterator[None]:
         context = self.execution_context
         if _small(context.query):
             with contextlib.suppress(GraphQLError):  # strawberry parses it again and says why
-                context.graphql_document = self.cached_parse_document(
+                context.graphql_document = _get_parse_cache(CACHE_SIZE)(
                     context.query, **context.parse_options
                 )
         yield
 
-
-class SmallDocumentValidationCache(ValidationCache):
-    """Keyed on the document and the validation rules: the limits' rule classes must be the
-    same objects on every request (see graphql_schema/schema.py, strawberry issue 4635)."""
-
-    def __init__(self) -> None:
-        super().__init__(maxsize=CACHE_SIZE)
-
     def on_validate(self) -> Iterator[None]:
-        if _small(self.execution_context.query):
-            yield from super().on_validate()
-        else:
-            yield
+        context = self.execution_context
+        if _small(context.query):
+            context.pre_execution_errors = _get_validate_cache(CACHE_SIZE)(
+                context.schema._schema, context.graphql_document, context.validation_rules
+            )
+        yield

@@ -7,9 +7,7 @@ from typing import Any
 import strawberry
 from graphql import ASTValidationRule, GraphQLError, NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
-    AddValidationRules,
     MaxAliasesLimiter,
-    MaxTokensLimiter,
     QueryDepthLimiter,
     SchemaExtension,
 )
@@ -21,7 +19,7 @@ from strawberry.types import ExecutionContext
 from graphql_schema.addresses.mutations import AddressMutations
 from graphql_schema.addresses.queries import AddressQueries
 from graphql_schema.audit.queries import AuditQueries
-from graphql_schema.caches import SmallDocumentParserCache, SmallDocumentValidationCache
+from graphql_schema.caches import LimitedCachedDocuments
 from graphql_schema.deliveries.mutations import DeliveryMutations
 from graphql_schema.deliveries.queries import DeliveryQueries
 from graphql_schema.deliveries.subscriptions import DeliverySubscriptions
@@ -101,13 +99,10 @@ def extensions(options: SchemaOptions) -> list[Callable[[], SchemaExtension]]:
     The token limit is a parse option, so it holds for cached parses too (it is part of the
     parse cache's key); the depth and alias limits are part of the cached validation.
     """
-    rules = limit_rules(options)
+    rules = tuple(limit_rules(options))
     return [
         lambda: ErrorCodes(hide_suggestions=options.production),
-        lambda: MaxTokensLimiter(max_token_count=options.max_tokens),
-        lambda: AddValidationRules(rules),
-        SmallDocumentParserCache,
-        SmallDocumentValidationCache,
+        lambda: LimitedCachedDocuments(options.max_tokens, rules),
     ]
 
 

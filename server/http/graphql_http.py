@@ -7,6 +7,7 @@ request, as before the spec. A request that accepts neither gets 406 before anyt
 """
 
 import json
+from functools import lru_cache
 from typing import Any
 
 from cross_web import HTTPException
@@ -56,6 +57,7 @@ def _weight(media: str, ranges: list[tuple[str, float]]) -> tuple[float, int]:
     return (0.0, 0) if best is None else (best[1], -best[2])
 
 
+@lru_cache(maxsize=256)  # clients send a handful of distinct Accept headers, every request
 def negotiate(accept: str | None) -> str | None:
     """The media type to answer with, or None when the client accepts none we serve (406).
 
