@@ -17,6 +17,7 @@ import math
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from functools import lru_cache
 
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
@@ -92,7 +93,11 @@ def refusal_message(retry_after: int) -> str:
 def client_of(scope: Scope) -> str:
     """The key a client is counted under: its IP address, or its /64 for IPv6."""
     peer = scope.get("client")
-    host = str(peer[0]) if peer else "unknown"
+    return _client_key(str(peer[0]) if peer else "unknown")
+
+
+@lru_cache(maxsize=4096)  # parsing an address costs more than the check; clients come back
+def _client_key(host: str) -> str:
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
