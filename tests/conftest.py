@@ -22,6 +22,7 @@ from tortoise.backends.base.executor import EXECUTOR_CACHE
 from models.enums import Role
 from models.operator import create_operator
 from server.app import create_app
+from server.db import apply_migrations
 from server.settings import Settings
 from tests.client import Api
 
@@ -49,15 +50,47 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# A migrated database that each server test's PostgreSQL database is copied from: copying takes
+# 0.05 s where migrating an empty one takes 0.3 s (about a minute over the suite). Dropped when
+# the session ends (pytest_sessionfinish).
+_template: str | None = None
+
+
+async def _migrated_template(admin: Any) -> str:
+    global _template
+    if _template is None:
+        name = f"dtemplate_{uuid.uuid4().hex[:12]}"
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        await apply_migrations(f"{PG_URL.rsplit('/', 1)[0]}/{name}")
+        _template = name
+    return _template
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _template is not None:
+
+        async def drop() -> None:
+            admin = await asyncpg.connect(PG_URL.replace("postgres://", "postgresql://", 1))
+            try:
+                await admin.execute(f'DROP DATABASE IF EXISTS "{_template}" WITH (FORCE)')
+            finally:
+                await admin.close()
+
+        asyncio.run(drop())
+
+
 @contextlib.asynccontextmanager
-async def fresh_database(kind: str, tmp_path: Any) -> AsyncIterator[str]:
+async def fresh_database(kind: str, tmp_path: Any, *, migrated: bool = False) -> AsyncIterator[str]:
+    """An empty database, or with `migrated` one with every migration applied (on PostgreSQL
+    a copy of a template migrated once per session)."""
     if kind == "sqlite":
         yield f"sqlite://{tmp_path}/test.sqlite3"
         return
     name = f"dtest_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(PG_URL.replace("postgres://", "postgresql://", 1))
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        template = f' TEMPLATE "{await _migrated_template(admin)}"' if migrated else ""
+        await admin.execute(f'CREATE DATABASE "{name}"{template}')
         base = PG_URL.rsplit("/", 1)[0]
         yield f"{base}/{name}"
     finally:
@@ -121,7 +154,7 @@ ServerFactory = Callable[..., Any]
 async def make_server(db_kind: str, tmp_path: Any) -> AsyncIterator[Callable[..., Any]]:
     """Start servers on one fresh database: make_server(mta_url=..., **settings)."""
     servers: list[RunningServer] = []
-    async with fresh_database(db_kind, tmp_path) as url:
+    async with fresh_database(db_kind, tmp_path, migrated=True) as url:
 
         async def start(**overrides: Any) -> RunningServer:
             values: dict[str, Any] = {
