@@ -117,9 +117,14 @@ def failures_of(scope: Scope) -> AuthFailures:
     return failures
 
 
+def retry_after(scope: Scope) -> int | None:
+    """Whole seconds until this connection's client may try again, or None when it may now."""
+    return failures_of(scope).retry_after(client_of(scope))
+
+
 def refusal(conn: HTTPConnection) -> JSONResponse | None:
     """The 429 for a client over the limit, or None: call it before checking credentials."""
-    wait = failures_of(conn.scope).retry_after(client_of(conn.scope))
+    wait = retry_after(conn.scope)
     if wait is None:
         return None
     return JSONResponse(
@@ -129,7 +134,7 @@ def refusal(conn: HTTPConnection) -> JSONResponse | None:
 
 def check(conn: HTTPConnection) -> None:
     """Raise TooManyFailures for a client over the limit."""
-    wait = failures_of(conn.scope).retry_after(client_of(conn.scope))
+    wait = retry_after(conn.scope)
     if wait is not None:
         raise TooManyFailures(wait)
 

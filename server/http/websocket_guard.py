@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.http.websocket_origin import normalize_allowed_origins
 
-from server.http.auth_failures import client_of, failures_of, refusal_message
+from server.http.auth_failures import refusal_message, retry_after
 
 MESSAGE_TOO_BIG = 1009
 TOO_MANY_REQUESTS = 4429
@@ -78,7 +78,7 @@ class WebSocketGuard:
                 return await close(MESSAGE_TOO_BIG, f"message over {self.max_message_bytes} bytes")
             if not initialised and _is_connection_init(message):
                 initialised = True
-                wait = failures_of(scope).retry_after(client_of(scope))
+                wait = retry_after(scope)
                 if wait is not None:
                     return await close(TOO_MANY_REQUESTS, refusal_message(wait))
             return message
