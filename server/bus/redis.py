@@ -80,7 +80,7 @@ class RedisBus:
                 )
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
             self._first_attempt.set()
             await asyncio.sleep(delay)
             delay = min(delay * 2, BACKOFF[1])
