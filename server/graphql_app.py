@@ -28,6 +28,7 @@ from server.http.graphql_http import (
     is_request_error,
     negotiate,
 )
+from server.http.operator_sockets import OperatorCheckedHandler, OperatorSockets
 from server.http.token_cache import TokenCache
 from server.http.websocket_guard import websocket_origins
 from server.progress import ProgressHub
@@ -46,6 +47,8 @@ def bearer(value: object) -> str | None:
 
 
 class GraphQLApp(GraphQL[Context, None]):
+    graphql_transport_ws_handler_class = OperatorCheckedHandler  # revoked means revoked
+
     def __init__(self, settings: Settings, bus: EventBus, hub: ProgressHub) -> None:
         options = SchemaOptions(
             production=settings.production,
@@ -64,6 +67,7 @@ class GraphQLApp(GraphQL[Context, None]):
         )
         self.settings, self.bus, self.hub = settings, bus, hub
         self.tokens = TokenCache(settings.token_cache_seconds)
+        self.sockets = OperatorSockets(settings.token_cache_seconds or 1.0)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         """GraphiQL for browsers (Accept: text/html) outside production; other GETs without a
@@ -158,7 +162,13 @@ class GraphQLApp(GraphQL[Context, None]):
             changed=changed,
             wake_engine=wake_engine,
             progress=self.hub,
+            operator_changed=self.operator_changed,
         )
+
+    async def operator_changed(self, operator_id: int) -> None:
+        """Revoked or rotated here: forget its cached token and close its sockets now."""
+        self.tokens.forget(operator_id)
+        await self.sockets.sweep(operator_id)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
