@@ -7,13 +7,18 @@ drops the approval; `Delivery.version` goes up on every edit, preparation and ap
 """
 
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+from tortoise import Tortoise
+from tortoise.migrations.api import migrate
 
+from models.sql import Sql
+from server.db import apply_migrations, tortoise_config
 from tests import flows
 from tests.client import Api
-from tests.conftest import api_for
+from tests.conftest import api_for, fresh_database
 
 FIELDS = "status version requireApproval approvedBy approvedAt kpis { toSend }"
 READ = f"query($id: ID!) {{ delivery(id: $id) {{ {FIELDS} }} }}"
@@ -26,6 +31,7 @@ APPROVE = f"mutation($id: ID!) {{ approveDelivery(id: $id) {{ {FIELDS} }} }}"
 CONFIRM = (
     "mutation($id: ID!, $v: Int) { confirmSend(deliveryId: $id, version: $v) { status version } }"
 )
+BEFORE = "0004_claim_order_index"  # the last migration without delivery.version
 CONFIRMED = "query($id: ID!) { auditEvents(deliveryId: $id, action: CONFIRMED) { totalCount } }"
 
 
@@ -176,3 +182,39 @@ async def test_finding_8_approval_changes_the_version_and_confirm_without_one_st
         as_="starter",
     )
     assert plain["confirmSend"]["status"] == "IN_PROGRESS"
+
+
+async def test_finding_8_deliveries_made_before_the_upgrade_get_version_1(
+    db_kind: str, tmp_path: Path
+) -> None:
+    """The migration adds `delivery.version` (and `operator.revoked_at`) to tables with rows."""
+    async with fresh_database(db_kind, tmp_path) as url:
+        config = tortoise_config(url)
+        await migrate(config=config, app_labels=["models"], target=f"models.{BEFORE}")
+        await Tortoise.close_connections()
+        await Tortoise.init(config=config)
+        try:
+            sql = Sql()
+            await sql.execute(
+                "INSERT INTO operator (name, token_hash, roles, created_at)"
+                " VALUES (?, ?, ?, CURRENT_TIMESTAMP)",
+                ["before", "h" * 64, "[]"],
+            )
+            await sql.execute(
+                "INSERT INTO delivery (label, channel, body, status, feedback_mode, audience,"
+                " validity_period, require_approval, figures_final, warnings,"
+                " confirm_each_occurrence, occurrences_created, to_send, excluded, processed,"
+                " sent, pending, failed, opens, clicks, created_at, updated_at) VALUES"
+                " ('old', 'EMAIL', 'b', 'READY', 'LEGACY', '{}', 60, ?, ?, '[]', ?, 0, 1, 0, 0,"
+                " 0, 0, 0, 0, 0, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+                [False, False, False],
+            )
+        finally:
+            await Tortoise.close_connections()
+        await apply_migrations(url)
+        await Tortoise.init(config=config)
+        try:
+            assert await Sql().rows("SELECT version FROM delivery") == [{"version": 1}]
+            assert await Sql().rows("SELECT revoked_at FROM operator") == [{"revoked_at": None}]
+        finally:
+            await Tortoise.close_connections()
