@@ -85,6 +85,7 @@ class OperatorSockets:
         self.interval = interval
         self._open: set[OperatorCheckedHandler] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        self._sweeping = False  # never cancel the sweeper halfway through closing sockets
 
     def __len__(self) -> int:
         return len(self._open)
@@ -96,14 +97,20 @@ class OperatorSockets:
 
     def discard(self, handler: OperatorCheckedHandler) -> None:
         self._open.discard(handler)
+        if not self._open and self._sweeper is not None and not self._sweeping:
+            self._sweeper.cancel()  # nothing left to check: no task outlives the sockets
+            self._sweeper = None
 
     async def _sweep_while_open(self) -> None:
         while self._open:
             await asyncio.sleep(self.interval)
+            self._sweeping = True
             try:
                 await self.sweep()
             except Exception:  # the database may be away for a moment: the next sweep retries
                 log.warning("could not check the operators of open WebSockets", exc_info=True)
+            finally:
+                self._sweeping = False
 
     async def sweep(self, operator_id: int | None = None) -> int:
         """Close the sockets (of one operator, or all) whose token no longer matches a live
