@@ -1,5 +1,6 @@
 """The strawberry ASGI app: authentication over HTTP and in the WebSocket `connection_init`."""
 
+import asyncio
 from contextvars import ContextVar
 from datetime import timedelta
 
@@ -166,9 +167,10 @@ class GraphQLApp(GraphQL[Context, None]):
         )
 
     async def operator_changed(self, operator_id: int) -> None:
-        """Revoked or rotated here: forget its cached token and close its sockets now."""
+        """Revoked or rotated here: forget its cached token now, close its sockets as soon as
+        this request (or socket operation) has answered."""
         self.tokens.forget(operator_id)
-        await self.sockets.sweep(operator_id)
+        self.sockets.close_after(operator_id, asyncio.current_task())
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket

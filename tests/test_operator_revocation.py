@@ -224,3 +224,25 @@ async def test_finding_4_only_administrators_revoke_or_rotate(api: Api) -> None:
             assert "ADMINISTRATION" in error["message"]
     assert (await api.gql(ME, as_="reader"))["me"]["name"] == target  # still works
     assert (await api.gql(EVENTS, {"x": "OPERATOR_REVOKED"}))["auditEvents"]["totalCount"] == 0
+
+
+async def test_finding_4_rotating_ones_own_token_over_a_socket_answers_before_it_closes(
+    api: Api,
+) -> None:
+    me = (await api.gql("{ me { id } }"))["me"]["id"]
+    async with socket(api.ws_url) as ws:
+        await init(ws, api.tokens["admin"])
+        await send(
+            ws,
+            {
+                "id": "rotate",
+                "type": "subscribe",
+                "payload": {"query": ROTATE, "variables": {"id": me}},
+            },
+        )
+        answer = await receive(ws)
+        assert answer["type"] == "next", answer
+        new = answer["payload"]["data"]["rotateOperatorToken"]["token"]
+        assert await closed_within(ws, 5) == (4403, "the bearer token is no longer valid")
+    assert (await api.gql("{ me { id } }", as_=new))["me"]["id"] == me
+    assert code(await api.raw(ME, token=api.tokens["admin"])) == "UNAUTHENTICATED"

@@ -86,6 +86,7 @@ class OperatorSockets:
         self._open: set[OperatorCheckedHandler] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._sweeping = False  # never cancel the sweeper halfway through closing sockets
+        self._closing: set[asyncio.Task[int]] = set()
 
     def __len__(self) -> int:
         return len(self._open)
@@ -111,6 +112,20 @@ class OperatorSockets:
                 log.warning("could not check the operators of open WebSockets", exc_info=True)
             finally:
                 self._sweeping = False
+
+    def close_after(self, operator_id: int, task: "asyncio.Task[object] | None") -> None:
+        """Close the operator's sockets whose token no longer matches once `task` (the request
+        or operation that revoked or rotated it) is over: an administrator who rotates its own
+        token over a socket receives the new one before that socket closes."""
+
+        async def close() -> int:
+            if task is not None:
+                await asyncio.wait({task})
+            return await self.sweep(operator_id)
+
+        closing = asyncio.create_task(close())
+        self._closing.add(closing)
+        closing.add_done_callback(self._closing.discard)
 
     async def sweep(self, operator_id: int | None = None) -> int:
         """Close the sockets (of one operator, or all) whose token no longer matches a live
