@@ -116,8 +116,14 @@ async def _locked(name: str | None, operator_id: int | None) -> Operator:
         raise BadInput("give the operator's name or its id (one of them)")
     query = Operator.select_for_update()
     if name is not None:
-        name = operator_name(name)
-        found, what = await query.get_or_none(name=name), f"named {name!r}"
+        # The name as given first: an operator created before names were checked may hold
+        # characters that operator_name() now refuses, and must still be revocable.
+        storable = len(name) <= 200 and "\x00" not in name  # PostgreSQL text holds no NUL
+        found = await query.get_or_none(name=name) if storable else None
+        if found is None:
+            name = operator_name(name)
+            found = await Operator.select_for_update().get_or_none(name=name)
+        what = f"named {name!r}"
     else:
         found, what = await query.get_or_none(id=operator_id), f"with id {operator_id}"
     if found is None:

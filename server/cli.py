@@ -61,7 +61,8 @@ async def _operator_command(settings: Settings, args: argparse.Namespace) -> str
     from models.audit import COMMAND_LINE
     from server.db import tortoise_config
 
-    m_operator.operator_name(args.name)  # a bad name is refused before the database is opened
+    if args.operator_command == "create":
+        m_operator.operator_name(args.name)  # refused before the database is even opened
     await _migrate(settings)
     await Tortoise.init(config=tortoise_config(settings.database_url))
     try:

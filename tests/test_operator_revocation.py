@@ -246,3 +246,14 @@ async def test_finding_4_rotating_ones_own_token_over_a_socket_answers_before_it
         assert await closed_within(ws, 5) == (4403, "the bearer token is no longer valid")
     assert (await api.gql("{ me { id } }", as_=new))["me"]["id"] == me
     assert code(await api.raw(ME, token=api.tokens["admin"])) == "UNAUTHENTICATED"
+
+
+async def test_finding_4_an_operator_named_before_names_were_checked_can_still_be_revoked(
+    api: Api,
+) -> None:
+    legacy = "ad\u200ba"  # a name that operator_name() now refuses
+    await Operator.filter(token_hash=hash_token(api.tokens["reader"])).update(name=legacy)
+    revoked = (await api.gql(REVOKE, {"n": legacy}))["revokeOperator"]
+    assert revoked["name"] == legacy and revoked["revokedAt"] is not None
+    for bad in ("x" * 5000, "a\x00b"):  # still a clear answer, not an internal error
+        assert (await api.error(REVOKE, {"n": bad}))["extensions"]["code"] == "BAD_USER_INPUT"
