@@ -16,6 +16,7 @@ from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
 from models.delivery import utcnow
+from models.enums import Role, holds
 
 if TYPE_CHECKING:
     from models.delivery import Delivery
@@ -42,30 +43,46 @@ class AuditAction(StrEnum):
     ADDRESS_RELEASED = "ADDRESS_RELEASED"
     ADDRESS_DENYLISTED = "ADDRESS_DENYLISTED"
     ADDRESS_REMOVED_FROM_DENYLIST = "ADDRESS_REMOVED_FROM_DENYLIST"
+    # operator management (no delivery): by an administrator, or on the command line
+    OPERATOR_CREATED = "OPERATOR_CREATED"
+    OPERATOR_REVOKED = "OPERATOR_REVOKED"
+    OPERATOR_TOKEN_ROTATED = "OPERATOR_TOKEN_ROTATED"
 
 
 class AuditActor(StrEnum):
     OPERATOR = "OPERATOR"
     ENGINE = "ENGINE"
+    COMMAND_LINE = "COMMAND_LINE"  # `python -m server operator ...`: whoever runs the server
 
 
 @dataclass(frozen=True)
 class Actor:
-    """Who acts: an operator (id and name, snapshotted) or the engine (neither)."""
+    """Who acts: an operator (id, name and roles, snapshotted), the engine or the command line
+    (neither). The roles let domain rules that depend on them (who may turn approval off)
+    live in models/."""
 
     operator_id: int | None = None
     name: str | None = None
+    roles: frozenset[Role] = frozenset()
+    console: bool = False
 
     @classmethod
     def of(cls, operator: "Operator") -> "Actor":
-        return cls(operator_id=operator.id, name=operator.name)
+        return cls(operator_id=operator.id, name=operator.name, roles=operator.role_set)
 
     @property
     def kind(self) -> AuditActor:
-        return AuditActor.ENGINE if self.operator_id is None else AuditActor.OPERATOR
+        if self.operator_id is not None:
+            return AuditActor.OPERATOR
+        return AuditActor.COMMAND_LINE if self.console else AuditActor.ENGINE
+
+    def may(self, role: Role) -> bool:
+        """The engine and the command line act for the system: they hold every role."""
+        return self.operator_id is None or holds(self.roles, role)
 
 
 ENGINE = Actor()
+COMMAND_LINE = Actor(console=True)
 
 
 class AuditEvent(Model):

@@ -1,5 +1,6 @@
 """The strawberry ASGI app: authentication over HTTP and in the WebSocket `connection_init`."""
 
+import asyncio
 from contextvars import ContextVar
 from datetime import timedelta
 
@@ -29,6 +30,7 @@ from server.http.graphql_http import (
     is_request_error,
     negotiate,
 )
+from server.http.operator_sockets import OperatorCheckedHandler, OperatorSockets
 from server.http.token_cache import TokenCache
 from server.http.websocket_guard import websocket_origins
 from server.progress import ProgressHub
@@ -47,6 +49,8 @@ def bearer(value: object) -> str | None:
 
 
 class GraphQLApp(GraphQL[Context, None]):
+    graphql_transport_ws_handler_class = OperatorCheckedHandler  # revoked means revoked
+
     def __init__(self, settings: Settings, bus: EventBus, hub: ProgressHub) -> None:
         options = SchemaOptions(
             production=settings.production,
@@ -65,6 +69,7 @@ class GraphQLApp(GraphQL[Context, None]):
         )
         self.settings, self.bus, self.hub = settings, bus, hub
         self.tokens = TokenCache(settings.token_cache_seconds)
+        self.sockets = OperatorSockets(settings.token_cache_seconds or 1.0)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         """GraphiQL for browsers (Accept: text/html) outside production (404 in production).
@@ -162,7 +167,14 @@ class GraphQLApp(GraphQL[Context, None]):
             changed=changed,
             wake_engine=wake_engine,
             progress=self.hub,
+            operator_changed=self.operator_changed,
         )
+
+    async def operator_changed(self, operator_id: int) -> None:
+        """Revoked or rotated here: forget its cached token now, close its sockets as soon as
+        this request (or socket operation) has answered."""
+        self.tokens.forget(operator_id)
+        self.sockets.close_after(operator_id, asyncio.current_task())
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket

@@ -52,7 +52,7 @@ class CreateDeliveryInput:
             scheduled_at=self.scheduled_at,
             validity_period=self.validity_period,
             feedback_mode=self.feedback_mode,
-            require_approval=bool(self.require_approval),
+            require_approval=self.require_approval,
             recurrence_interval=recurrence.interval_seconds if recurrence else None,
             recurrence_count=recurrence.count if recurrence else None,
             confirm_each_occurrence=recurrence.confirm_each_occurrence if recurrence else False,

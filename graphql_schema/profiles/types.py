@@ -1,8 +1,11 @@
 """Profiles and their history (every message targeted at them)."""
 
 import strawberry
+from strawberry.types import Info
 
+from graphql_schema.context import Context
 from graphql_schema.deliveries.types import SendingLog
+from graphql_schema.permissions import require_any_role
 from models import profile as m_profile
 from models import sending_log as m_log
 
@@ -18,7 +21,8 @@ class Profile:
     last_name: str | None
 
     @strawberry.field(description="The newest messages targeted at this profile (at most 100).")
-    async def history(self) -> list[SendingLog]:
+    async def history(self, info: Info[Context, None]) -> list[SendingLog]:
+        require_any_role(info)  # whichever path reached the profile
         logs = (
             await m_log.SendingLog.filter(profile_id=int(self.id), excluded=False)
             .order_by("-id")
