@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from server.http import json_input
 from server.http.feedback import sign
 from server.http.json_input import MAX_DEPTH
 from server.http.sparkpost import PATH as SPARKPOST
@@ -214,3 +215,32 @@ async def test_finding_12_tracking_ids_with_odd_characters_are_refused_like_any_
             assert (await http.get(f"/t/c/{text}")).status_code == 404, text
             assert (await http.get(f"/u/{text}")).status_code == 404, text
             assert (await http.post(f"/u/{text}", content=b"\xff" * 10)).status_code == 404, text
+
+
+@pytest.mark.parametrize(
+    ("text", "refused"),
+    [
+        ('"\\ud83d\\ude00"', None),  # a surrogate pair: one character
+        ('"\\uD83D\\uDE00"', None),
+        ('"\\\\ud800"', None),  # an escaped backslash, then the letters "ud800"
+        ('"\\ud83d"', "a lone surrogate"),
+        ('"\\ude00"', "a lone surrogate"),
+        ('"\\ud83d\\ud83d\\ude00"', "a lone surrogate"),
+        ('"\\ud83d\\ude00\\ude00"', "a lone surrogate"),
+        ('"\\\\\\ud800"', "a lone surrogate"),  # an escaped backslash, then an escape
+        ('"\\u0000"', None),  # NUL is refused only where every string is stored
+        ("[" * MAX_DEPTH + "]" * MAX_DEPTH, None),
+        ("[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1), "nested deeper than 64 levels"),
+        ('[{"a": ' * 32 + "[1]" + "}]" * 32, "nested deeper than 64 levels"),  # 65 levels
+        ("[1, " * 100 + "1" + "]" * 100, "nested deeper than 64 levels"),
+        ('[["' + "[" * 100 + '"]' + ', "]]]]"' * 100 + "]", None),  # brackets in strings
+    ],
+)
+def test_finding_12_the_parser_refuses_exactly_what_it_says(text: str, refused: str | None) -> None:
+    if refused is None:
+        json_input.loads(text)
+    else:
+        with pytest.raises(json_input.InvalidJson, match=refused):
+            json_input.loads(text)
+    with pytest.raises(json_input.InvalidJson, match="a string holds a NUL character"):
+        json_input.loads('{"a": "\\u0000"}', storable=True)
