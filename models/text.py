@@ -1,7 +1,8 @@
 """Text the databases can store: PostgreSQL refuses the NUL character in text, and no UTF-8
-encoder takes a lone surrogate (JSON's `"\\ud800"` parses into one). Checked where text comes
-in (server/http/json_input.py, graphql_schema/strings.py) so that it is a 400 or a
-BAD_USER_INPUT there, not an internal error at the INSERT."""
+encoder takes a lone surrogate. GraphQL string literals are checked with this
+(graphql_schema/strings.py); JSON bodies are checked on their text, escapes included, by
+server/http/json_input.py. Either way it is a BAD_USER_INPUT or a 400 where the text comes in,
+not an internal error at the INSERT."""
 
 import re
 
