@@ -70,7 +70,7 @@ DATA_FIELDS = tuple(f.name for f in dataclass_fields(ProfileData) if f.name != "
 class ImportResult:
     created: int
     updated: int
-    profiles: list[Profile]
+    profiles: list[Profile]  # in row order; id, email and DATA_FIELDS loaded (no timestamps)
 
 
 def _check(rows: Sequence[ProfileData]) -> None:
@@ -113,9 +113,11 @@ async def import_profiles(rows: Sequence[ProfileData]) -> ImportResult:
         no_email = iter(await _insert_without_email(sql, blank, now))
         created += len(blank)
         order = [ids[key] if (key := _key(row.email)) else next(no_email) for row in rows]
+        # Read back without the timestamps: parsing them was two thirds of a 10,000-row import.
         found: dict[int, Profile] = {}
         for start in range(0, len(order), 5000):  # PostgreSQL takes at most 32,767 parameters
-            for profile in await Profile.filter(id__in=order[start : start + 5000]):
+            chunk = order[start : start + 5000]
+            for profile in await Profile.filter(id__in=chunk).only("id", "email", *DATA_FIELDS):
                 found[profile.id] = profile
     return ImportResult(created, len(existing), [found[i] for i in order])
 
