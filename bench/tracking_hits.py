@@ -42,7 +42,7 @@ from tortoise.backends.base.executor import EXECUTOR_CACHE
 from models import lifecycle
 from models.audit import ENGINE
 from models.enums import Channel, FeedbackMode
-from models.profile import ProfileData, import_profiles
+from models.profile import MAX_IMPORT, ProfileData, import_profiles
 from models.sql import Sql
 from models.tracking import Hit, Tally, Token, TokenKind, TrackingKind, record_hits, tracking_url
 from server.db import apply_migrations, tortoise_config
@@ -75,10 +75,15 @@ async def storage(url: str, n: int) -> list[tuple[str, float, int]]:
     EXECUTOR_CACHE.clear()  # tortoise caches INSERTs per connection name, not per dialect
     await Tortoise.init(config=tortoise_config(url))
     try:
-        imported = await import_profiles([ProfileData(f"t{i}@example.com") for i in range(n)])
+        profile_ids = []
+        for start in range(0, n, MAX_IMPORT):
+            rows = [
+                ProfileData(f"t{i}@example.com") for i in range(start, min(n, start + MAX_IMPORT))
+            ]
+            profile_ids += [p.id for p in (await import_profiles(rows)).profiles]
         draft = lifecycle.DeliveryDraft(
             label="bench", channel=Channel.EMAIL, body=BODY, subject="Hi",
-            profile_ids=[p.id for p in imported.profiles],
+            profile_ids=profile_ids,
         )  # fmt: skip
         delivery = await lifecycle.create_delivery(draft, FeedbackMode.LEGACY, ENGINE)
         await lifecycle.prepare_delivery(delivery.id, ENGINE)
