@@ -70,7 +70,10 @@ DATA_FIELDS = tuple(f.name for f in dataclass_fields(ProfileData) if f.name != "
 class ImportResult:
     created: int
     updated: int
-    profiles: list[Profile]  # in row order; id, email and DATA_FIELDS loaded (no timestamps)
+    profiles: list[Profile]  # in row order; every column loaded but the timestamps
+
+
+_READ_BACK = sorted(Profile._meta.db_fields - {"created_at", "updated_at"})
 
 
 def _check(rows: Sequence[ProfileData]) -> None:
@@ -117,7 +120,7 @@ async def import_profiles(rows: Sequence[ProfileData]) -> ImportResult:
         found: dict[int, Profile] = {}
         for start in range(0, len(order), 5000):  # PostgreSQL takes at most 32,767 parameters
             chunk = order[start : start + 5000]
-            for profile in await Profile.filter(id__in=chunk).only("id", "email", *DATA_FIELDS):
+            for profile in await Profile.filter(id__in=chunk).only(*_READ_BACK):
                 found[profile.id] = profile
     return ImportResult(created, len(existing), [found[i] for i in order])
 
