@@ -19,7 +19,7 @@ from models.audit import record as audit
 from models.delivery import LIFECYCLE, MAX_VALIDITY_SECONDS, Delivery
 from models.enums import Channel, DeliveryStatus, FeedbackMode, Role
 from models.errors import BadInput, Forbidden, InvalidState, NotFound, PreparationFailed
-from models.preparation import check_content, create_logs
+from models.preparation import audience_warnings, check_content, create_logs
 from models.profile import Profile
 from models.relay import add_to_counters, cancel_unsent, has_unsent
 from models.sending_log import TABLES, Outcome, counter_deltas
@@ -49,6 +49,14 @@ class DeliveryDraft:
     confirm_each_occurrence: bool = False
 
 
+def check_audience_size(count: int) -> None:
+    """The cap holds for the list as sent, repeated ids included: they are collapsed after."""
+    if count > MAX_AUDIENCE_IDS:
+        raise BadInput(
+            f"at most {MAX_AUDIENCE_IDS} profileIds (got {count}); use allProfiles for more"
+        )
+
+
 async def _ids(query: QuerySet[Any]) -> list[int]:
     return cast(list[int], await query.values_list("id", flat=True))
 
@@ -72,11 +80,11 @@ async def _validate(draft: DeliveryDraft) -> dict[str, Any]:
         raise BadInput(
             f"validityPeriod must be between 1 and {MAX_VALIDITY_SECONDS} seconds (3.5 days)"
         )
-    ids = draft.profile_ids or []
-    if draft.all_profiles and ids:
+    raw = draft.profile_ids or []
+    if draft.all_profiles and raw:
         raise BadInput("give either profileIds or allProfiles, not both")
-    if len(ids) > MAX_AUDIENCE_IDS:
-        raise BadInput(f"at most {MAX_AUDIENCE_IDS} profileIds; use allProfiles for more")
+    check_audience_size(len(raw))
+    ids = list(dict.fromkeys(raw))  # a profile listed twice is targeted once
     if ids:
         found: set[int] = set()
         for start in range(0, len(ids), 5000):  # PostgreSQL takes at most 32,767 parameters
@@ -91,12 +99,17 @@ async def _validate(draft: DeliveryDraft) -> dict[str, Any]:
         raise BadInput("recurrence count needs an interval and must be at least 1")
     if draft.confirm_each_occurrence and interval is None:
         raise BadInput("confirmation before each occurrence is for recurring deliveries")
+    audience: dict[str, Any] = {"all": True} if draft.all_profiles else {"profileIds": ids}
+    if len(ids) < len(raw):
+        audience["repeated"] = len(raw) - len(ids)
     return {
         "label": label,
         "channel": draft.channel,
         "subject": draft.subject,
         "body": draft.body,
-        "audience": {"all": True} if draft.all_profiles else {"profileIds": ids},
+        "audience": audience,
+        # What the audience calls for; the content's warnings are added at preparation.
+        "warnings": audience_warnings(audience),
         "scheduled_at": _aware(draft.scheduled_at),
         "validity_period": validity,
         "recurrence_interval": interval,
@@ -166,7 +179,6 @@ async def update_delivery(delivery_id: int, draft: DeliveryDraft, by: Actor) -> 
         delivery.move("edit")
         delivery.version += 1
         _reset_figures(delivery)  # the approval too: what was approved is no more
-        delivery.warnings = []  # they were about the content before the edit
         await Sql(conn).execute("DELETE FROM sending_log WHERE delivery_id = ?", [delivery_id])
         await delivery.save()
         await _moved(AuditAction.UPDATED, by, delivery, before)
@@ -213,7 +225,7 @@ async def prepare_delivery(delivery_id: int, by: Actor) -> Delivery:
         if to_send == 0:
             raise PreparationFailed(["no recipient left to send to after exclusions"])
         delivery.to_send, delivery.excluded = to_send, excluded
-        delivery.warnings = warnings
+        delivery.warnings = [*audience_warnings(delivery.audience), *warnings]
         delivery.version += 1
         delivery.move("prepare")
         await delivery.save()

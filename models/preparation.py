@@ -137,13 +137,22 @@ EXCLUSION_TYPE = {
 }
 
 
+def audience_warnings(audience: dict[str, Any]) -> list[str]:
+    """What an operator should know about the audience as given: ids it listed more than once."""
+    repeated = int(audience.get("repeated", 0))
+    if not repeated:
+        return []
+    return [f"{repeated} repeated profileIds collapsed: each profile is targeted once"]
+
+
 async def audience_profiles(
     sql: Sql, audience: dict[str, Any]
 ) -> list[tuple[int, str | None, str | None]]:
     if audience.get("all"):
         rows = await sql.rows("SELECT id, email, phone FROM profile ORDER BY id")
     else:
-        ids = [int(i) for i in audience.get("profileIds", [])]
+        # Distinct: audiences stored before repeats were collapsed at creation may hold some.
+        ids = list(dict.fromkeys(int(i) for i in audience.get("profileIds", [])))
         rows = []
         for start in range(0, len(ids), 5000):
             chunk = ids[start : start + 5000]
@@ -154,7 +163,7 @@ async def audience_profiles(
                 chunk,
             )
         by_id = {r["id"]: r for r in rows}
-        rows = [by_id[i] for i in ids if i in by_id]  # a profile listed twice is a duplicate
+        rows = [by_id[i] for i in ids if i in by_id]
     return [(r["id"], r["email"], r["phone"]) for r in rows]
 
 

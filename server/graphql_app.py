@@ -3,6 +3,7 @@
 import asyncio
 from contextvars import ContextVar
 from datetime import timedelta
+from typing import Any
 
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
@@ -19,7 +20,7 @@ from strawberry.types.unset import UnsetType
 from graphql_schema.context import Context
 from graphql_schema.schema import SchemaOptions, build_schema
 from server.bus import DELIVERY_TOPIC, ENGINE_TOPIC, EventBus
-from server.http import auth_failures
+from server.http import auth_failures, json_input
 from server.http.graphiql import graphiql_page
 from server.http.graphql_http import (
     GRAPHQL_RESPONSE,
@@ -101,6 +102,18 @@ class GraphQLApp(GraphQL[Context, None]):
                 {"Allow": allow} if error.status_code == 405 else None,
             )
         await response(scope, receive, send)
+
+    def decode_json(self, data: str | bytes) -> object:
+        """Bodies, GET parameters and WebSocket messages (server/http/json_input.py); every
+        string in them may reach the database, so NUL is refused too."""
+        return json_input.loads(data, storable=True)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        """A 400 that says what is wrong with the JSON (strawberry's says only that it is)."""
+        try:
+            return self.decode_json(data)
+        except json_input.InvalidJson as error:
+            raise HTTPException(400, f"Unable to parse request body as JSON: {error}") from None
 
     async def parse_http_body(
         self, request: AsyncHTTPRequestAdapter

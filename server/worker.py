@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from tortoise import Tortoise
 
-from server.bus import EventBus, make_bus
+from server.bus import EventBus, default_prefix, make_bus
 from server.db import apply_migrations, tortoise_config
 from server.engine import Engine
 from server.engine.intake import FeedbackIntake
@@ -32,7 +32,8 @@ class Core:
 
 
 def build_core(settings: Settings, *, engine: bool) -> Core:
-    bus = make_bus(settings.event_bus_url)
+    prefix = settings.event_bus_prefix or default_prefix(settings.database_url)
+    bus = make_bus(settings.event_bus_url, prefix)
     mta = make_mta(settings)  # fail at start-up on a bad MTA_URL, not at first send
     intake = FeedbackIntake(bus, settings.quarantine_threshold, settings.quarantine_gap_hours)
     return Core(bus, mta, intake, Engine(settings, bus, mta, intake) if engine else None)

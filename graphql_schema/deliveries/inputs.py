@@ -6,7 +6,7 @@ import strawberry
 
 from graphql_schema.enums import Channel, FeedbackMode
 from graphql_schema.pagination import parse_id
-from models.lifecycle import DeliveryDraft
+from models.lifecycle import DeliveryDraft, check_audience_size
 
 
 @strawberry.input
@@ -42,6 +42,7 @@ class CreateDeliveryInput:
 
     def draft(self) -> DeliveryDraft:
         recurrence = self.recurrence
+        check_audience_size(len(self.audience.profile_ids or []))  # before parsing each id
         return DeliveryDraft(
             label=self.label,
             channel=self.channel,

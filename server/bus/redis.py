@@ -21,7 +21,7 @@ from server.bus.memory import MemoryBus
 
 log = logging.getLogger(__name__)
 
-PREFIX = "delivery-server:"
+PREFIX = "delivery-server:"  # then the deployment's prefix and ":", then the topic
 PUBLISH_TIMEOUT = 2.0  # a hung Redis must not hold a mutation's response
 HEALTH_CHECK_SECONDS = 5  # the PubSub PINGs an idle connection this often (finds dead peers)
 FIRST_CONNECT_WAIT = 2.0  # subscribe() waits this long for the listener's first attempt
@@ -29,7 +29,8 @@ BACKOFF = (0.1, 5.0)  # first and longest pause between reconnect attempts
 
 
 class RedisBus:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, prefix: str | None = None) -> None:
+        self.channel_prefix = PREFIX + (f"{prefix}:" if prefix else "")
         # A per-instance client name finds this process's connections in CLIENT LIST.
         self.name = f"delivery-server-bus-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._client = aioredis.Redis.from_url(
@@ -43,7 +44,7 @@ class RedisBus:
         data = json.dumps(payload)
         try:
             async with asyncio.timeout(PUBLISH_TIMEOUT):
-                await self._client.publish(PREFIX + topic, data)
+                await self._client.publish(self.channel_prefix + topic, data)
         except Exception as error:  # a lost hint must not fail the caller
             log.warning("event bus: publish on %r dropped (%s)", topic, error)
 
@@ -62,7 +63,8 @@ class RedisBus:
         while True:
             pubsub = self._client.pubsub()
             try:
-                await pubsub.psubscribe(PREFIX + "*")
+                # The pattern's special characters cannot occur in a prefix (PREFIX_PATTERN).
+                await pubsub.psubscribe(self.channel_prefix + "*")
                 while True:
                     message = await pubsub.get_message(timeout=1.0)
                     if message is None:
@@ -87,7 +89,7 @@ class RedisBus:
 
     def _receive(self, channel: bytes | str, data: bytes | str) -> None:
         name = channel.decode() if isinstance(channel, bytes) else channel
-        self._local.deliver_raw(name.removeprefix(PREFIX), data)
+        self._local.deliver_raw(name.removeprefix(self.channel_prefix), data)
 
     async def close(self) -> None:
         if self._task is not None:
