@@ -13,6 +13,7 @@ values are decoded; values may be quoted either way or not at all; `data-href` i
 of two `href` attributes the first counts, as in browsers.
 """
 
+import html
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -70,6 +71,22 @@ class Anchor:
     attrs: tuple[tuple[str, str | None], ...]  # as the parser read them (names lower-case)
     text: str  # the link's text, up to its `</a>`
     kind: LinkKind
+    self_closing: bool = False  # written `<a … />`
+
+    def around_href(self) -> tuple[str, str]:
+        """The start tag written again from the attributes read, split where its href's quoted
+        value goes: the first href only, every value re-quoted and re-escaped."""
+        pieces = ["<a"]
+        before: str | None = None
+        for name, value in self.attrs:
+            if name == "href":
+                if before is None:
+                    before = "".join(pieces) + " href="
+                    pieces = []
+                continue
+            pieces.append(f" {name}" if value is None else f' {name}="{html.escape(value)}"')
+        assert before is not None  # an Anchor has an href
+        return before, "".join(pieces) + ("/>" if self.self_closing else ">")
 
 
 def href_of(attrs: Sequence[tuple[str, str | None]]) -> str | None:
@@ -96,7 +113,8 @@ class _Anchors(HTMLParser):
         start = self._lines[line - 1] + column
         raw = self.get_starttag_text() or ""
         url = href.strip(_EDGES)
-        anchor = Anchor(url, start, start + len(raw), tuple(attrs), "", kind_of(url))
+        end = start + len(raw)
+        anchor = Anchor(url, start, end, tuple(attrs), "", kind_of(url), raw.endswith("/>"))
         self._open = (anchor, [])
 
     def handle_data(self, data: str) -> None:

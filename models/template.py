@@ -3,8 +3,8 @@ values for the fields.
 
 A template is compiled once per delivery into literal text, fields and links, so that each
 recipient's copy is a join, not a parse. Links are those of `models/links.py`, the one reader
-of a body's links: each tracked link's start tag is written again with its `href` as a Link,
-numbered in order of appearance. That number is what a tracking id carries, and the click
+of a body's links: each tracked link's start tag is written again around a Link, numbered in
+order of appearance. That number is what a tracking id carries, and the click
 redirect looks the URL up again by it in the delivery's own body (never in the request).
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import quote
 
-from models.links import Anchor, anchors, tracked
+from models.links import anchors, tracked
 from models.sql import Sql, in_list
 
 # Profile fields a template may use, and the profile column each reads.
@@ -79,35 +79,18 @@ def compile_text(text: str) -> Template:
 
 def compile_html(body: str) -> Template:
     """Fields, and each tracked link (models/links.py) as a Link: its `<a>` start tag is
-    written again from the attributes the parser read, with `href=` and the Link (rendered as
-    a quoted value) in place of the first href, and without the others."""
+    written again around the Link, which renders as the quoted value of its one href."""
     parts: list[Part] = []
     last = 0
     for index, anchor in enumerate(tracked(anchors(body))):
         parts += _fields(body[last : anchor.start])
-        before, after = _around_href(anchor, body)
+        before, after = anchor.around_href()
         parts += _fields(before)
         parts.append(Link(index, anchor.url))
         parts += _fields(after)
         last = anchor.end
     parts += _fields(body[last:])
     return Template(tuple(parts))
-
-
-def _around_href(anchor: Anchor, body: str) -> tuple[str, str]:
-    """The start tag before and after its href's value, every other value re-quoted."""
-    pieces = ["<a"]
-    before: str | None = None
-    for name, value in anchor.attrs:
-        if name == "href":
-            if before is None:
-                before = "".join(pieces) + " href="
-                pieces = []
-            continue
-        pieces.append(f" {name}" if value is None else f' {name}="{html.escape(value)}"')
-    closing = "/>" if body[anchor.start : anchor.end].endswith("/>") else ">"
-    assert before is not None  # an Anchor has an href
-    return before, "".join(pieces) + closing
 
 
 def links_of(body: str) -> list[str]:
