@@ -16,8 +16,8 @@ from graphql_schema.addresses.types import AddressStatus, AddressStatusConnectio
 from graphql_schema.context import Context
 from graphql_schema.pagination import PageInfo, page_size
 from graphql_schema.permissions import require
-from models import address_status, denylist, quarantine
-from models.address_status import AddressState, Page
+from models import denylist, quarantine
+from models.address_status import AddressState, Page, address_state
 from models.enums import Role
 from models.errors import BadInput
 
@@ -111,5 +111,5 @@ class AddressQueries:
     @strawberry.field(description="Null when the address never failed nor was deny-listed.")
     async def address_status(self, info: Info[Context, None], address: str) -> AddressStatus | None:
         require(info, Role.ADMINISTRATION)
-        state = await address_status.address_state(address)
+        state = await address_state(address)
         return AddressStatus.of(state) if state is not None else None
