@@ -14,7 +14,7 @@ from tortoise import fields
 from tortoise.models import Model
 
 from models.sql import Sql
-from models.template import FIELDS, links_of
+from models.template import links_of
 
 if TYPE_CHECKING:
     from models.delivery import Delivery
@@ -284,16 +284,3 @@ async def delivery_links(sql: Sql, delivery_id: int) -> DeliveryLinks | None:
         return None
     changeable = LIFECYCLE["edit"][0] | LIFECYCLE["delete"][0]
     return DeliveryLinks(tuple(links_of(rows[0]["body"])), rows[0]["status"] not in changeable)
-
-
-async def field_values(sql: Sql, recipient: Recipient) -> dict[str, str | None]:
-    """The recipient's personalisation values, by template field name ({{firstName}} ...)."""
-    values: dict[str, str | None] = dict.fromkeys(FIELDS)
-    if recipient.profile_id is not None:
-        columns = ", ".join(FIELDS.values())
-        rows = await sql.rows(f"SELECT {columns} FROM profile WHERE id = ?", [recipient.profile_id])
-        if rows:
-            values = {name: rows[0][column] for name, column in FIELDS.items()}
-    if values.get("email") is None and "@" in recipient.address:
-        values["email"] = recipient.address  # the profile is gone: the log still knows it
-    return values

@@ -46,10 +46,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _migrate(settings: Settings) -> None:
-    from server.app import _ensure_sqlite_dir
     from server.db import apply_migrations
 
-    _ensure_sqlite_dir(settings.database_url)
     await apply_migrations(settings.database_url)
 
 

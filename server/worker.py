@@ -41,15 +41,12 @@ def build_core(settings: Settings, *, engine: bool) -> Core:
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Run until SIGTERM / SIGINT (or `stop`), then let the engine finish its batch."""
-    from server.app import _ensure_sqlite_dir
-
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     core = build_core(settings, engine=True)
     assert core.engine is not None
-    _ensure_sqlite_dir(settings.database_url)
     await apply_migrations(settings.database_url)
     await Tortoise.init(config=tortoise_config(settings.database_url))
     try:

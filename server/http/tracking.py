@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from models.sql import Sql
-from models.template import UNSUBSCRIBE_FIELD, fill_url
+from models.template import UNSUBSCRIBE_FIELD, field_values, fill_url
 from models.tracking import (
     TRACKING_PATHS,
     DeliveryLinks,
@@ -30,7 +30,6 @@ from models.tracking import (
     TokenKind,
     TrackingKind,
     delivery_links,
-    field_values,
     read_token,
     recipient_of,
     record_hits,
@@ -218,7 +217,7 @@ class TrackingEndpoints:
         url = links.links[token.link]
         target = url
         if "{{" in url:
-            values = await field_values(sql, recipient)
+            values = (await field_values([recipient], sql))[recipient.log_id]
             base = self.settings.public_url or str(request.base_url)
             unsubscribe = Token(TokenKind.UNSUBSCRIBE, token.delivery_id, token.log_id)
             values[UNSUBSCRIBE_FIELD] = tracking_url(base, self.key, unsubscribe)
