@@ -9,7 +9,7 @@ name and the delivery's label are snapshots, and a deleted delivery keeps its hi
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tortoise import fields
 from tortoise.models import Model
@@ -20,7 +20,6 @@ from models.enums import Role, holds
 
 if TYPE_CHECKING:
     from models.delivery import Delivery
-    from models.operator import Operator
 
 
 class AuditAction(StrEnum):
@@ -55,6 +54,20 @@ class AuditActor(StrEnum):
     COMMAND_LINE = "COMMAND_LINE"  # `python -m server operator ...`: whoever runs the server
 
 
+class OperatorLike(Protocol):
+    """What an actor is made from (models.operator.Operator; a protocol, so that the audit,
+    which the operator module records into, does not import it back)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def role_set(self) -> frozenset[Role]: ...
+
+
 @dataclass(frozen=True)
 class Actor:
     """Who acts: an operator (id, name and roles, snapshotted), the engine or the command line
@@ -67,7 +80,7 @@ class Actor:
     console: bool = False
 
     @classmethod
-    def of(cls, operator: "Operator") -> "Actor":
+    def of(cls, operator: OperatorLike) -> "Actor":
         return cls(operator_id=operator.id, name=operator.name, roles=operator.role_set)
 
     @property

@@ -180,10 +180,10 @@ class GraphQLApp(GraphQL[Context, None]):
             changed=changed,
             wake_engine=wake_engine,
             progress=self.hub,
-            operator_changed=self.operator_changed,
+            operator_changed=self._operator_changed,
         )
 
-    async def operator_changed(self, operator_id: int) -> None:
+    async def _operator_changed(self, operator_id: int) -> None:
         """Revoked or rotated here: forget its cached token now, close its sockets as soon as
         this request (or socket operation) has answered."""
         self.tokens.forget(operator_id)
