@@ -212,22 +212,35 @@ async def progress_of(api: Api, delivery_id: str) -> AsyncIterator[Progress]:
 
 
 async def postgres_restart(
-    tmp_path: Path, pg: PrivatePostgres, *, n: int = 300, rate: int = 150, down: float = 0.5
+    tmp_path: Path,
+    pg: PrivatePostgres,
+    *,
+    redis: PrivateRedis | None = None,
+    n: int = 300,
+    rate: int = 150,
+    down: float = 1.0,
+    workers: int = 2,
 ) -> Figures:
-    """An API process and two workers on a private PostgreSQL cluster (which also carries the
-    event bus) relay over SMTP; the cluster is restarted (`pg_ctl restart -m fast`, as
-    `pg_ctlcluster restart` does) a quarter of the way through. Every recipient must be
-    relayed exactly once, the delivery SENT, and the subscription opened before the restart
-    must go on showing progress up to SENT by itself."""
+    """An API process and `workers` workers on a private PostgreSQL cluster relay over SMTP; the
+    cluster is stopped (`pg_ctl stop -m fast`, as `pg_ctlcluster restart` does) a quarter of the
+    way through and started again `down` seconds later. Every recipient must be relayed exactly
+    once, the delivery SENT, and the subscription opened before the restart must go on showing
+    progress up to SENT by itself.
+
+    The event bus is the same PostgreSQL (its listeners must reconnect), or with `redis` a
+    private Redis that stays up: then a "delivery changed" event is published while the
+    database is down, so the API's progress watcher meets the database away and must wait."""
     url = await pg.new_database()
+    bus = {"EVENT_BUS_URL": redis.url} if redis is not None else {}
     with CountingSink(tmp_path) as sink:
         env = {
             "MTA_URL": sink.url(pool=2, rate=rate),
             "PUBLIC_URL": NO_TRACKING,
             "BATCH_SIZE": "20",
             "CLAIM_LEASE_SECONDS": "10",
+            **bus,
         }
-        async with deployed(tmp_path, url, workers=2, **env) as running:
+        async with deployed(tmp_path, url, workers, **env) as running:
             api = running.clients[0]
             delivery_id = await created_delivery(api, n)
             await flows.prepare(api, delivery_id)
@@ -237,7 +250,12 @@ async def postgres_restart(
                 await progress.wait(lambda u: u.processed > 0, 30, "progress before the restart")
                 before = progress.last
                 assert before is not None and before.processed < n, "sent before the restart"
-                took = await pg.restart(down=down)
+                stopped = time.monotonic()
+                await pg.stop()
+                if redis is not None:
+                    await publish_changed(redis, delivery_id)
+                await asyncio.sleep(down)
+                await pg.start()
                 back = time.monotonic()
                 resumed = await progress.wait(
                     lambda u: u.at > back and u.processed > before.processed,
@@ -248,22 +266,34 @@ async def postgres_restart(
                 assert final.processed == n, final
             expected = await check_sent(api, delivery_id, n, timeout=60)
     relayed, duplicates, missing = tally(sink, expected)
+    which = "Redis" if redis is not None else "PostgreSQL"
     print(
-        f"\nPostgreSQL restarted at {before.processed}/{n} processed (down {took:.2f} s):"
-        f" live progress resumed {resumed.at - back:.2f} s after it was back;"
+        f"\nPostgreSQL ({which} bus) stopped at {before.processed}/{n} processed, back after"
+        f" {back - stopped:.2f} s: live progress resumed {resumed.at - back:.2f} s later;"
         f" {relayed} relayed, {duplicates} duplicates, {missing} missing"
     )
     assert (duplicates, missing) == (0, 0)
     return Figures(
-        "PostgreSQL restarted mid-send (API + 2 workers, PostgreSQL bus)",
+        f"PostgreSQL restarted mid-send (API + {workers} worker(s), {which} bus)",
         "PostgreSQL",
         n,
         relayed,
         duplicates,
         missing,
         resumed.at - back,
-        f"down {took:.1f} s; live progress resumed on the open subscription",
+        f"down {back - stopped:.1f} s; time for the open subscription to move again",
     )
+
+
+async def publish_changed(redis: PrivateRedis, delivery_id: str) -> None:
+    """What a worker publishes after a change (server/bus/redis.py's channel)."""
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(redis.url)
+    try:
+        assert await client.publish("delivery-server:delivery", f'{{"id": {delivery_id}}}') >= 1
+    finally:
+        await client.aclose()
 
 
 # ---- Redis (the event bus) restarted mid-send ------------------------------------------------

@@ -62,7 +62,18 @@ async def redis(tmp_path: Path) -> AsyncIterator[PrivateRedis]:
 async def test_a_postgresql_restart_mid_send_relays_each_recipient_once_and_progress_resumes(
     tmp_path: Path, private_pg: PrivatePostgres
 ) -> None:
-    await scenarios.postgres_restart(tmp_path, private_pg, n=int(300 * SCALE))
+    """The event bus on the same PostgreSQL: its listeners reconnect by themselves."""
+    await scenarios.postgres_restart(tmp_path, private_pg, n=int(300 * SCALE), workers=1)
+
+
+@pytest.mark.postgres
+async def test_live_progress_waits_for_a_postgresql_that_is_down_instead_of_ending(
+    tmp_path: Path, private_pg: PrivatePostgres, redis: PrivateRedis
+) -> None:
+    """The bus (Redis) stays up and brings a change while the database is down."""
+    await scenarios.postgres_restart(
+        tmp_path, private_pg, redis=redis, n=int(300 * SCALE), workers=1
+    )
 
 
 async def test_a_redis_restart_mid_send_lets_subscriptions_catch_up_when_it_returns(
