@@ -405,6 +405,8 @@ async def sqlite_full_disk(
             )
             print(f"\nimport on a full disk: {refused}")
             assert "disk is full" in refused["message"], refused
+            assert refused["extensions"] == {"code": "INTERNAL_SERVER_ERROR", "reason": "STORAGE"}
+            assert "database failure in ['importProfiles']" in server.text()
             assert sqlite_scalar(path, "SELECT count(*) FROM profile") == profiles_before
             await asyncio.sleep(0.5)  # nothing is relayed while the engine cannot record
             assert sink.received - stalled <= int(env["BATCH_SIZE"]), (stalled, sink.received)

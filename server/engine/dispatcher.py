@@ -148,7 +148,7 @@ class Dispatcher:
             except Exception as error:
                 log.warning(
                     "could not record the batch of delivery %s that the MTA answered (%s);"
-                    " retrying in %.1f s",
+                    " retrying in %.2f s",
                     delivery_id,
                     error,
                     pause,
