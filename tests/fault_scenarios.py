@@ -462,6 +462,9 @@ async def relay_faults(
             "MTA_URL": sink.url(pool=1, rate=rate, timeout=timeout),
             "PUBLIC_URL": NO_TRACKING,
             "BATCH_SIZE": "50",
+            # Transient errors must not count toward MAX_RELAY_FAILURES (only permanent ones
+            # do): with 2, an engine that counted them would fail the delivery at once.
+            "MAX_RELAY_FAILURES": "2",
             **BACKOFF_ENV,
         }
         async with deployed(tmp_path, url, workers_for(url), **env) as running:
@@ -495,9 +498,10 @@ async def relay_faults(
 
 def kill_bound(rate: float, pool: int) -> int:
     """Duplicates allowed after a SIGKILL (docs/reliability.md): what the MTA accepted but the
-    engine had not yet recorded, at most about one record interval of relaying (half again
-    for the record's own write) plus a message in flight on each pooled connection."""
-    return math.ceil(rate * RECORD_INTERVAL_SECONDS * 1.5) + pool
+    engine had not yet recorded. A record starts at least every RELAY_RECORD_INTERVAL_SECONDS
+    and takes a moment to commit, so at most about two intervals of relaying at the rate the
+    SMTP server saw (all workers together), plus a message in flight on each connection."""
+    return math.ceil(rate * RECORD_INTERVAL_SECONDS * 2) + pool
 
 
 async def worker_kill(
