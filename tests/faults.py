@@ -309,14 +309,21 @@ class Figures:
     storage: str
     recipients: int
     relayed: int  # messages the SMTP server answered 250 (duplicates included)
-    duplicates: int  # answered more than once for the same Message-ID
+    duplicates: int  # answers beyond the first for the same Message-ID
     missing: int  # recipients the SMTP server never got
     recovery_seconds: float | None  # from the fault's end to the first sign of recovery
+    send_seconds: float  # from confirmSend to SENT, the fault included
     note: str = ""
+
+    HEADER = (
+        "| fault | storage | recipients | relayed | duplicates | missing | recovery |"
+        " confirm → SENT | how measured |\n|---|---|--:|--:|--:|--:|--:|--:|---|"
+    )
 
     def line(self) -> str:
         recovery = "-" if self.recovery_seconds is None else f"{self.recovery_seconds:.2f} s"
         return (
             f"| {self.fault} | {self.storage} | {self.recipients:,} | {self.relayed:,} |"
-            f" {self.duplicates:,} | {self.missing:,} | {recovery} | {self.note} |"
+            f" {self.duplicates:,} | {self.missing:,} | {recovery} | {self.send_seconds:.1f} s"
+            f" | {self.note} |"
         )
