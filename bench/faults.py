@@ -33,7 +33,13 @@ if str(ROOT) not in sys.path:
 
 from tests import fault_scenarios as scenarios  # noqa: E402
 from tests.conftest import PG_AVAILABLE  # noqa: E402
-from tests.faults import Figures, Unavailable, private_postgres, private_redis  # noqa: E402
+from tests.faults import (  # noqa: E402
+    Figures,
+    NotSurvived,
+    Unavailable,
+    private_postgres,
+    private_redis,
+)
 from tests.smtp_sink import Mode  # noqa: E402
 
 FAULTS = (
@@ -59,6 +65,9 @@ async def run(name: str, scenario: Callable[[Path], Awaitable[Figures]]) -> None
             figures = await scenario(Path(directory))
         except Unavailable as why:
             print(f"| {name} | skipped: {why} |", flush=True)
+            return
+        except NotSurvived as failed:  # measured, but the checks did not hold
+            print(failed.figures.line(), flush=True)
             return
         except Exception as error:  # the checks failed: say what was seen
             text = " ".join(str(error).split())[:400]

@@ -312,7 +312,7 @@ class Figures:
     duplicates: int  # answers beyond the first for the same Message-ID
     missing: int  # recipients the SMTP server never got
     recovery_seconds: float | None  # from the fault's end to the first sign of recovery
-    send_seconds: float  # from confirmSend to SENT, the fault included
+    send_seconds: float | None  # from confirmSend to SENT, the fault included
     note: str = ""
 
     HEADER = (
@@ -322,8 +322,16 @@ class Figures:
 
     def line(self) -> str:
         recovery = "-" if self.recovery_seconds is None else f"{self.recovery_seconds:.2f} s"
+        sent = "-" if self.send_seconds is None else f"{self.send_seconds:.1f} s"
         return (
             f"| {self.fault} | {self.storage} | {self.recipients:,} | {self.relayed:,} |"
-            f" {self.duplicates:,} | {self.missing:,} | {recovery} | {self.send_seconds:.1f} s"
-            f" | {self.note} |"
+            f" {self.duplicates:,} | {self.missing:,} | {recovery} | {sent} | {self.note} |"
         )
+
+
+class NotSurvived(AssertionError):
+    """A fault the server did not survive as it should; `figures` says what was measured."""
+
+    def __init__(self, figures: Figures) -> None:
+        super().__init__(figures.note)
+        self.figures = figures
