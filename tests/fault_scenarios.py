@@ -36,6 +36,7 @@ from tests.faults import (
     small_tmpfs,
 )
 from tests.smtp_sink import CountingSink, Mode
+from tests.test_cluster import poll
 from tests.test_worker import Process, Running, created_delivery, processes_on
 
 # How often the engine records what the MTA accepted (issue 12 §1); the kill's bound is
@@ -99,26 +100,12 @@ async def current(api: Api, delivery_id: str) -> dict[str, Any] | None:
         return None
 
 
-async def until(
-    read: Callable[[], Any], done: Callable[[Any], bool], timeout: float, what: str
-) -> Any:
-    """Poll `read` (every 50 ms) until `done(value)`; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await read()
-        if done(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s; last {value}")
-        await asyncio.sleep(0.05)
-
-
-async def sent(api: Api, delivery_id: str, timeout: float) -> dict[str, Any]:
-    return await until(  # type: ignore[no-any-return]
+async def settled(api: Api, delivery_id: str, timeout: float) -> dict[str, Any]:
+    """The delivery once it is SENT, FAILED or STOPPED (polled over HTTP: no bus needed)."""
+    return await poll(  # type: ignore[no-any-return]
         lambda: current(api, delivery_id),
         lambda d: d is not None and d["status"] in ("SENT", "FAILED", "STOPPED"),
         timeout,
-        f"delivery {delivery_id} SENT",
     )
 
 
@@ -128,7 +115,7 @@ async def check_sent(
     """The delivery is SENT with every recipient processed, its KPIs equal a recount, and every
     log is SENT; returns the message ids the SMTP server should have got and the seconds from
     `since` (the confirmation) to SENT."""
-    done = await sent(api, delivery_id, timeout)
+    done = await settled(api, delivery_id, timeout)
     took = time.monotonic() - since
     assert done["status"] == "SENT", done
     assert done["kpis"]["toSend"] == done["kpis"]["processed"] == n, done
@@ -137,7 +124,8 @@ async def check_sent(
         {"d": delivery_id},
         as_="starter",
     )
-    assert recount["computeStats"] == {k: done["kpis"][k] for k in recount["computeStats"]}
+    kpis = {k: done["kpis"][k] for k in recount["computeStats"]}
+    assert recount["computeStats"] == kpis, (recount, kpis)
     logs = [log for log in await flows.logs(api, delivery_id) if not log["excluded"]]
     assert len(logs) == n and {log["status"] for log in logs} == {"SENT"}, logs[:3]
     return {log["messageId"] for log in logs}, took
@@ -290,7 +278,7 @@ async def postgres_restart(
         f" {back - stopped:.2f} s: live progress resumed {max(0, resumed.at - back):.2f} s later;"
         f" {relayed} relayed, {duplicates} duplicates, {missing} missing"
     )
-    assert (duplicates, missing) == (0, 0)
+    assert (duplicates, missing) == (0, 0), f"{duplicates} duplicates, {missing} missing"
     return Figures(
         f"PostgreSQL restarted mid-send (API + {workers} worker(s), {which} bus)",
         "PostgreSQL",
@@ -344,7 +332,7 @@ async def redis_restart(
                 await redis.stop()
                 stopped = progress.last
                 assert stopped is not None and stopped.processed < n, "sent before the stop"
-                done = await sent(api, delivery_id, timeout=60)  # over HTTP: no bus needed
+                done = await settled(api, delivery_id, timeout=60)  # over HTTP: no bus needed
                 assert done["status"] == "SENT", done
                 stale = progress.last
                 assert stale is not None
@@ -363,7 +351,7 @@ async def redis_restart(
         f" the subscription showed {stale.status} {stale.processed}/{n} while it was down and"
         f" caught up {final.at - back:.2f} s after it returned; {duplicates} duplicates"
     )
-    assert (duplicates, missing) == (0, 0)
+    assert (duplicates, missing) == (0, 0), f"{duplicates} duplicates, {missing} missing"
     return Figures(
         "Redis (event bus) down from 25 % of the send until after SENT",
         storage,
@@ -414,12 +402,7 @@ async def sqlite_full_disk(
             filler = fill(disk)
             full_at = time.monotonic()
             # The engine's next write fails: it logs it and stops relaying until it can record.
-            await until(
-                lambda: log_of(server),
-                lambda text: "disk is full" in text,
-                30,
-                "the engine meeting the full disk",
-            )
+            await poll(lambda: log_of(server), lambda text: "disk is full" in text, 30)
             stalled = sink.received
             refused = await api.error(
                 IMPORT,
@@ -428,7 +411,7 @@ async def sqlite_full_disk(
             print(f"\nimport on a full disk: {refused}")
             assert "disk is full" in refused["message"], refused
             assert refused["extensions"] == {"code": "INTERNAL_SERVER_ERROR", "reason": "STORAGE"}
-            assert "database failure in ['importProfiles']" in server.text()
+            assert "database failure in ['importProfiles']" in server.text(), "no clear log line"
             assert sqlite_scalar(path, "SELECT count(*) FROM profile") == profiles_before
             await asyncio.sleep(0.5)  # nothing is relayed while the engine cannot record
             assert sink.received - stalled <= int(env["BATCH_SIZE"]), (stalled, sink.received)
@@ -441,7 +424,7 @@ async def sqlite_full_disk(
             retried = await api.gql(
                 IMPORT, {"p": [{"email": f"late{i}@example.com"} for i in range(2000)]}
             )
-            assert retried["importProfiles"]["created"] == 2000
+            assert retried["importProfiles"]["created"] == 2000, retried
         # after a clean stop the file is whole
         assert sqlite_scalar(path, "PRAGMA integrity_check") == "ok"
     relayed, duplicates, missing = tally(sink, expected)
@@ -449,7 +432,7 @@ async def sqlite_full_disk(
         f"disk full at {stalled}/{n} relayed (for {freed - full_at:.1f} s); the send resumed"
         f" {resumed:.2f} s after space was freed; {duplicates} duplicates, {missing} missing"
     )
-    assert (duplicates, missing) == (0, 0)
+    assert (duplicates, missing) == (0, 0), f"{duplicates} duplicates, {missing} missing"
     return Figures(
         "SQLite on a full disk (tmpfs), space freed later",
         "SQLite",
@@ -510,7 +493,7 @@ async def relay_faults(
             at_fault_end = sink.received
             await sink.set_mode(Mode.UP)
             back = time.monotonic()
-            outcome = await sent(api, delivery_id, 60)
+            outcome = await settled(api, delivery_id, 60)
             if outcome["status"] != "SENT" or set(during) - {"IN_PROGRESS"}:
                 failure = (
                     f"the delivery was {'/'.join(during)} during the fault and"
@@ -540,7 +523,7 @@ async def relay_faults(
         f"\n{storage}: {name} for {back - started:.1f} s; first message {recovered:.2f} s after"
         f" the relay was back; {relayed} relayed, {duplicates} duplicates, {missing} missing"
     )
-    assert (duplicates, missing) == (0, 0)
+    assert (duplicates, missing) == (0, 0), f"{duplicates} duplicates, {missing} missing"
     return Figures(
         name,
         storage,
@@ -608,7 +591,7 @@ async def worker_kill(
         f" duplicates (bound {bound}, batch {batch}); {missing} missing; relaying again"
         f" {recovered:.2f} s after the kill"
     )
-    assert missing == 0
+    assert missing == 0, f"{missing} recipients never relayed"
     figures = Figures(
         "a worker SIGKILLed at full speed" if postgres else "the server SIGKILLed at full speed",
         storage,
