@@ -25,6 +25,7 @@ from server.http.graphiql import graphiql_page
 from server.http.graphql_http import (
     GRAPHQL_RESPONSE,
     JSON,
+    NO_QUERY,
     error_response,
     execute,
     is_request_error,
@@ -70,9 +71,12 @@ class GraphQLApp(GraphQL[Context, None]):
         self.tokens = TokenCache(settings.token_cache_seconds)
 
     async def render_graphql_ide(self, request: Request) -> Response:
-        """GraphiQL for browsers (Accept: text/html) outside production; other GETs without a
-        query answer 404 as they always did."""
-        if self.settings.production or "text/html" not in request.headers.get("accept", ""):
+        """GraphiQL for browsers (Accept: text/html) outside production (404 in production).
+        Any other GET without a query (curl's Accept: */*) is told how to send one: a 400 with
+        a GraphQL error, not a bare 404."""
+        if "text/html" not in request.headers.get("accept", ""):
+            raise HTTPException(400, NO_QUERY)
+        if self.settings.production:
             return PlainTextResponse("Not Found", status_code=404)
         return graphiql_page(self.settings, request)
 

@@ -89,7 +89,7 @@ class RedisBus:
                 )
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+                    await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
             self._first_attempt.set()
             await asyncio.sleep(delay)
             delay = min(delay * 2, BACKOFF[1])

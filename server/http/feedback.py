@@ -1,4 +1,4 @@
-"""`POST /mta/feedback`: the MTA's reports, signed with HMAC-SHA256 (CONTRACT.md).
+"""`POST /mta/feedback`: the MTA's reports, signed with HMAC-SHA256 (docs/contract.md).
 
 The whole body is checked before anything is written: a bad or missing signature is 401, a
 malformed body (or one event in it) is 400, and in both cases nothing changes.

@@ -25,6 +25,12 @@ JSON = "application/json"
 # Order breaks ties: `*/*` (curl, httpx, browsers) and `application/*` mean JSON, which every
 # client before the spec understands.
 SUPPORTED = (JSON, GRAPHQL_RESPONSE)
+# The answer to a request without a query (`curl http://…/graphql`, an empty POST): how to send one.
+NO_QUERY = (
+    "No GraphQL query found in the request: POST a JSON body such as"
+    ' {"query": "{ me { name } }"} with Content-Type: application/json and'
+    " Authorization: Bearer TOKEN, or GET this URL with ?query=... (queries only)"
+)
 
 
 def _ranges(accept: str) -> list[tuple[str, float]]:
@@ -100,7 +106,7 @@ async def execute(
         coded = GraphQLError(error.as_http_error_reason(), extensions={"code": "BAD_USER_INPUT"})
         return ExecutionResult(data=None, errors=[coded])
     except MissingQueryError as error:
-        raise HTTPException(400, "No GraphQL query found in the request") from error
+        raise HTTPException(400, NO_QUERY) from error
 
 
 def is_request_error(result: ExecutionResult) -> bool:

@@ -162,7 +162,7 @@ async def test_without_installed_assets_a_browser_gets_the_install_instructions(
         asset = await http.get("/graphiql/assets/graphiql.min.js")
         assert asset.status_code == 404
         assert "npm ci --prefix web" in asset.json()["error"]
-        # Not a browser: as before GraphiQL existed.
-        assert (await http.get("/graphql", headers={"accept": "*/*"})).status_code == 404
+        # Not a browser: told how to send a query (tests/test_graphql_get.py), assets or not.
+        assert (await http.get("/graphql", headers={"accept": "*/*"})).status_code == 400
         query = await http.post("/graphql", json={"query": "{ __typename }"})
         assert query.json() == {"data": {"__typename": "Query"}}
