@@ -11,6 +11,7 @@ the measured times are printed and recorded in docs/reliability.md.
 
 import asyncio
 import contextlib
+import itertools
 import math
 import os
 import signal
@@ -450,6 +451,23 @@ async def sqlite_full_disk(
 # ---- the relay down, refusing, hanging -------------------------------------------------------
 
 
+async def next_message(
+    sink: CountingSink, count: int, api: Api, delivery_id: str, since: float, timeout: float = 30
+) -> float | None:
+    """Seconds from `since` until the SMTP server gets message `count + 1`; None if the
+    delivery ended (FAILED, STOPPED) before. Fails after `timeout` seconds."""
+    for tick in itertools.count():
+        if sink.received > count:
+            return time.monotonic() - since
+        if tick % 25 == 0:  # the API every 0.25 s, the SMTP server's counter every 10 ms
+            seen = await current(api, delivery_id)
+            if seen is not None and seen["status"] in ("FAILED", "STOPPED"):
+                return None
+        assert time.monotonic() - since < timeout, f"no message within {timeout} s"
+        await asyncio.sleep(0.01)
+    raise AssertionError("unreachable")
+
+
 async def relay_faults(
     tmp_path: Path,
     url: str,
@@ -493,6 +511,7 @@ async def relay_faults(
             at_fault_end = sink.received
             await sink.set_mode(Mode.UP)
             back = time.monotonic()
+            recovered = await next_message(sink, at_fault_end, api, delivery_id, back)
             outcome = await settled(api, delivery_id, 60)
             if outcome["status"] != "SENT" or set(during) - {"IN_PROGRESS"}:
                 failure = (
@@ -500,8 +519,7 @@ async def relay_faults(
                     f" {outcome['status']} after it, at {outcome['kpis']['processed']} processed"
                 )
             else:
-                await sink.wait_for(at_fault_end + 1, timeout=30)
-                recovered = time.monotonic() - back
+                assert recovered is not None
                 expected, took = await check_sent(api, delivery_id, n, 60, confirmed_at)
     if failure is not None:
         seen_ids = sink.ids
@@ -545,9 +563,10 @@ async def relay_faults(
 def kill_bound(rate: float, pool: int) -> int:
     """Duplicates allowed after a SIGKILL (docs/reliability.md): what the MTA accepted but the
     engine had not yet recorded. A record starts at least every RELAY_RECORD_INTERVAL_SECONDS
-    and takes a moment to commit, so at most about two intervals of relaying at the rate the
-    SMTP server saw (all workers together), plus a message in flight on each connection."""
-    return math.ceil(rate * RECORD_INTERVAL_SECONDS * 2) + pool
+    and takes a moment to commit (longer on a loaded machine), so the tests allow three
+    intervals of relaying at the rate the SMTP server saw just before the kill (all workers
+    together), plus a message in flight on each connection."""
+    return math.ceil(rate * RECORD_INTERVAL_SECONDS * 3) + pool
 
 
 async def worker_kill(
@@ -570,26 +589,26 @@ async def worker_kill(
             victim = running.workers[0] if postgres else running.apis[0]
             delivery_id, confirmed_at = await confirmed(api, n)
             patience = 60 + n / 50  # seconds: even a machine as slow as 50 msgs/s gets there
-            await sink.wait_for(n // 10, timeout=patience)
-            t0, c0 = time.monotonic(), sink.received
             await sink.wait_for(n * 3 // 10, timeout=patience)
+            t0, c0 = time.monotonic(), sink.received  # the rate of the last half second
+            await asyncio.sleep(0.5)
             rate = (sink.received - c0) / (time.monotonic() - t0)
             assert await victim.stop(signal.SIGKILL) == -signal.SIGKILL
-            at_kill = sink.received
+            killed, at_kill = time.monotonic(), sink.received
+            recovered: float | None = None
             if not postgres:  # one process owns the file: start it again
                 await victim.start()
                 await victim.wait_for_line("Application startup complete", timeout=40)
-            killed = time.monotonic()
-            await sink.wait_for(at_kill + 1, timeout=60)
-            recovered = time.monotonic() - killed
+                await sink.wait_for(at_kill + 1, timeout=60)
+                recovered = time.monotonic() - killed
             expected, took = await check_sent(api, delivery_id, n, patience, confirmed_at)
     relayed, duplicates, missing = tally(sink, expected)
     bound = kill_bound(rate, pool)
     storage = "PostgreSQL" if postgres else "SQLite"
+    again = "" if recovered is None else f"; relaying again {recovered:.2f} s after the kill"
     print(
         f"\n{storage}: killed at {at_kill:,}/{n:,} received ({rate:,.0f} msgs/s); {duplicates}"
-        f" duplicates (bound {bound}, batch {batch}); {missing} missing; relaying again"
-        f" {recovered:.2f} s after the kill"
+        f" duplicates (bound {bound}, batch {batch}); {missing} missing{again}"
     )
     assert missing == 0, f"{missing} recipients never relayed"
     figures = Figures(
@@ -601,8 +620,12 @@ async def worker_kill(
         missing,
         recovered,
         took,
-        f"{rate:,.0f} msgs/s before the kill; bound {bound} (batch {batch}); recovery: from"
-        " the kill to the next message",
+        f"{rate:,.0f} msgs/s just before the kill; bound {bound} (batch {batch}); "
+        + (
+            "the other worker went on; the dead one's claims came back after its 2 s lease"
+            if postgres
+            else "recovery: from the kill to the next message, the restart included"
+        ),
     )
     if duplicates > bound:
         figures.note += f"; NOT SURVIVED: {duplicates} duplicates > {bound}"
