@@ -589,9 +589,9 @@ async def worker_kill(
             victim = running.workers[0] if postgres else running.apis[0]
             delivery_id, confirmed_at = await confirmed(api, n)
             patience = 60 + n / 50  # seconds: even a machine as slow as 50 msgs/s gets there
+            await sink.wait_for(n * 2 // 10, timeout=patience)
+            t0, c0 = time.monotonic(), sink.received  # the rate from 20 % to the kill at 30 %
             await sink.wait_for(n * 3 // 10, timeout=patience)
-            t0, c0 = time.monotonic(), sink.received  # the rate of the last half second
-            await asyncio.sleep(0.5)
             rate = (sink.received - c0) / (time.monotonic() - t0)
             assert await victim.stop(signal.SIGKILL) == -signal.SIGKILL
             killed, at_kill = time.monotonic(), sink.received
