@@ -125,4 +125,5 @@ async def test_the_relay_answering_421_then_hanging_then_fine_relays_each_recipi
 async def test_a_worker_killed_at_full_speed_duplicates_only_what_was_not_yet_recorded(
     tmp_path: Path, storage_url: str
 ) -> None:
-    await scenarios.worker_kill(tmp_path, storage_url, n=int(1000 * SCALE), batch=250)
+    """Batches of 1,000 as in the issue, and two of them so that each worker holds one."""
+    await scenarios.worker_kill(tmp_path, storage_url, n=int(2000 * SCALE), batch=1000)
