@@ -1,6 +1,7 @@
 """The strawberry ASGI app: authentication over HTTP and in the WebSocket `connection_init`."""
 
 import asyncio
+import logging
 from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any
@@ -19,6 +20,7 @@ from strawberry.types.unset import UnsetType
 
 from graphql_schema.context import Context
 from graphql_schema.schema import SchemaOptions, build_schema
+from models.errors import storage_failure
 from server.bus import DELIVERY_TOPIC, ENGINE_TOPIC, EventBus
 from server.http import auth_failures, json_input
 from server.http.graphiql import graphiql_page
@@ -36,6 +38,8 @@ from server.http.token_cache import TokenCache
 from server.http.websocket_guard import websocket_origins
 from server.progress import ProgressHub
 from server.settings import Settings
+
+log = logging.getLogger(__name__)
 
 # The WebSocket whose `connection_init` on_ws_connect is checking: strawberry calls get_context
 # and then on_ws_connect in the connection's own task, and hands on_ws_connect only the context.
@@ -100,6 +104,20 @@ class GraphQLApp(GraphQL[Context, None]):
                 error.reason,
                 negotiate(request.headers.get("accept")),
                 {"Allow": allow} if error.status_code == 405 else None,
+            )
+        except Exception as error:
+            # The database away (a restart) or full before GraphQL ran (the token lookup): a
+            # 503 that says so, not a bare 500. Inside GraphQL, graphql_schema/errors.py does it.
+            storage = storage_failure(error)
+            if storage is None:
+                raise
+            log.error("database failure before GraphQL ran: %s (%s)", storage, error)
+            response = error_response(
+                503,
+                storage,
+                negotiate(request.headers.get("accept")),
+                {"Retry-After": "1"},
+                {"code": "INTERNAL_SERVER_ERROR", "reason": "STORAGE"},
             )
         await response(scope, receive, send)
 

@@ -14,6 +14,9 @@ from urllib.parse import urlsplit
 
 DELIVERY_TOPIC = "delivery"  # payload: {"id": delivery id}
 ENGINE_TOPIC = "engine"  # payload: {} — wake the engine (a delivery was confirmed)
+# Delivered on every topic by a cross-process bus when its listening connection is (re)made:
+# events published while it was away are lost, so every subscriber re-reads what it follows.
+RESYNC: dict[str, Any] = {"resync": True}
 
 
 class EventBus(Protocol):

@@ -1,9 +1,9 @@
 """PostgreSQL LISTEN/NOTIFY bus: pg_notify per topic, one dedicated LISTEN connection per process.
 
 The listening connection is watched (termination callback plus a periodic `SELECT 1`) and
-replaced with backoff when lost, re-LISTENing every subscribed topic. Received events go to this
-process's bounded queues (MemoryBus). A publish that fails is logged and dropped: events are
-hints, subscribers re-read the database.
+replaced with backoff when lost, re-LISTENing every subscribed topic, and then every subscriber
+is told to re-read (RESYNC). Received events go to this process's bounded queues (MemoryBus).
+A publish that fails is logged and dropped: events are hints, subscribers re-read the database.
 """
 
 import asyncio
@@ -33,7 +33,7 @@ PUBLISHER_NAME = "delivery-server-bus-notify"
 PUBLISH_TIMEOUT = 2.0  # a hung database must not hold a mutation's response
 LIVENESS_SECONDS = 2.0  # how often the idle listening connection is checked with SELECT 1
 FIRST_CONNECT_WAIT = 2.0  # subscribe() waits this long for the listener's first attempt
-BACKOFF = (0.1, 5.0)  # first and longest pause between reconnect attempts
+BACKOFF = (0.1, 1.0)  # first and longest pause between reconnect attempts
 
 
 def check_topic(topic: str) -> str:
@@ -147,6 +147,7 @@ class PostgresBus:
                     await conn.add_listener(self.channel_of(topic), self._receive)
                     self._listening.add(topic)
                 self._conn = conn
+            self._local.resync()  # what was published while it was away is lost: re-read
             self._first_attempt.set()
             while not lost.is_set():
                 with contextlib.suppress(TimeoutError):

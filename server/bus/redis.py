@@ -1,8 +1,9 @@
 """Redis pub/sub bus: PUBLISH per topic, one pattern-subscribed PubSub per process, local fan-out.
 
 Every process receives every topic (one PSUBSCRIBE, no per-topic bookkeeping on a shared
-connection) and hands events to its own bounded queues (MemoryBus). A publish that fails is
-logged and dropped: events are hints, subscribers re-read the database.
+connection) and hands events to its own bounded queues (MemoryBus); each time it (re)subscribes,
+every subscriber is told to re-read (RESYNC). A publish that fails is logged and dropped: events
+are hints, subscribers re-read the database.
 """
 
 import asyncio
@@ -16,6 +17,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from server.bus.memory import MemoryBus
 
@@ -25,7 +28,7 @@ PREFIX = "delivery-server:"  # then the deployment's prefix and ":", then the to
 PUBLISH_TIMEOUT = 2.0  # a hung Redis must not hold a mutation's response
 HEALTH_CHECK_SECONDS = 5  # the PubSub PINGs an idle connection this often (finds dead peers)
 FIRST_CONNECT_WAIT = 2.0  # subscribe() waits this long for the listener's first attempt
-BACKOFF = (0.1, 5.0)  # first and longest pause between reconnect attempts
+BACKOFF = (0.1, 1.0)  # first and longest pause between reconnect attempts
 
 
 class RedisBus:
@@ -34,7 +37,12 @@ class RedisBus:
         # A per-instance client name finds this process's connections in CLIENT LIST.
         self.name = f"delivery-server-bus-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._client = aioredis.Redis.from_url(
-            url, health_check_interval=HEALTH_CHECK_SECONDS, client_name=self.name
+            url,
+            health_check_interval=HEALTH_CHECK_SECONDS,
+            client_name=self.name,
+            # One immediate retry (a pooled connection that a Redis restart closed), no
+            # back-off: while Redis is down a publish fails in milliseconds, not seconds.
+            retry=Retry(NoBackoff(), 1),
         )
         self._local = MemoryBus()
         self._task: asyncio.Task[None] | None = None
@@ -71,6 +79,7 @@ class RedisBus:
                         continue
                     if message["type"] == "psubscribe":
                         delay = BACKOFF[0]
+                        self._local.resync()  # what was published while away is lost: re-read
                         self._first_attempt.set()
                     elif message["type"] == "pmessage":
                         self._receive(message["channel"], message["data"])
