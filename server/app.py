@@ -102,7 +102,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
-            WebSocketRoute("/graphql", WebSocketGuard(graphql, settings.ws_max_message_bytes)),
+            WebSocketRoute(
+                "/graphql",
+                WebSocketGuard(
+                    graphql,
+                    settings.ws_max_message_bytes,
+                    max_per_client=settings.ws_max_sockets_per_client,
+                    max_per_operator=settings.ws_max_sockets_per_operator,
+                    operator_of=graphql.tokens.operator,
+                ),
+            ),
             Route("/mta/feedback", feedback, methods=["POST"]),
             Route("/health", health, methods=["GET"]),
             *(route for group in endpoints for route in group.routes),

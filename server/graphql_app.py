@@ -1,5 +1,6 @@
 """The strawberry ASGI app: authentication over HTTP and in the WebSocket `connection_init`."""
 
+import json
 from contextvars import ContextVar
 from datetime import timedelta
 
@@ -16,10 +17,13 @@ from strawberry.types import ExecutionResult
 from strawberry.types.unset import UnsetType
 
 from graphql_schema.context import Context
+from graphql_schema.execution import SharedData
 from graphql_schema.schema import SchemaOptions, build_schema
+from models.operator import Operator
 from server.bus import DELIVERY_TOPIC, ENGINE_TOPIC, EventBus
 from server.http import auth_failures
 from server.http.graphiql import graphiql_page
+from server.http.graphql_auth import authenticate, bearer, needs_operator
 from server.http.graphql_http import (
     GRAPHQL_RESPONSE,
     JSON,
@@ -27,6 +31,7 @@ from server.http.graphql_http import (
     execute,
     is_request_error,
     negotiate,
+    unless_disconnected,
 )
 from server.http.token_cache import TokenCache
 from server.http.websocket_guard import websocket_origins
@@ -38,13 +43,6 @@ from server.settings import Settings
 _websocket: ContextVar[WebSocket | None] = ContextVar("websocket", default=None)
 
 
-def bearer(value: object) -> str | None:
-    if not isinstance(value, str):
-        return None
-    scheme, _, token = value.strip().partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
-
-
 class GraphQLApp(GraphQL[Context, None]):
     def __init__(self, settings: Settings, bus: EventBus, hub: ProgressHub) -> None:
         options = SchemaOptions(
@@ -52,6 +50,7 @@ class GraphQLApp(GraphQL[Context, None]):
             max_depth=settings.max_query_depth,
             max_aliases=settings.max_query_aliases,
             max_tokens=settings.max_query_tokens,
+            max_cost=settings.max_query_cost,
         )
         super().__init__(
             build_schema(options),
@@ -75,23 +74,36 @@ class GraphQLApp(GraphQL[Context, None]):
     # ---- GraphQL over HTTP: media types and status codes (server/http/graphql_http.py) ----
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """strawberry refuses a bad HTTP request in plain text; here it is a GraphQL response in
-        the negotiated media type, with a contract code (and `Allow` on a 405)."""
+        """The operator first, before anything is parsed (server/http/graphql_auth.py); then
+        the request, cancelled if the client goes away meanwhile (a mutation, once it runs,
+        is left to finish)."""
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
         request = Request(scope, receive)
+        if needs_operator(request):
+            operator = await authenticate(request, self.tokens)
+            if not isinstance(operator, Operator):
+                await operator(scope, receive, send)
+                return
+            request.state.operator = operator
+        response = await unless_disconnected(request, self.respond(request))
+        if response is not None:
+            await response(scope, receive, send)
+
+    async def respond(self, request: Request) -> Response:
+        """strawberry refuses a bad HTTP request in plain text; here it is a GraphQL response in
+        the negotiated media type, with a contract code (and `Allow` on a 405)."""
         try:
-            response = await self.run(request)
+            return await self.run(request)
         except HTTPException as error:
             allow = "POST" if request.method == "GET" else "GET, POST"
-            response = error_response(
+            return error_response(
                 error.status_code,
                 error.reason,
                 negotiate(request.headers.get("accept")),
                 {"Allow": allow} if error.status_code == 405 else None,
             )
-        await response(scope, receive, send)
 
     async def parse_http_body(
         self, request: AsyncHTTPRequestAdapter
@@ -142,6 +154,17 @@ class GraphQLApp(GraphQL[Context, None]):
         response.headers["vary"] = "Accept"
         return response
 
+    def encode_json(self, data: object) -> str | bytes:
+        """A `next` message of a result that subscribers share (graphql_schema/execution.py)
+        reuses its encoded data: one encoding per snapshot instead of one per subscriber."""
+        if isinstance(data, dict) and data.get("type") == "next":
+            payload = data["payload"]
+            shared = payload.get("data")
+            if isinstance(shared, SharedData) and len(payload) == 1:
+                op_id = json.dumps(data["id"])
+                return f'{{"id":{op_id},"type":"next","payload":{{"data":{shared.json()}}}}}'
+        return super().encode_json(data)
+
     def _context(self) -> Context:
         bus = self.bus
 
@@ -163,18 +186,12 @@ class GraphQLApp(GraphQL[Context, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
-        """A bad token counts against the client's authentication failures (a missing one is
-        anonymous and does not); over the limit, a request with a token is a 429."""
+        """Over HTTP, the operator __call__ authenticated (none for GraphiQL's page)."""
         context = self._context()
         if isinstance(request, Request):
-            header = request.headers.get("authorization")
-            token = bearer(header)
-            context.token_given = header is not None
-            if header is not None:
-                auth_failures.check(request)
-                context.operator = await self.tokens.operator(token)
-                if context.operator is None:
-                    auth_failures.record_failure(request)
+            context.operator = getattr(request.state, "operator", None)
+            context.token_given = context.operator is not None
+            request.state.graphql_context = context  # for unless_disconnected
         else:
             _websocket.set(request)
         return context

@@ -17,7 +17,7 @@ interval, rounds never overlap, and a change after a quiet spell is read at once
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -27,10 +27,13 @@ from models.enums import TERMINAL_STATUSES
 from server.bus import DELIVERY_TOPIC, EventBus
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Snapshot:
     delivery: Delivery
     at: datetime
+    # What is computed once for every subscriber of this snapshot (its GraphQL payload and the
+    # results of executing it: graphql_schema/deliveries/subscriptions.py).
+    shared: dict[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> tuple[Any, ...]:

@@ -26,12 +26,18 @@ class DeliverySubscriptions:
         snapshots = info.context.progress.snapshots(delivery.id)
         try:
             async for snap in snapshots:
-                d = snap.delivery
-                yield DeploymentProgress(
-                    delivery=Delivery.of(d),
-                    status=d.status,
-                    kpis=DeploymentKpis.of(d.kpis),
-                    at=snap.at,
-                )
+                # One payload per snapshot for all its subscribers, so that the selection is
+                # executed once per distinct selection, not once per subscriber
+                # (graphql_schema/execution.py).
+                progress = snap.shared.get("progress")
+                if progress is None:
+                    d = snap.delivery
+                    progress = snap.shared["progress"] = DeploymentProgress(
+                        delivery=Delivery.of(d),
+                        status=d.status,
+                        kpis=DeploymentKpis.of(d.kpis),
+                        at=snap.at,
+                    )
+                yield progress
         finally:
             await snapshots.aclose()  # type: ignore[attr-defined]

@@ -5,19 +5,28 @@ internals:
 - a message larger than WS_MAX_MESSAGE_BYTES closes the connection with 1009 (Message Too Big,
   RFC 6455), which the `graphql-ws` client takes as fatal: it does not retry the same message;
 - a `connection_init` from a client over the authentication-failure limit closes it with 4429
-  (server/http/auth_failures.py) before the token is looked at.
+  (server/http/auth_failures.py) before the token is looked at;
+- a client address with WS_MAX_SOCKETS_PER_CLIENT sockets open gets its next one closed with
+  4429 at once, and an operator with WS_MAX_SOCKETS_PER_OPERATOR sockets open gets the next
+  one closed with 4429 at its `connection_init`: one client or one token cannot hold thousands
+  of sockets (and 100 subscriptions on each).
 
 Strawberry itself does the rest of the protocol: the origin check (with `websocket_origins`
 below), the subprotocol, the `connection_init` timeout, the subscriptions per connection.
 """
 
 import json
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.http.websocket_origin import normalize_allowed_origins
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
-from server.http.auth_failures import refusal_message, retry_after
+from models.operator import Operator
+from server.http.auth_failures import client_of, refusal_message, retry_after
+from server.http.graphql_auth import bearer
 
 MESSAGE_TOO_BIG = 1009
 TOO_MANY_REQUESTS = 4429
@@ -41,27 +50,81 @@ def _size(message: Message) -> int:
     return len(text) if text.isascii() else len(text.encode())
 
 
-def _is_connection_init(message: Message) -> bool:
+def _connection_init(message: Message) -> dict[str, Any] | None:
+    """The `connection_init` message this is, or None."""
     text = message.get("text")
     if text is None:
-        return False
+        return None
     try:
         parsed = json.loads(text)
     except ValueError:
-        return False  # strawberry closes with 4400
-    return isinstance(parsed, dict) and parsed.get("type") == "connection_init"
+        return None  # strawberry closes with 4400
+    if isinstance(parsed, dict) and parsed.get("type") == "connection_init":
+        return parsed
+    return None
+
+
+def _token(init: dict[str, Any]) -> str | None:
+    payload = init.get("payload")
+    if not isinstance(payload, dict):
+        return None
+    return bearer(payload.get("Authorization", payload.get("authorization")))
+
+
+class Sockets:
+    """Open sockets by key (a client address, an operator id): how many, within a limit."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open: Counter[Hashable] = Counter()
+
+    def claim(self, key: Hashable) -> bool:
+        if self.open[key] >= self.limit:
+            return False
+        self.open[key] += 1
+        return True
+
+    def release(self, key: Hashable) -> None:
+        self.open[key] -= 1
+        if self.open[key] <= 0:
+            del self.open[key]
+
+
+def too_many(what: str, limit: int) -> str:
+    return f"too many WebSockets {what}: at most {limit}"
 
 
 class WebSocketGuard:
-    def __init__(self, app: ASGIApp, max_message_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_message_bytes: int,
+        *,
+        max_per_client: int,
+        max_per_operator: int,
+        operator_of: Callable[[str | None], Awaitable[Operator | None]],
+    ) -> None:
         self.app, self.max_message_bytes = app, max_message_bytes
+        self.clients, self.operators = Sockets(max_per_client), Sockets(max_per_operator)
+        self.operator_of = operator_of
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "websocket":
             await self.app(scope, receive, send)
             return
+        client = client_of(scope)
+        if not self.clients.claim(client):
+            await _refuse(scope, receive, send, too_many("from this address", self.clients.limit))
+            return
+        try:
+            await self._guarded(scope, receive, send)
+        finally:
+            self.clients.release(client)
+
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
         closed = False
         initialised = False
+        operator: int | None = None
 
         async def close(code: int, reason: str) -> Message:
             nonlocal closed
@@ -70,21 +133,46 @@ class WebSocketGuard:
             return {"type": "websocket.disconnect", "code": code, "reason": reason}
 
         async def guarded_receive() -> Message:
-            nonlocal initialised
+            nonlocal initialised, operator
             message = await receive()
             if message["type"] != "websocket.receive":
                 return message
             if _size(message) > self.max_message_bytes:
                 return await close(MESSAGE_TOO_BIG, f"message over {self.max_message_bytes} bytes")
-            if not initialised and _is_connection_init(message):
+            init = None if initialised else _connection_init(message)
+            if init is not None:
                 initialised = True
                 wait = retry_after(scope)
                 if wait is not None:
                     return await close(TOO_MANY_REQUESTS, refusal_message(wait))
+                found = await self.operator_of(_token(init))  # a bad token: strawberry's 4403
+                if found is not None:
+                    if not self.operators.claim(found.id):
+                        limit = self.operators.limit
+                        return await close(TOO_MANY_REQUESTS, too_many("for this operator", limit))
+                    operator = found.id
             return message
 
         async def guarded_send(message: Message) -> None:
             if not closed:  # the app may still be finishing operations: drop what follows
                 await send(message)
 
-        await self.app(scope, guarded_receive, guarded_send)
+        try:
+            await self.app(scope, guarded_receive, guarded_send)
+        finally:
+            if operator is not None:
+                self.operators.release(operator)
+
+
+async def _refuse(scope: Scope, receive: Receive, send: Send, reason: str) -> None:
+    """Accept the handshake (with the subprotocol, so that the client reads the close code as
+    graphql-transport-ws) and close it at once with 4429."""
+    message = await receive()
+    if message["type"] != "websocket.connect":
+        return
+    offered = scope.get("subprotocols") or []
+    accept: Message = {"type": "websocket.accept"}
+    if GRAPHQL_TRANSPORT_WS_PROTOCOL in offered:
+        accept["subprotocol"] = GRAPHQL_TRANSPORT_WS_PROTOCOL
+    await send(accept)
+    await send({"type": "websocket.close", "code": TOO_MANY_REQUESTS, "reason": reason})
