@@ -17,6 +17,7 @@ Either refusal is a validation error, BAD_USER_INPUT, cached with the validation
 """
 
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 from graphql import (
@@ -52,42 +53,46 @@ class _Refused(ValidationAbortedError):
 
 
 class _Names:
-    """Response names selected by each selection set, fragments flattened, memoised per
-    fragment so that a fragment spread in many places is counted once."""
+    """Response names selected by each selection set, fragments flattened (a fragment's names
+    are counted once and reused wherever it is spread)."""
 
     def __init__(self, document: DocumentNode) -> None:
         self.fragments = {
             d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
         }
         self.memo: dict[str, Counter[str]] = {}
+        self.busy: set[str] = set()  # fragments being counted: a cycle stops here
 
     def of(
-        self, selection_set: SelectionSetNode, seen: frozenset[str] = frozenset()
+        self, selection_set: SelectionSetNode, names: Counter[str] | None = None
     ) -> Counter[str]:
-        names: Counter[str] = Counter()
+        names = Counter() if names is None else names
         for selection in selection_set.selections:
             if isinstance(selection, FieldNode):
                 names[(selection.alias or selection.name).value] += 1
             elif isinstance(selection, InlineFragmentNode):
-                names.update(self.of(selection.selection_set, seen))
+                self.of(selection.selection_set, names)
             elif isinstance(selection, FragmentSpreadNode):
-                names.update(self.fragment(selection.name.value, seen))
+                names.update(self.fragment(selection.name.value))
         return names
 
-    def fragment(self, name: str, seen: frozenset[str]) -> Counter[str]:
+    def fragment(self, name: str) -> Counter[str]:
         known = self.memo.get(name)
         if known is not None:
             return known
         fragment = self.fragments.get(name)
-        if fragment is None or name in seen:  # unknown or a cycle: other rules say so
+        if fragment is None or name in self.busy:  # unknown or a cycle: other rules say so
             return Counter()
-        names = self.of(fragment.selection_set, seen | {name})
-        self.memo[name] = names
+        self.busy.add(name)
+        names = self.memo[name] = self.of(fragment.selection_set)
+        self.busy.discard(name)
         return names
 
 
-def _selection_sets(document: DocumentNode) -> Any:
-    stack = [
+def _field_selection_sets(document: DocumentNode) -> Iterator[SelectionSetNode]:
+    """The selection sets of the operations, fragments and fields (not those of inline
+    fragments: their fields are counted with the set that holds them)."""
+    stack: list[SelectionSetNode] = [
         d.selection_set
         for d in document.definitions
         if isinstance(d, OperationDefinitionNode | FragmentDefinitionNode)
@@ -95,20 +100,21 @@ def _selection_sets(document: DocumentNode) -> Any:
     while stack:
         selection_set = stack.pop()
         yield selection_set
-        for selection in selection_set.selections:
-            inner = getattr(selection, "selection_set", None)
-            if inner is not None:
-                stack.append(inner)
+        inline = [selection_set]
+        while inline:
+            for selection in inline.pop().selections:
+                if isinstance(selection, FieldNode) and selection.selection_set is not None:
+                    stack.append(selection.selection_set)
+                elif isinstance(selection, InlineFragmentNode):
+                    inline.append(selection.selection_set)
 
 
 def most_repeated(document: DocumentNode) -> tuple[str, int]:
     """The response name selected most often in one selection set, and how often."""
     names = _Names(document)
     worst = ("", 0)
-    for selection_set in _selection_sets(document):
-        counted = names.of(selection_set)
-        if counted:
-            name, count = counted.most_common(1)[0]
+    for selection_set in _field_selection_sets(document):
+        for name, count in names.of(selection_set).items():
             if count > worst[1]:
                 worst = (name, count)
     return worst
