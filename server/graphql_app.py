@@ -87,7 +87,7 @@ class GraphQLApp(GraphQL[Context, None]):
                 await operator(scope, receive, send)
                 return
             request.state.operator = operator
-        response = await unless_disconnected(request, self.respond(request))
+        response = await unless_disconnected(request, lambda: self.respond(request))
         if response is not None:
             await response(scope, receive, send)
 

@@ -8,7 +8,7 @@ request, as before the spec. A request that accepts neither gets 406 before anyt
 
 import asyncio
 import json
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from functools import lru_cache
 from typing import Any, TypeVar
 
@@ -132,8 +132,8 @@ def error_response(
     )
 
 
-async def unless_disconnected(request: Request, work: Awaitable[T]) -> T | None:
-    """Run `work` (the request's execution) unless the client goes away first: then it is
+async def unless_disconnected(request: Request, work: Callable[[], Awaitable[T]]) -> T | None:
+    """Run `work()` (the request's execution) unless the client goes away first: then it is
     cancelled, and None is returned (there is nobody to answer). A mutation that has started
     executing is left to finish, so that what it commits is also published.
 
@@ -156,7 +156,7 @@ async def unless_disconnected(request: Request, work: Awaitable[T]) -> T | None:
 
     watcher = asyncio.create_task(watch())
     try:
-        return await work
+        return await work()
     except asyncio.CancelledError:
         if gone and task.uncancel() == 0:
             return None
