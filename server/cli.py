@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             port=args.port,
             log_level="info",
             ws_max_size=settings.ws_max_message_bytes,
+            ws_per_message_deflate=settings.ws_per_message_deflate,
         )
         return 0
     if args.command == "worker":
