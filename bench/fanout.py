@@ -511,6 +511,11 @@ def main() -> int:
         action="store_true",
         help="clients do not offer permessage-deflate (browsers do)",
     )
+    parser.add_argument(
+        "--server-deflate",
+        action="store_true",
+        help="WS_PER_MESSAGE_DEFLATE=true on both servers (off by default, as `serve` is)",
+    )
     args = parser.parse_args()
     counts = [int(x) for x in args.subscribers.split(",")]
     intervals = [float(x) for x in args.intervals.split(",")]
@@ -533,6 +538,8 @@ def main() -> int:
             # own refusals are in the tests).
             WS_MAX_SOCKETS_PER_OPERATOR="100000",
             WS_MAX_SOCKETS_PER_CLIENT="100000",
+            # both servers (harness.running_uvicorn too) compress only when asked
+            WS_PER_MESSAGE_DEFLATE="true" if args.server_deflate else "false",
         )
         token = operator_token(base_env, workdir)
         delivery_id, sent = "", 0
