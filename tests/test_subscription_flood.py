@@ -206,3 +206,39 @@ async def test_loaders_are_made_per_operation_not_per_connection(
         await api.feedback([event(sent[0]["messageId"], "delivered", at=datetime.now(UTC))])
         await flows.wait_for(api, done["id"], lambda d: d["kpis"]["sent"] == 1)
         assert await statuses("2") == ["SENT"]
+
+
+# ---- operations start a few at a time --------------------------------------------------------
+
+
+async def test_a_burst_of_subscriptions_is_started_a_few_at_a_time_and_all_answered(
+    make_server: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With 2 operations starting at once, 3 sockets x 10 subscriptions all get their first
+    snapshot, and an operation that does not answer gives its place up after START_TIMEOUT."""
+    import server.http.websocket_guard as guard
+    from models.profile import Profile
+
+    monkeypatch.setattr(guard, "OPERATION_STARTS", 2)
+    monkeypatch.setattr(guard, "START_TIMEOUT", 0.2)
+
+    async def never(*args: Any, **kwargs: Any) -> None:
+        await asyncio.sleep(60)
+
+    monkeypatch.setattr(Profile, "get_or_none", never)
+    running = await make_server()
+    async for api in api_for(running):
+        delivery_id = (await flows.create_delivery(api, []))["id"]
+        token = api.tokens["reader"]
+        async with AsyncExitStack() as stack:
+            slow = await stack.enter_async_context(connected(running, token))
+            for op_id in ("s1", "s2"):  # both places taken by queries that never answer
+                payload = {"query": 'query { profile(id: "1") { id } }'}
+                await slow.send(json.dumps({"id": op_id, "type": "subscribe", "payload": payload}))
+            sockets = [await stack.enter_async_context(connected(running, token)) for _ in range(3)]
+            for ws in sockets:
+                for k in range(10):
+                    await subscribed(ws, str(k), PROGRESS, delivery_id)
+            firsts = [await next_of(ws) for ws in sockets for _ in range(10)]
+    assert [m["type"] for m in firsts] == ["next"] * 30
+    assert {m["id"] for m in firsts} == {str(k) for k in range(10)}

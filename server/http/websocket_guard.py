@@ -9,13 +9,22 @@ internals:
 - a client address with WS_MAX_SOCKETS_PER_CLIENT sockets open gets its next one closed with
   4429 at once, and an operator with WS_MAX_SOCKETS_PER_OPERATOR sockets open gets the next
   one closed with 4429 at its `connection_init`: one client or one token cannot hold thousands
-  of sockets (and 100 subscriptions on each).
+  of sockets (and 100 subscriptions on each);
+- at most OPERATION_STARTS operations are being started at once, server-wide: a `subscribe`
+  is handed to strawberry once fewer are starting, and an operation has started when its
+  first answer (`next`, `error` or `complete`) goes out. strawberry starts every `subscribe`
+  of a socket at once, so 60 sockets sending 100 each made 6,000 operations runnable together,
+  and a request such as `/health` waited behind all of them (asyncio runs what is ready in
+  turn); now behind a few dozen at most, while the sockets' other messages wait their turn.
+  An operation that has not answered within START_TIMEOUT (a slow query) gives its place up.
 
 Strawberry itself does the rest of the protocol: the origin check (with `websocket_origins`
 below), the subprotocol, the `connection_init` timeout, the subscriptions per connection.
 """
 
+import asyncio
 import json
+import re
 from collections import Counter
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Any
@@ -30,6 +39,10 @@ from server.http.graphql_auth import bearer
 
 MESSAGE_TOO_BIG = 1009
 TOO_MANY_REQUESTS = 4429
+OPERATION_STARTS = 32
+START_TIMEOUT = 1.0  # seconds an unanswered operation may hold its place (a slow query)
+# How an outgoing message of strawberry's (json.dumps, compact) or ours begins: its id.
+ANSWER_ID = re.compile(r'^\{"id":("(?:[^"\\]|\\.)*")')
 
 
 def websocket_origins(setting: str | None) -> Sequence[str]:
@@ -50,18 +63,28 @@ def _size(message: Message) -> int:
     return len(text) if text.isascii() else len(text.encode())
 
 
-def _connection_init(message: Message) -> dict[str, Any] | None:
-    """The `connection_init` message this is, or None."""
+def _parsed(message: Message) -> dict[str, Any] | None:
+    """The protocol message a WebSocket message holds, or None (strawberry closes with 4400)."""
     text = message.get("text")
     if text is None:
         return None
     try:
         parsed = json.loads(text)
     except ValueError:
-        return None  # strawberry closes with 4400
-    if isinstance(parsed, dict) and parsed.get("type") == "connection_init":
-        return parsed
-    return None
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def _answer_id(message: Message) -> str | None:
+    """The operation id an outgoing message answers, if it is one."""
+    text = message.get("text")
+    if not isinstance(text, str):
+        return None
+    match = ANSWER_ID.match(text)
+    if match is None:
+        return None
+    found = json.loads(match.group(1))
+    return found if isinstance(found, str) else None
 
 
 def _token(init: dict[str, Any]) -> str | None:
@@ -107,6 +130,7 @@ class WebSocketGuard:
         self.app, self.max_message_bytes = app, max_message_bytes
         self.clients, self.operators = Sockets(max_per_client), Sockets(max_per_operator)
         self.operator_of = operator_of
+        self.starts = asyncio.Semaphore(OPERATION_STARTS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "websocket":
@@ -125,6 +149,13 @@ class WebSocketGuard:
         closed = False
         initialised = False
         operator: int | None = None
+        # this socket's operations not answered yet, each releasing its place at the latest
+        # after START_TIMEOUT
+        starting: dict[str, asyncio.TimerHandle] = {}
+
+        def started(op_id: str) -> None:
+            if starting.pop(op_id, None) is not None:
+                self.starts.release()
 
         async def close(code: int, reason: str) -> Message:
             nonlocal closed
@@ -139,7 +170,15 @@ class WebSocketGuard:
                 return message
             if _size(message) > self.max_message_bytes:
                 return await close(MESSAGE_TOO_BIG, f"message over {self.max_message_bytes} bytes")
-            init = None if initialised else _connection_init(message)
+            parsed = _parsed(message)
+            kind = parsed.get("type") if parsed is not None else None
+            if kind == "subscribe" and initialised and isinstance(parsed, dict):
+                op_id = parsed.get("id")
+                if isinstance(op_id, str) and op_id not in starting:
+                    await self.starts.acquire()
+                    loop = asyncio.get_running_loop()
+                    starting[op_id] = loop.call_later(START_TIMEOUT, started, op_id)
+            init = parsed if kind == "connection_init" and not initialised else None
             if init is not None:
                 initialised = True
                 wait = retry_after(scope)
@@ -154,12 +193,20 @@ class WebSocketGuard:
             return message
 
         async def guarded_send(message: Message) -> None:
+            if starting:
+                op_id = _answer_id(message)
+                if op_id in starting:
+                    starting[op_id].cancel()
+                    started(op_id)
             if not closed:  # the app may still be finishing operations: drop what follows
                 await send(message)
 
         try:
             await self.app(scope, guarded_receive, guarded_send)
         finally:
+            for op_id in list(starting):
+                starting[op_id].cancel()
+                started(op_id)
             if operator is not None:
                 self.operators.release(operator)
 
