@@ -33,7 +33,6 @@ from graphql import (
     GraphQLError,
     GraphQLList,
     GraphQLNonNull,
-    GraphQLObjectType,
     GraphQLSchema,
     InlineFragmentNode,
     IntValueNode,
@@ -42,6 +41,7 @@ from graphql import (
     SelectionSetNode,
     VariableNode,
     get_named_type,
+    is_composite_type,
     is_leaf_type,
     value_from_ast_untyped,
 )
@@ -122,7 +122,7 @@ class Plan:
     constant: dict[str | None, int | None]
 
     def cost(self, operation_name: str | None, variables: Mapping[str, Any] | None) -> int:
-        name = operation_name if operation_name is not None else next(iter(self.operations))
+        name = operation_name if operation_name is not None else next(iter(self.operations), None)
         fixed = self.constant.get(name)
         if fixed is not None:
             return fixed
@@ -163,7 +163,7 @@ class _Compiler:
         }
         self.defaults: dict[str, Any] = {}
         self.variable_sizes = False
-        self.memo: dict[tuple[str, int], list[Node]] = {}
+        self.memo: dict[tuple[str, int, int], list[Node]] = {}
 
     def operation(self, operation: OperationDefinitionNode) -> list[Node]:
         self.defaults = _variable_defaults(operation)
@@ -191,7 +191,7 @@ class _Compiler:
         parent_field: FieldNode | None,
     ) -> list[Node]:
         nodes: list[Node] = []
-        if selection_set is None or not isinstance(parent, GraphQLObjectType):
+        if selection_set is None or not is_composite_type(parent):
             return nodes
         for selection in selection_set.selections:
             if isinstance(selection, FieldNode):
@@ -208,7 +208,9 @@ class _Compiler:
         return nodes
 
     def spread(self, name: str, page: Size | None, parent_field: FieldNode | None) -> list[Node]:
-        key = (name, id(page) if page is not None else 0)
+        # what the fragment's lists may depend on: the page of a connection, the field's
+        # arguments (a list as long as one of them)
+        key = (name, id(page), id(parent_field))
         known = self.memo.get(key)
         if known is not None:
             return known
@@ -222,10 +224,11 @@ class _Compiler:
         return nodes
 
     def field(
-        self, node: FieldNode, parent: GraphQLObjectType, page: Size | None, parent_field: Any
+        self, node: FieldNode, parent: Any, page: Size | None, parent_field: Any
     ) -> Node | None:
+        """A field of an object or interface type (a union has no field but __typename)."""
         name = node.name.value
-        definition = parent.fields.get(name)
+        definition = getattr(parent, "fields", {}).get(name)
         if name.startswith("__") or definition is None:
             return None
         kind = definition.type

@@ -13,9 +13,16 @@ from typing import Any
 
 import httpx
 import pytest
-from graphql import get_introspection_query, parse
+from graphql import (
+    GraphQLList,
+    GraphQLNonNull,
+    get_introspection_query,
+    get_named_type,
+    is_leaf_type,
+    parse,
+)
 
-from graphql_schema.cost import plan_for
+from graphql_schema.cost import CONNECTION_LISTS, LIST_BOUNDS, PAGE_ARGUMENTS, plan_for
 from graphql_schema.schema import SchemaOptions, schema
 from models.profile import Profile
 from tests import flows
@@ -162,6 +169,24 @@ def test_normal_queries_fit_the_default_cost() -> None:
     assert cost(page) == 2001  # the page and its rows, 500 edges, 500 nodes, 500 profiles
     imported = "mutation($p: [ProfileInput!]!) { importProfiles(profiles: $p) { profiles { id } } }"
     assert cost(imported, {"p": [{}] * 10_000}) == 10_001  # a full import, returned whole
+
+
+def test_every_list_of_objects_has_a_known_length() -> None:
+    """A new list of objects without a page argument fails here until its bound is written
+    down in graphql_schema/cost.py (LIST_BOUNDS); until then it counts as MAX_PAGE items."""
+    unbounded = set()
+    for type_name, type_ in schema._schema.type_map.items():
+        for field_name, field in (getattr(type_, "fields", None) or {}).items():
+            kind = field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
+            if type_name.startswith("__") or not hasattr(field, "args"):
+                continue  # introspection, input objects
+            if not isinstance(kind, GraphQLList) or is_leaf_type(get_named_type(kind)):
+                continue
+            paged = any(a in field.args for a in PAGE_ARGUMENTS)
+            in_connection = field_name in CONNECTION_LISTS and type_name.endswith("Connection")
+            if not paged and not in_connection:
+                unbounded.add((type_name, field_name))
+    assert unbounded == set(LIST_BOUNDS)
 
 
 # ---- Profile.history is paged ------------------------------------------------------------
