@@ -114,20 +114,33 @@ class Node:
     children: list["Node"] = field(default_factory=list)
 
 
-@dataclass
 class Plan:
-    """The cost of each operation of a document, as a function of the request's variables."""
+    """The cost of a document's operations, as a function of the request's variables. Each
+    operation is compiled when first asked for: a request runs one of them."""
 
-    operations: dict[str | None, list[Node]]
-    constant: dict[str | None, int | None]
+    def __init__(self, schema: GraphQLSchema, document: DocumentNode) -> None:
+        self.compiler = _Compiler(schema, document)
+        self.definitions = {
+            (d.name.value if d.name else None): d
+            for d in document.definitions
+            if isinstance(d, OperationDefinitionNode)
+        }
+        self.compiled: dict[str | None, tuple[list[Node], int | None]] = {}
 
     def cost(self, operation_name: str | None, variables: Mapping[str, Any] | None) -> int:
-        name = operation_name if operation_name is not None else next(iter(self.operations), None)
-        fixed = self.constant.get(name)
-        if fixed is not None:
-            return fixed
-        roots = self.operations.get(name)
-        return 0 if roots is None else _total(roots, variables or {}, {})
+        if operation_name is None:
+            operation_name = next(iter(self.definitions), None)
+        known = self.compiled.get(operation_name)
+        if known is None:
+            definition = self.definitions.get(operation_name)
+            if definition is None:
+                return 0  # no such operation: refused as such
+            self.compiler.variable_sizes = False
+            roots = self.compiler.operation(definition)
+            fixed = None if self.compiler.variable_sizes else _total(roots, {}, {})
+            known = self.compiled[operation_name] = (roots, fixed)
+        roots, fixed = known
+        return fixed if fixed is not None else _total(roots, variables or {}, {})
 
 
 def _total(nodes: list[Node], variables: Mapping[str, Any], memo: dict[int, int]) -> int:
@@ -271,17 +284,7 @@ class _Compiler:
 
 
 def plan_for(schema: GraphQLSchema, document: DocumentNode) -> Plan:
-    compiler = _Compiler(schema, document)
-    operations: dict[str | None, list[Node]] = {}
-    constant: dict[str | None, int | None] = {}
-    for definition in document.definitions:
-        if isinstance(definition, OperationDefinitionNode):
-            name = definition.name.value if definition.name else None
-            compiler.variable_sizes = False
-            roots = compiler.operation(definition)
-            operations[name] = roots
-            constant[name] = None if compiler.variable_sizes else _total(roots, {}, {})
-    return Plan(operations, constant)
+    return Plan(schema, document)
 
 
 def cost_error(cost: int, limit: int) -> GraphQLError:
