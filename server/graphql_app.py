@@ -96,7 +96,7 @@ class GraphQLApp(GraphQL[Context, None]):
             return
         request = Request(scope, receive)
         try:
-            response = await self.answer(request)
+            response = await self._answer(request)
         except Exception as error:
             # The database away (a restart) or full before GraphQL ran (the token lookup): a
             # 503 that says so, not a bare 500. Inside GraphQL, graphql_schema/errors.py does it.
@@ -114,16 +114,16 @@ class GraphQLApp(GraphQL[Context, None]):
         if response is not None:
             await response(scope, receive, send)
 
-    async def answer(self, request: Request) -> Response | None:
+    async def _answer(self, request: Request) -> Response | None:
         """None when the client went away before the answer was ready."""
         if needs_operator(request):
             operator = await authenticate(request, self.tokens)
             if not isinstance(operator, Operator):
                 return operator
             request.state.operator = operator
-        return await unless_disconnected(request, lambda: self.respond(request))
+        return await unless_disconnected(request, lambda: self._respond(request))
 
-    async def respond(self, request: Request) -> Response:
+    async def _respond(self, request: Request) -> Response:
         """strawberry refuses a bad HTTP request in plain text; here it is a GraphQL response in
         the negotiated media type, with a contract code (and `Allow` on a 405)."""
         try:

@@ -22,7 +22,7 @@ from packaging.requirements import Requirement
 from strawberry.extensions import parser_cache, validation_cache
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from graphql_schema.schema import PerEventMemo
+from graphql_schema.execution import Executor
 from server.graphql_app import GraphQLApp
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,7 +93,7 @@ def test_strawberry_validation_cache_takes_the_graphql_schema_document_and_rules
 
 
 def test_graphql_core_memoises_sub_fields_where_per_event_memo_resets_them() -> None:
-    used_in = "graphql_schema/schema.py (PerEventMemo)"
+    used_in = "graphql_schema/execution.py (Executor.event_executor)"
     base = StrawberryGraphQLCoreExecutionContext
     assert "build_per_event_executor" in dir(base), moved(
         "graphql-core's ExecutionContext.build_per_event_executor", used_in, "not found"
@@ -115,7 +115,7 @@ def test_graphql_core_memoises_sub_fields_where_per_event_memo_resets_them() -> 
     assert memo_after_one_event(base), moved(
         "graphql-core's sub-field memo", used_in, "_relevant_sub_fields is no longer filled"
     )
-    assert memo_after_one_event(PerEventMemo) == {}
+    assert memo_after_one_event(Executor) == {}
 
 
 def strawberry_source() -> str:

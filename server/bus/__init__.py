@@ -12,11 +12,12 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from server.bus.memory import RESYNC, MemoryBus
+
+__all__ = ["RESYNC", "EventBus", "MemoryBus", "default_prefix", "make_bus"]
+
 DELIVERY_TOPIC = "delivery"  # payload: {"id": delivery id}
 ENGINE_TOPIC = "engine"  # payload: {} — wake the engine (a delivery was confirmed)
-# Delivered on every topic by a cross-process bus when its listening connection is (re)made:
-# events published while it was away are lost, so every subscriber re-reads what it follows.
-RESYNC: dict[str, Any] = {"resync": True}
 
 
 class EventBus(Protocol):
@@ -60,8 +61,6 @@ def make_bus(url: str, prefix: str | None = None) -> EventBus:
         raise ValueError(f"EVENT_BUS_PREFIX {prefix!r} must match {PREFIX_PATTERN}")
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme == "memory":
-        from server.bus.memory import MemoryBus
-
         return MemoryBus()
     if scheme in ("redis", "rediss"):
         from server.bus.redis import RedisBus

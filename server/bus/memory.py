@@ -12,6 +12,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 QUEUE_SIZE = 256
+# Delivered on every topic by a cross-process bus when its listening connection is (re)made:
+# events published while it was away are lost, so every subscriber re-reads what it follows.
+RESYNC: dict[str, Any] = {"resync": True}
 log = logging.getLogger(__name__)
 
 
@@ -31,9 +34,7 @@ class MemoryBus:
             queue.put_nowait(payload)
 
     def resync(self) -> None:
-        """Tell every subscriber of every topic to re-read (server.bus.RESYNC)."""
-        from server.bus import RESYNC
-
+        """Tell every subscriber of every topic to re-read (RESYNC)."""
         for topic in list(self._subscribers):
             self.deliver(topic, RESYNC)
 
