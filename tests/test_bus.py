@@ -31,6 +31,9 @@ def _reachable(host: str, port: int) -> bool:
 
 REDIS_AVAILABLE = _reachable("127.0.0.1", 6379)
 BUS_URLS = {"redis": REDIS_URL, "postgres": PG_URL}
+# The buses here are the machine's Redis and the server database at PG_URL: events of another
+# test on them would reach these subscribers. One worker runs them all (conftest.py).
+pytestmark = pytest.mark.xdist_group("shared-bus")
 
 
 @pytest.fixture(params=["redis", pytest.param("postgres", marks=pytest.mark.postgres)])
