@@ -21,7 +21,7 @@ from typing import Any
 import aiosmtplib
 from harness import command_line, cpu_seconds, machine
 
-from tests.lean_sink import LeanSink
+from tests.lean_sink import lean_sink
 from tests.smtp_sink import CountingSink
 
 BODY = ("<p>Hello F1, our spring offer is here: https://example.com/offer</p>\r\n" * 30).encode()
@@ -49,7 +49,7 @@ async def send(port: int, messages: list[bytes], connections: int) -> float:
 
 
 async def measure(kind: str, messages: list[bytes], connections: int, folder: Path) -> Any:
-    sink = LeanSink(folder) if kind == "lean" else CountingSink(folder)
+    sink = lean_sink(folder) if kind == "lean" else CountingSink(folder)
     with sink:
         pid = sink._process.pid
         assert pid is not None

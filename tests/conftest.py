@@ -35,9 +35,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 # The longest tests (tens of seconds each) start first, so that parallel workers (`-n auto`, the
-# README's command) finish together instead of one running the 100,000-recipient send alone at
-# the end. Tests that share a bus on the machine's Redis or PostgreSQL database carry
-# @pytest.mark.xdist_group("shared-bus"): `--dist loadgroup` runs them on one worker.
+# README's command, hands the first tests out in turn) finish together instead of one running
+# the 100,000-recipient send alone at the end.
 LONGEST_FIRST = (
     "tests/test_cluster.py",
     "tests/test_fuzz_webhook.py",

@@ -61,7 +61,7 @@ async def create_operators(url: str | None = None) -> dict[str, str]:
     """One operator per role (`ROLES`), in the database the ORM is on (or in `url`): their
     bearer tokens by role name."""
     if url is not None:
-        EXECUTOR_CACHE.clear()  # see RunningServer.start
+        EXECUTOR_CACHE.clear()  # see fresh_database
         await Tortoise.init(config=tortoise_config(url))
     try:
         return {
@@ -140,6 +140,9 @@ async def fresh_database(kind: str, tmp_path: Any, *, migrated: bool = False) ->
     """An empty database, or with `migrated` one with every migration applied and the
     operators of `template_operators(kind)`."""
     global _postgres, _sqlite_template
+    # tortoise caches INSERT statements per connection *name*, not per dialect: whatever this
+    # process ran before may have been on the other kind of database.
+    EXECUTOR_CACHE.clear()
     if kind == "sqlite":
         path = Path(tmp_path) / "test.sqlite3"
         if migrated:

@@ -4,16 +4,18 @@ A bare asyncio protocol that speaks the SMTP a relay needs (EHLO/HELO, MAIL, RCP
 NOOP, QUIT; no TLS, no AUTH), answers 250 to every message and keeps only its
 X-Delivery-Message-Id. aiosmtpd (tests/smtp_sink.py) parses and keeps each message and costs
 about 0.8 ms of CPU per message, this protocol about a tenth of that (bench/lean_sink.py), and
-on two CPUs the sink shares them with the workers it counts for. Same interface as
-`CountingSink`: url(), received, wait_for(), and ids once stopped.
+on two CPUs the sink shares them with the workers it counts for. `lean_sink()` is
+a `CountingSink` whose process runs this protocol.
 """
 
 import asyncio
 import contextlib
 import multiprocessing
-from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tests.smtp_sink import CountingSink
 
 HEADER = b"X-Delivery-Message-Id:"
 END_OF_DATA = b"\r\n.\r\n"
@@ -100,50 +102,16 @@ def _serve(port: int, total: Any, ready: Any, stop: Any, out: str) -> None:
     Path(out).write_bytes(b"\n".join(ids))
 
 
-class LeanSink:
-    """The lean sink's process: counts what it received (`received`, live) and, once stopped,
-    how often each delivery message id came (`ids`)."""
+def lean_sink(directory: Path) -> "CountingSink":
+    """A CountingSink (url(), received, wait_for(), and ids once stopped) whose process runs
+    this protocol instead of aiosmtpd."""
+    from tests.smtp_sink import CountingSink  # here: the sink's own process needs none of it
 
-    def __init__(self, directory: Path) -> None:
-        from tests.conftest import free_port  # here: the sink's own process needs none of it
-
-        context = multiprocessing.get_context("spawn")
-        self.port = free_port()
-        self.total = context.Value("q", 0)
-        self._ready, self._stop = context.Event(), context.Event()
-        self._out = directory / f"lean-sink-{self.port}.ids"
-        self._process = context.Process(
-            target=_serve,
-            args=(self.port, self.total, self._ready, self._stop, str(self._out)),
-            daemon=True,
-        )
-        self.ids: Counter[str] = Counter()
-
-    def url(self, **options: Any) -> str:
-        query = "&".join(f"{k}={v}" for k, v in options.items())
-        return f"smtp://127.0.0.1:{self.port}" + (f"?{query}" if query else "")
-
-    def __enter__(self) -> "LeanSink":
-        self._process.start()
-        if not self._ready.wait(30):
-            raise RuntimeError("the lean sink did not start")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._process.join(30)
-        if self._out.exists():
-            text = self._out.read_text()
-            self.ids = Counter(text.split("\n") if text else [])
-
-    @property
-    def received(self) -> int:
-        return int(self.total.value)
-
-    async def wait_for(self, count: int, timeout: float = 60) -> int:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while (got := self.received) < count:
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"the sink got {got} messages, expected {count}")
-            await asyncio.sleep(0.05)
-        return got
+    sink = CountingSink(directory)
+    context = multiprocessing.get_context("spawn")
+    sink._process = context.Process(
+        target=_serve,
+        args=(sink.port, sink.total, sink._ready, sink._stop, str(sink._out)),
+        daemon=True,
+    )
+    return sink

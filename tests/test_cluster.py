@@ -16,7 +16,7 @@ from server.engine.leader import asyncpg_dsn
 from tests import flows
 from tests.client import Api
 from tests.conftest import PG_AVAILABLE, PG_URL
-from tests.lean_sink import LeanSink
+from tests.lean_sink import lean_sink
 from tests.smtp_sink import CountingSink
 from tests.test_bus import REDIS_AVAILABLE, REDIS_URL
 from tests.test_subscriptions import KPI_FIELDS, PROGRESS
@@ -62,12 +62,9 @@ async def bulk_delivery(api: Api, url: str, n: int) -> str:
         pytest.param(
             "redis",
             5_000,
-            marks=[
-                pytest.mark.skipif(
-                    not REDIS_AVAILABLE, reason=f"Redis not reachable at {REDIS_URL}"
-                ),
-                pytest.mark.xdist_group("shared-bus"),  # with tests/test_bus.py
-            ],
+            marks=pytest.mark.skipif(
+                not REDIS_AVAILABLE, reason=f"Redis not reachable at {REDIS_URL}"
+            ),
         ),
     ],
 )
@@ -78,10 +75,10 @@ async def test_progress_of_a_send_driven_through_one_api_is_live_on_another(
     bus_env = {"EVENT_BUS_URL": REDIS_URL} if bus == "redis" else {}
     async with processes(tmp_path, apis=2, BATCH_SIZE="1000", **bus_env) as (
         (api_a, api_b),
-        _url,
+        url,
         _workers,
     ):
-        delivery_id = await created_delivery(api_b, n)
+        delivery_id = await bulk_delivery(api_b, url, n)
         async with api_a.subscribe(PROGRESS, {"id": delivery_id}) as subscription:
             updates = [(await subscription.next())["data"]["deploymentProgress"]]
             assert updates[0]["status"] == "DRAFT"
@@ -125,7 +122,7 @@ async def test_a_killed_worker_duplicates_at_most_one_batch_and_skips_no_one(
     """SPEC: SIGKILL one of two workers in the middle of a 100,000-recipient send over SMTP."""
     n, batch = 100_000, 1000
     started = time.monotonic()
-    with LeanSink(tmp_path) as sink:
+    with lean_sink(tmp_path) as sink:
         env = {
             "MTA_URL": sink.url(pool=4),
             "PUBLIC_URL": "http://127.0.0.1:1",

@@ -19,11 +19,7 @@ from tests import flows
 from tests.client import Api, event
 from tests.conftest import SECRET, api_for
 from tests.flows import efs_delivery
-
-
-async def snapshot(api: Api, delivery_id: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Everything feedback can change: every log field and every KPI."""
-    return await flows.logs(api, delivery_id), (await flows.delivery(api, delivery_id))["kpis"]
+from tests.flows import feedback_snapshot as snapshot
 
 
 async def log_of(api: Api, delivery_id: str, message_id: str) -> dict[str, Any]:
