@@ -65,14 +65,15 @@ async def fill(url: str, delivery_id: int, n: int) -> dict[str, int]:
             delivery_id,
             n,
         )
-        # Opens for 1 log in 5 (some twice), a click for 1 in 20: (log id - first + 1) = g.
+        # Opens for 1 log in 5 (some twice: one row, 2 hits), a click for 1 in 20:
+        # (log id - first + 1) = g.
         await conn.execute(
-            "INSERT INTO tracking_log (delivery_id, sending_log_id, kind, url, at)"
-            " SELECT $1::int, $2::int + g - 1, 'OPEN', NULL, now()"
+            "INSERT INTO tracking_log (delivery_id, sending_log_id, kind, url, at, last_at, hits)"
+            " SELECT $1::int, $2::int + g - 1, 'OPEN', NULL, now(), now(),"
+            " CASE WHEN g % 10 = 0 THEN 2 ELSE 1 END"
             " FROM generate_series(5, $3::int, 5) g"
-            " UNION ALL SELECT $1, $2 + g - 1, 'OPEN', NULL, now()"
-            " FROM generate_series(10, $3, 10) g"
-            " UNION ALL SELECT $1, $2 + g - 1, 'CLICK', 'https://example.com/offer', now()"
+            " UNION ALL SELECT $1, $2 + g - 1, 'CLICK', 'https://example.com/offer',"
+            " now(), now(), 1"
             " FROM generate_series(20, $3, 20) g",
             delivery_id,
             first,

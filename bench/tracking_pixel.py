@@ -12,9 +12,9 @@ What it does, on a fresh SQLite file, with the real server as a subprocess
 3. server A (TRACKING_BATCH_SIZE=500, the default): loads `GET /health` (a `SELECT 1` per
    request: the HTTP + one-read baseline), the pixel with ids that fail the signature check
    (nothing recorded: the HTTP-only ceiling), then the pixel with valid ids; stops it (SIGTERM: a
-   graceful stop flushes the recorder's queue) and counts the tracking_log rows;
+   graceful stop flushes the recorder's queue) and counts the opens stored (the rows' hits);
 4. server B, same database, TRACKING_BATCH_SIZE=1 (a write per open): loads the valid pixel, stops,
-   counts rows.
+   counts the opens stored.
 Every open the server answered must have landed: rows >= requests wrk counted, and at most
 `connections` more (requests the server answered after wrk stopped counting).
 
@@ -87,7 +87,7 @@ class Load:
     p99_ms: float
     cpu_seconds: float  # the server process's CPU time (all its threads), load + drain
     drain_seconds: float = 0.0  # after the load, until every answered open was stored
-    rows: int = 0  # tracking_log rows this load added
+    rows: int = 0  # opens this load stored (hits: one row per recipient counts them)
 
     @property
     def rate(self) -> float:
@@ -179,9 +179,11 @@ def wrk(
 
 
 def count_rows(db: Path, delivery_id: int) -> int:
+    """Opens stored: one row per recipient, each with its count of hits."""
     with contextlib.closing(sqlite3.connect(db, timeout=30)) as conn:
         row = conn.execute(
-            "SELECT COUNT(*) FROM tracking_log WHERE delivery_id = ? AND kind = 'OPEN'",
+            "SELECT COALESCE(SUM(hits), 0) FROM tracking_log WHERE delivery_id = ?"
+            " AND kind = 'OPEN'",
             [delivery_id],
         ).fetchone()
     return int(row[0])
@@ -212,7 +214,7 @@ def check_landed(loads: list[Load], rows: int, connections: int) -> str:
     per connection (answered while wrk was stopping, so not counted by it)."""
     answered = sum(load.requests for load in loads)
     ok = answered <= rows <= answered + connections * len(loads)
-    return f"{rows} rows for {answered} answered opens: {'all landed' if ok else 'MISMATCH'}"
+    return f"{rows} stored for {answered} answered opens: {'all landed' if ok else 'MISMATCH'}"
 
 
 def http_stack(env: dict[str, str]) -> str:

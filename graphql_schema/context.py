@@ -25,6 +25,10 @@ class ProgressSource(Protocol):
     def snapshots(self, delivery_id: int) -> AsyncIterator[Snapshot]: ...
 
 
+async def _nothing(operator_id: int) -> None:
+    return None
+
+
 async def _load_profiles(ids: list[int]) -> list[Profile | None]:
     found = {p.id: p for p in await Profile.filter(id__in=ids)}
     return [found.get(i) for i in ids]
@@ -39,6 +43,9 @@ class Context:
     changed: Callable[[int], Awaitable[None]]
     wake_engine: Callable[[], Awaitable[None]]
     progress: ProgressSource
+    # "This operator was revoked or its token rotated": the server forgets the cached token
+    # and closes the operator's open WebSockets (4403).
+    operator_changed: Callable[[int], Awaitable[None]] = _nothing
     # Strawberry puts the WebSocket `connection_init` payload here.
     connection_params: dict[str, Any] | None = None
     # Batches without caching: one WebSocket shares a context, and caching would go stale.

@@ -2,7 +2,8 @@
 
 Domain errors bring their own code; a request the schema rejects (syntax, unknown field, bad
 enum or variable, a query over the depth, alias or token limits, introspection in production) is
-BAD_USER_INPUT; anything unexpected is logged and masked.
+BAD_USER_INPUT; a database that is full or out of reach is said in plain words (nothing was
+stored, or the request did not complete); anything else unexpected is logged and masked.
 """
 
 import logging
@@ -13,7 +14,7 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import StreamExecutionResult
 
-from models.errors import DomainError, PreparationFailed
+from models.errors import DomainError, PreparationFailed, storage_failure
 
 log = logging.getLogger("graphql_schema")
 
@@ -43,6 +44,10 @@ def coded(error: GraphQLError, *, hide_suggestions: bool = False) -> GraphQLErro
         extensions.setdefault("code", "BAD_USER_INPUT")
         message = without_suggestions(error.message) if hide_suggestions else error.message
         return _with(error, message, extensions)
+    storage = storage_failure(original)
+    if storage is not None:  # the database's state, not a bug: say so, without a traceback
+        log.error("database failure in %s: %s (%s)", error.path, storage, original)
+        return _with(error, storage, {"code": INTERNAL, "reason": "STORAGE"})
     log.error("unexpected error in %s", error.path, exc_info=original)
     return _with(error, "internal error", {"code": INTERNAL})
 

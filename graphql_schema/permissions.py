@@ -33,3 +33,21 @@ def require(info: Info[Context, None], role: Role | None = None) -> Operator:
         )
         raise Forbidden(message)
     return operator
+
+
+def require_any_role(info: Info[Context, None]) -> Operator:
+    """Profiles and their history (SPEC §1): any of the four roles; an operator without a role
+    sees deliveries and their figures only."""
+    operator = operator_of(info)
+    if not operator.roles:
+        names = ", ".join(r.value for r in Role)
+        raise Forbidden(
+            f"You are not allowed to read {info.field_name}: one of the roles {names} is required."
+        )
+    return operator
+
+
+def is_administrator(info: Info[Context, None]) -> bool:
+    """For what everyone may read but only administrators read in full (failure details)."""
+    operator = info.context.operator
+    return operator is not None and operator.has_role(Role.ADMINISTRATION)

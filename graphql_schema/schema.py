@@ -27,6 +27,7 @@ from graphql_schema.errors import ErrorCodes
 from graphql_schema.operators.resolvers import OperatorMutations, OperatorQueries
 from graphql_schema.profiles.mutations import ProfileMutations
 from graphql_schema.profiles.queries import ProfileQueries
+from graphql_schema.strings import StorableStrings
 from models.errors import DomainError
 
 Query = merge_types(
@@ -77,14 +78,16 @@ class SchemaOptions:
 
 
 def limit_rules(options: SchemaOptions) -> list[type[ASTValidationRule]]:
-    """The depth and alias limits (and, in production, no introspection) as validation rules.
+    """The depth and alias limits (and, in production, no introspection) as validation rules,
+    with the check of string literals (graphql_schema/strings.py).
 
     Built once per schema, not per request: strawberry's limiters make a new rule class each
     time they are constructed, and the validation cache keys on the rule classes, so limiters
     built per request would miss the cache on every request (strawberry issue 4635). Here the
     same classes go into every request's validation, which the cache then remembers.
     """
-    rules = [
+    rules: list[type[ASTValidationRule]] = [
+        StorableStrings,  # not a limit, but cached the same way
         *QueryDepthLimiter(max_depth=options.max_depth).validation_rules,
         *MaxAliasesLimiter(max_alias_count=options.max_aliases).validation_rules,
     ]

@@ -8,7 +8,7 @@ docs/spec.md; where each rule lives is in docs/architecture.md.
 MODEL_MODULES = [
     "models.operator",
     "models.profile",
-    "models.addresses",
+    "models.address_status",
     "models.delivery",
     "models.sending_log",
     "models.feedback",

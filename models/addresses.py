@@ -1,23 +1,24 @@
-"""Address hygiene: syntax checks, the deny list and quarantine (SPEC §4).
+"""Addresses: how each channel's address is written and checked (SPEC §3).
 
-Quarantine rules: a hard bounce quarantines at once; a soft error increments the address's
-error counter (two errors count separately only when at least `min_gap` apart); the address is
-quarantined when the counter reaches `threshold`; the counter starts again when the last
-significant error is older than `reset_after`. A successful delivery after a retry resets the
-counter and releases the address. Ignored errors never count.
+One spelling per address, so that duplicates, the quarantine and the deny list all find it: an
+email trimmed and lower-cased, an SMS number as `+digits` (or digits alone when written without
+`+`). Preparation normalises the profiles' addresses with `address_for`; an administrator's
+input is normalised the same way (`normalise_address`), so that it matches the sending logs.
+What is known about an address (its error counter, its quarantine, the deny list) is in
+`models/address_status.py`, `models/quarantine.py` and `models/denylist.py`.
 """
 
 import re
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 
-from tortoise import fields
-from tortoise.models import Model
+from models.enums import Channel
+from models.errors import BadInput
 
 _EMAIL = re.compile(
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@"
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
 )
+_PHONE_CHARS = set("+0123456789 -().")
+MAX_ADDRESS_LENGTH = 320  # the column's width; a longer input cannot name a stored address
 
 
 def normalise_email(email: str | None) -> str | None:
@@ -35,62 +36,33 @@ def is_valid_email(email: str) -> bool:
     )
 
 
-@dataclass(frozen=True)
-class QuarantinePolicy:
-    threshold: int = 5
-    min_gap: timedelta = timedelta(hours=24)
-    reset_after: timedelta = timedelta(days=10)
+def address_for(channel: Channel, email: str | None, phone: str | None) -> tuple[str | None, bool]:
+    """The recipient's address for the channel, and whether it is valid."""
+    if channel is Channel.EMAIL:
+        address = normalise_email(email)
+        return address, address is not None and is_valid_email(address)
+    if channel is Channel.SMS:
+        number = (phone or "").strip() or None
+        if number is None:
+            return None, False
+        digits = "".join(c for c in number if c.isdigit())
+        if not (set(number) <= _PHONE_CHARS and 6 <= len(digits) <= 15):
+            return number, False
+        # One spelling per number ("+33 6 12 34 56 78" is "+33612345678"): duplicates are found.
+        return ("+" if number.startswith("+") else "") + digits, True
+    return None, False  # push: profiles carry no device token yet
 
 
-class AddressStatus(Model):
-    """One row per address that has ever failed or been deny-listed."""
-
-    address = fields.CharField(max_length=320, primary_key=True)
-    error_count = fields.IntField(default=0)
-    last_error_at = fields.DatetimeField(null=True)
-    quarantined_at = fields.DatetimeField(null=True)
-    quarantine_reason = fields.CharField(max_length=32, null=True)
-    denylisted = fields.BooleanField(default=False)
-
-    class Meta:
-        table = "address_status"
-
-
-@dataclass
-class AddressState:
-    """A plain copy of an AddressStatus row that the rules below update in memory."""
-
-    address: str
-    error_count: int = 0
-    last_error_at: datetime | None = None
-    quarantined_at: datetime | None = None
-    quarantine_reason: str | None = None
-    denylisted: bool = False
-
-
-def on_hard_error(state: AddressState, at: datetime, reason: str) -> None:
-    state.error_count += 1
-    state.last_error_at = at
-    if state.quarantined_at is None:
-        state.quarantined_at = at
-        state.quarantine_reason = reason
-
-
-def on_soft_error(state: AddressState, at: datetime, policy: QuarantinePolicy) -> None:
-    last = state.last_error_at
-    if last is not None and at - last > policy.reset_after:
-        state.error_count = 0
-        last = None
-    if last is None or at - last >= policy.min_gap:
-        state.error_count += 1
-        state.last_error_at = at
-    if state.error_count >= policy.threshold and state.quarantined_at is None:
-        state.quarantined_at = at
-        state.quarantine_reason = "SOFT_ERRORS"
-
-
-def on_success_after_retry(state: AddressState) -> None:
-    state.error_count = 0
-    state.last_error_at = None
-    state.quarantined_at = None
-    state.quarantine_reason = None
+def normalise_address(raw: str) -> str:
+    """An administrator's input as preparation stores the address (an email if it has an @,
+    otherwise an SMS number), or BAD_USER_INPUT."""
+    text = raw.strip()
+    if not text:
+        raise BadInput("the address is empty")
+    if len(text) > MAX_ADDRESS_LENGTH:
+        raise BadInput(f"the address is longer than {MAX_ADDRESS_LENGTH} characters")
+    channel = Channel.EMAIL if "@" in text else Channel.SMS
+    address, valid = address_for(channel, text, text)
+    if address is None or not valid:
+        raise BadInput(f"{text[:64]!r} is neither a valid email address nor a phone number")
+    return address

@@ -9,17 +9,17 @@ name and the delivery's label are snapshots, and a deleted delivery keeps its hi
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tortoise import fields
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
 from models.delivery import utcnow
+from models.enums import Role, holds
 
 if TYPE_CHECKING:
     from models.delivery import Delivery
-    from models.operator import Operator
 
 
 class AuditAction(StrEnum):
@@ -42,30 +42,60 @@ class AuditAction(StrEnum):
     ADDRESS_RELEASED = "ADDRESS_RELEASED"
     ADDRESS_DENYLISTED = "ADDRESS_DENYLISTED"
     ADDRESS_REMOVED_FROM_DENYLIST = "ADDRESS_REMOVED_FROM_DENYLIST"
+    # operator management (no delivery): by an administrator, or on the command line
+    OPERATOR_CREATED = "OPERATOR_CREATED"
+    OPERATOR_REVOKED = "OPERATOR_REVOKED"
+    OPERATOR_TOKEN_ROTATED = "OPERATOR_TOKEN_ROTATED"
 
 
 class AuditActor(StrEnum):
     OPERATOR = "OPERATOR"
     ENGINE = "ENGINE"
+    COMMAND_LINE = "COMMAND_LINE"  # `python -m server operator ...`: whoever runs the server
+
+
+class OperatorLike(Protocol):
+    """What an actor is made from (models.operator.Operator; a protocol, so that the audit,
+    which the operator module records into, does not import it back)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def role_set(self) -> frozenset[Role]: ...
 
 
 @dataclass(frozen=True)
 class Actor:
-    """Who acts: an operator (id and name, snapshotted) or the engine (neither)."""
+    """Who acts: an operator (id, name and roles, snapshotted), the engine or the command line
+    (neither). The roles let domain rules that depend on them (who may turn approval off)
+    live in models/."""
 
     operator_id: int | None = None
     name: str | None = None
+    roles: frozenset[Role] = frozenset()
+    console: bool = False
 
     @classmethod
-    def of(cls, operator: "Operator") -> "Actor":
-        return cls(operator_id=operator.id, name=operator.name)
+    def of(cls, operator: OperatorLike) -> "Actor":
+        return cls(operator_id=operator.id, name=operator.name, roles=operator.role_set)
 
     @property
     def kind(self) -> AuditActor:
-        return AuditActor.ENGINE if self.operator_id is None else AuditActor.OPERATOR
+        if self.operator_id is not None:
+            return AuditActor.OPERATOR
+        return AuditActor.COMMAND_LINE if self.console else AuditActor.ENGINE
+
+    def may(self, role: Role) -> bool:
+        """The engine and the command line act for the system: they hold every role."""
+        return self.operator_id is None or holds(self.roles, role)
 
 
 ENGINE = Actor()
+COMMAND_LINE = Actor(console=True)
 
 
 class AuditEvent(Model):

@@ -56,6 +56,9 @@ class Delivery(Model):
     scheduled_at = fields.DatetimeField(null=True)
     validity_period = fields.IntField()
     require_approval = fields.BooleanField(default=False)
+    # What an operator reviewed: +1 on every edit, preparation and approval, so that confirmSend
+    # can refuse a delivery that changed since the confirmer looked at it.
+    version = fields.IntField(default=1, db_default=1)  # rows from before it existed: 1
     approved_by = fields.CharField(max_length=200, null=True)
     approved_at = fields.DatetimeField(null=True)
     confirmed_by = fields.CharField(max_length=200, null=True)

@@ -4,6 +4,7 @@ Values are the contract's UPPER_CASE names so that the database, GraphQL and the
 spell them the same way.
 """
 
+from collections.abc import Iterable
 from enum import StrEnum
 
 
@@ -56,6 +57,15 @@ class Role(StrEnum):
     PREPARE_DELIVERIES = "PREPARE_DELIVERIES"
     APPROVE_DELIVERIES = "APPROVE_DELIVERIES"
     START_DELIVERIES = "START_DELIVERIES"
+
+
+def holds(roles: Iterable[Role], role: Role) -> bool:
+    """Whether these roles grant `role`: ADMINISTRATION may do everything, and
+    START_DELIVERIES includes PREPARE_DELIVERIES (SPEC §1)."""
+    held = frozenset(roles)
+    if Role.ADMINISTRATION in held or role in held:
+        return True
+    return role is Role.PREPARE_DELIVERIES and Role.START_DELIVERIES in held
 
 
 class FeedbackType(StrEnum):

@@ -15,13 +15,7 @@ from tortoise import fields
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
-from models.addresses import (
-    AddressState,
-    QuarantinePolicy,
-    on_hard_error,
-    on_soft_error,
-    on_success_after_retry,
-)
+from models.address_status import AddressState, load_address_states, save_address_states
 from models.enums import (
     IGNORED_REASONS,
     FailureReason,
@@ -30,7 +24,12 @@ from models.enums import (
     FeedbackType,
     SendingLogStatus,
 )
-from models.quarantine import load_address_states, save_address_states
+from models.quarantine import (
+    QuarantinePolicy,
+    on_hard_error,
+    on_soft_error,
+    on_success_after_retry,
+)
 from models.relay import add_to_counters, lock_deliveries
 from models.sending_log import OUTCOME_OF_FEEDBACK, Outcome, counter_deltas, transition
 from models.sql import Sql, in_list, parse_ts

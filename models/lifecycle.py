@@ -17,9 +17,9 @@ from tortoise.transactions import in_transaction
 from models.audit import ENGINE, Actor, AuditAction
 from models.audit import record as audit
 from models.delivery import LIFECYCLE, MAX_VALIDITY_SECONDS, Delivery
-from models.enums import Channel, DeliveryStatus, FeedbackMode
-from models.errors import BadInput, InvalidState, NotFound, PreparationFailed
-from models.preparation import check_content, create_logs
+from models.enums import Channel, DeliveryStatus, FeedbackMode, Role
+from models.errors import BadInput, Forbidden, InvalidState, NotFound, PreparationFailed
+from models.preparation import audience_warnings, check_content, create_logs
 from models.profile import Profile
 from models.relay import add_to_counters, cancel_unsent, has_unsent
 from models.sending_log import TABLES, Outcome, counter_deltas
@@ -42,10 +42,19 @@ class DeliveryDraft:
     scheduled_at: datetime | None = None
     validity_period: int | None = None
     feedback_mode: FeedbackMode | None = None
-    require_approval: bool = False
+    # None: false for a new delivery, unchanged by an edit
+    require_approval: bool | None = None
     recurrence_interval: int | None = None
     recurrence_count: int | None = None
     confirm_each_occurrence: bool = False
+
+
+def check_audience_size(count: int) -> None:
+    """The cap holds for the list as sent, repeated ids included: they are collapsed after."""
+    if count > MAX_AUDIENCE_IDS:
+        raise BadInput(
+            f"at most {MAX_AUDIENCE_IDS} profileIds (got {count}); use allProfiles for more"
+        )
 
 
 async def _ids(query: QuerySet[Any]) -> list[int]:
@@ -71,11 +80,11 @@ async def _validate(draft: DeliveryDraft) -> dict[str, Any]:
         raise BadInput(
             f"validityPeriod must be between 1 and {MAX_VALIDITY_SECONDS} seconds (3.5 days)"
         )
-    ids = draft.profile_ids or []
-    if draft.all_profiles and ids:
+    raw = draft.profile_ids or []
+    if draft.all_profiles and raw:
         raise BadInput("give either profileIds or allProfiles, not both")
-    if len(ids) > MAX_AUDIENCE_IDS:
-        raise BadInput(f"at most {MAX_AUDIENCE_IDS} profileIds; use allProfiles for more")
+    check_audience_size(len(raw))
+    ids = list(dict.fromkeys(raw))  # a profile listed twice is targeted once
     if ids:
         found: set[int] = set()
         for start in range(0, len(ids), 5000):  # PostgreSQL takes at most 32,767 parameters
@@ -90,19 +99,23 @@ async def _validate(draft: DeliveryDraft) -> dict[str, Any]:
         raise BadInput("recurrence count needs an interval and must be at least 1")
     if draft.confirm_each_occurrence and interval is None:
         raise BadInput("confirmation before each occurrence is for recurring deliveries")
+    audience: dict[str, Any] = {"all": True} if draft.all_profiles else {"profileIds": ids}
+    if len(ids) < len(raw):
+        audience["repeated"] = len(raw) - len(ids)
     return {
         "label": label,
         "channel": draft.channel,
         "subject": draft.subject,
         "body": draft.body,
-        "audience": {"all": True} if draft.all_profiles else {"profileIds": ids},
+        "audience": audience,
+        # What the audience calls for; the content's warnings are added at preparation.
+        "warnings": audience_warnings(audience),
         "scheduled_at": _aware(draft.scheduled_at),
         "validity_period": validity,
-        "require_approval": draft.require_approval,
         "recurrence_interval": interval,
         "recurrence_count": count,
         "confirm_each_occurrence": draft.confirm_each_occurrence,
-    }
+    } | ({} if draft.require_approval is None else {"require_approval": draft.require_approval})
 
 
 async def create_delivery(draft: DeliveryDraft, default_mode: FeedbackMode, by: Actor) -> Delivery:
@@ -149,14 +162,23 @@ async def update_delivery(delivery_id: int, draft: DeliveryDraft, by: Actor) -> 
     async with in_transaction() as conn:
         delivery = await _locked(delivery_id)
         delivery.check("edit")
+        if (
+            delivery.require_approval
+            and draft.require_approval is False
+            and not by.may(Role.APPROVE_DELIVERIES)
+        ):
+            raise Forbidden(
+                "You are not allowed to turn requireApproval off: the APPROVE_DELIVERIES role"
+                " (or ADMINISTRATION) is required."
+            )
         before = delivery.status
         values = await _validate(draft)
         if draft.feedback_mode is not None:
             values["feedback_mode"] = draft.feedback_mode
         delivery.update_from_dict(values)
         delivery.move("edit")
-        _reset_figures(delivery)
-        delivery.warnings = []  # they were about the content before the edit
+        delivery.version += 1
+        _reset_figures(delivery)  # the approval too: what was approved is no more
         await Sql(conn).execute("DELETE FROM sending_log WHERE delivery_id = ?", [delivery_id])
         await delivery.save()
         await _moved(AuditAction.UPDATED, by, delivery, before)
@@ -203,7 +225,8 @@ async def prepare_delivery(delivery_id: int, by: Actor) -> Delivery:
         if to_send == 0:
             raise PreparationFailed(["no recipient left to send to after exclusions"])
         delivery.to_send, delivery.excluded = to_send, excluded
-        delivery.warnings = warnings
+        delivery.warnings = [*audience_warnings(delivery.audience), *warnings]
+        delivery.version += 1
         delivery.move("prepare")
         await delivery.save()
         await _moved(AuditAction.PREPARED, by, delivery, S.DRAFT, toSend=to_send, excluded=excluded)
@@ -219,16 +242,27 @@ async def approve_delivery(delivery_id: int, by: Actor, now: datetime) -> Delive
         if delivery.approved_at is not None:
             raise InvalidState(f"delivery {delivery_id} is already approved")
         delivery.approved_by, delivery.approved_at = by.name, now
+        delivery.version += 1
         await delivery.save()
         await audit(AuditAction.APPROVED, by, delivery=delivery, at=now)
     return delivery
 
 
-async def confirm_send(delivery_id: int, by: Actor, now: datetime) -> Delivery:
-    """The last, irreversible step. The row lock makes a second confirmation an INVALID_STATE."""
+async def confirm_send(
+    delivery_id: int, by: Actor, now: datetime, version: int | None = None
+) -> Delivery:
+    """The last, irreversible step. The row lock makes a second confirmation an INVALID_STATE.
+
+    `version` is the delivery's version that the confirmer reviewed: if it was edited,
+    prepared or approved since, nothing is sent and the confirmer is told to look again."""
     async with in_transaction():
         delivery = await _locked(delivery_id)
         delivery.check("confirm")
+        if version is not None and version != delivery.version:
+            raise InvalidState(
+                f"delivery {delivery_id} changed since you reviewed it (version {version},"
+                f" now {delivery.version}): review it again before confirming the send"
+            )
         if delivery.require_approval and delivery.approved_at is None:
             raise InvalidState(f"delivery {delivery_id} requires approval before it is sent")
         before = delivery.status

@@ -7,54 +7,15 @@ status IGNORED, `excluded` set and the reason, so that the exclusion causes are 
 """
 
 from dataclasses import dataclass
-from html.parser import HTMLParser
 from typing import Any
-from urllib.parse import urlsplit
 
-from models.addresses import is_valid_email, normalise_email
+from models.address_status import blocked_addresses
+from models.addresses import address_for
 from models.delivery import Delivery
 from models.enums import Channel, FailureReason, FailureType
-from models.quarantine import blocked_addresses
+from models.links import LinkKind, anchors
 from models.sql import Sql
 from models.template import FIELDS, UNSUBSCRIBE_FIELD, unknown_fields
-
-_PHONE_CHARS = set("+0123456789 -().")
-
-
-class _Links(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.links: list[tuple[str, str]] = []  # (href, text)
-        self._href: str | None = None
-        self._text: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "a":
-            self._href = dict(attrs).get("href") or ""
-            self._text = []
-
-    def handle_data(self, data: str) -> None:
-        if self._href is not None:
-            self._text.append(data)
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "a" and self._href is not None:
-            self.links.append((self._href, "".join(self._text)))
-            self._href = None
-
-
-def links_of(html: str) -> list[tuple[str, str]]:
-    parser = _Links()
-    parser.feed(html)
-    parser.close()
-    return parser.links
-
-
-def is_valid_link(href: str) -> bool:
-    if href.startswith("mailto:"):
-        return "@" in href
-    parts = urlsplit(href.strip())
-    return parts.scheme in ("http", "https") and bool(parts.hostname) and " " not in href
 
 
 def check_content(channel: Channel, subject: str | None, body: str) -> tuple[list[str], list[str]]:
@@ -71,13 +32,16 @@ def check_content(channel: Channel, subject: str | None, body: str) -> tuple[lis
     if channel is Channel.EMAIL:
         if not (subject or "").strip():
             errors.append("an email needs a subject")
-        links = links_of(body)
-        for href, _ in links:
-            if href.strip() == "{{" + UNSUBSCRIBE_FIELD + "}}":
-                continue  # filled at send time with the recipient's unsubscribe page
-            if not is_valid_link(href):
-                errors.append(f"the link {href!r} is not a valid URL")
-        if not any("unsubscribe" in (href + " " + text).lower() for href, text in links):
+        found = anchors(body)
+        for anchor in found:
+            if anchor.kind is LinkKind.FORBIDDEN:
+                errors.append(
+                    f"the link {anchor.url!r} is not allowed"
+                    " (javascript:, data: and vbscript: links are never sent)"
+                )
+            elif anchor.kind is LinkKind.INVALID:
+                errors.append(f"the link {anchor.url!r} is not a valid URL")
+        if not any("unsubscribe" in (a.url + " " + a.text).lower() for a in found):
             warnings.append("the email has no unsubscribe link")
     return errors, warnings
 
@@ -87,23 +51,6 @@ class Target:
     profile_id: int
     address: str | None
     reason: FailureReason | None = None
-
-
-def address_for(channel: Channel, email: str | None, phone: str | None) -> tuple[str | None, bool]:
-    """The recipient's address for the channel, and whether it is valid."""
-    if channel is Channel.EMAIL:
-        address = normalise_email(email)
-        return address, address is not None and is_valid_email(address)
-    if channel is Channel.SMS:
-        number = (phone or "").strip() or None
-        if number is None:
-            return None, False
-        digits = "".join(c for c in number if c.isdigit())
-        if not (set(number) <= _PHONE_CHARS and 6 <= len(digits) <= 15):
-            return number, False
-        # One spelling per number ("+33 6 12 34 56 78" is "+33612345678"): duplicates are found.
-        return ("+" if number.startswith("+") else "") + digits, True
-    return None, False  # push: profiles carry no device token yet
 
 
 def resolve_targets(
@@ -137,13 +84,22 @@ EXCLUSION_TYPE = {
 }
 
 
+def audience_warnings(audience: dict[str, Any]) -> list[str]:
+    """What an operator should know about the audience as given: ids it listed more than once."""
+    repeated = int(audience.get("repeated", 0))
+    if not repeated:
+        return []
+    return [f"{repeated} repeated profileIds collapsed: each profile is targeted once"]
+
+
 async def audience_profiles(
     sql: Sql, audience: dict[str, Any]
 ) -> list[tuple[int, str | None, str | None]]:
     if audience.get("all"):
         rows = await sql.rows("SELECT id, email, phone FROM profile ORDER BY id")
     else:
-        ids = [int(i) for i in audience.get("profileIds", [])]
+        # Distinct: audiences stored before repeats were collapsed at creation may hold some.
+        ids = list(dict.fromkeys(int(i) for i in audience.get("profileIds", [])))
         rows = []
         for start in range(0, len(ids), 5000):
             chunk = ids[start : start + 5000]
@@ -154,7 +110,7 @@ async def audience_profiles(
                 chunk,
             )
         by_id = {r["id"]: r for r in rows}
-        rows = [by_id[i] for i in ids if i in by_id]  # a profile listed twice is a duplicate
+        rows = [by_id[i] for i in ids if i in by_id]
     return [(r["id"], r["email"], r["phone"]) for r in rows]
 
 

@@ -14,7 +14,7 @@ from tortoise import fields
 from tortoise.models import Model
 
 from models.sql import Sql
-from models.template import FIELDS, links_of
+from models.template import links_of
 
 if TYPE_CHECKING:
     from models.delivery import Delivery
@@ -26,6 +26,9 @@ class TrackingKind(StrEnum):
     CLICK = "CLICK"
 
 
+# One row per recipient and open, or per recipient and link clicked: the first hit's time, the
+# latest's, and how many there were. Repeated hits update the row, so a recipient (or a script)
+# loading the pixel 5,000 times costs one row, not 5,000.
 class TrackingLog(Model):
     id = fields.IntField(primary_key=True)
     delivery: fields.ForeignKeyRelation["Delivery"] = fields.ForeignKeyField(
@@ -35,8 +38,13 @@ class TrackingLog(Model):
         "models.SendingLog", related_name="tracking_logs", on_delete=fields.CASCADE
     )
     kind = fields.CharEnumField(TrackingKind, max_length=8, description="kind")
+    # The clicked link's index in the delivery's body; 0 for an open. (Clicks stored before
+    # rows were merged have negative numbers, one per distinct url of their recipient.)
+    link = fields.IntField(default=0, db_default=0)
     url = fields.TextField(null=True)
-    at = fields.DatetimeField()
+    at = fields.DatetimeField()  # the first hit
+    last_at = fields.DatetimeField(null=True)  # the latest hit (always written)
+    hits = fields.IntField(default=1, db_default=1)
 
     delivery_id: int
     sending_log_id: int
@@ -44,6 +52,7 @@ class TrackingLog(Model):
     class Meta:
         table = "tracking_log"
         indexes = (("delivery_id", "kind", "sending_log_id"),)
+        unique_together = (("sending_log_id", "kind", "link"),)
 
 
 async def count_opens_and_clicks(sql: Sql, delivery_id: int) -> tuple[int, int]:
@@ -116,7 +125,7 @@ TRACKING_PATHS = {TokenKind.OPEN: "t/o", TokenKind.CLICK: "t/c", TokenKind.UNSUB
 # The largest id a tracking token may carry: the id columns are 32-bit integers, and a number
 # beyond them would make the whole batched INSERT fail on PostgreSQL.
 MAX_ID = 2**31 - 1
-# Rows per INSERT statement: 5 parameters each keeps a statement far below SQLite's limit.
+# Rows per INSERT statement: 8 parameters each keeps a statement far below SQLite's limit.
 ROWS_PER_STATEMENT = 1000
 
 
@@ -133,32 +142,89 @@ class Hit:
     kind: TrackingKind
     at: datetime
     url: str | None = None
+    link: int = 0  # the clicked link's index; 0 for an open
+
+    @property
+    def key(self) -> tuple[int, TrackingKind, int]:
+        """What a tracking log row stands for (its unique key)."""
+        return (self.log_id, self.kind, self.link)
 
 
-async def record_hits(sql: Sql, hits: Sequence[Hit]) -> int:
-    """Insert hits in multi-row statements, keeping only those whose sending log still exists
-    and belongs to the hit's delivery (a delivery deleted meanwhile loses its hits, silently).
-    Returns the number of rows stored."""
+@dataclass
+class Tally:
+    """The hits of one key waiting to be stored: the first, the latest and how many."""
+
+    first: Hit
+    last_at: datetime
+    hits: int = 1
+
+    @classmethod
+    def of(cls, hit: Hit) -> "Tally":
+        return cls(hit, hit.at)
+
+    def add(self, hit: Hit) -> None:
+        self.hits += 1
+        self.last_at = max(self.last_at, hit.at)
+
+
+LATEST = "COALESCE(tracking_log.last_at, tracking_log.at)"
+# A counter that reaches this stops counting: a row never overflows its 32-bit column.
+MAX_HITS = 2**31 - 1
+
+
+async def record_hits(sql: Sql, tallies: Sequence[Tally]) -> int:
+    """Store tallies, one row per key: a new key inserts its row, a known one adds its hits
+    to the row's counter and moves `last_at` (INSERT ... ON CONFLICT DO UPDATE, multi-row).
+    Only tallies whose sending log still exists in the hit's delivery are kept (a delivery
+    deleted meanwhile loses its hits, silently). Returns the number of hits stored.
+
+    Rows are written in key order, so that two processes storing the same keys lock them in
+    the same order and cannot deadlock.
+    """
+    merged: dict[tuple[int, TrackingKind, int], Tally] = {}
+    for tally in tallies:
+        known = merged.get(tally.first.key)
+        if known is None:
+            merged[tally.first.key] = Tally(tally.first, tally.last_at, tally.hits)
+        else:  # one statement may not touch a row twice
+            known.hits += tally.hits
+            known.last_at = max(known.last_at, tally.last_at)
+    ordered = [merged[key] for key in sorted(merged)]
     stored = 0
-    # VALUES columns are named column1..column5 on both SQLite and PostgreSQL. PostgreSQL types
+    # VALUES columns are named column1..column8 on both SQLite and PostgreSQL. PostgreSQL types
     # untyped VALUES parameters as text, hence the casts (harmless on SQLite).
     at = "CAST(? AS TIMESTAMPTZ)" if sql.postgres else "?"
-    row = f"(CAST(? AS INTEGER), CAST(? AS INTEGER), ?, ?, {at})"
-    for start in range(0, len(hits), ROWS_PER_STATEMENT):
-        chunk = hits[start : start + ROWS_PER_STATEMENT]
+    row = f"(CAST(? AS INTEGER), CAST(? AS INTEGER), ?, CAST(? AS INTEGER), ?, {at}, {at},"
+    row += " CAST(? AS INTEGER))"
+    for start in range(0, len(ordered), ROWS_PER_STATEMENT):
+        chunk = ordered[start : start + ROWS_PER_STATEMENT]
         params: list[Any] = []
-        for hit in chunk:
-            params += [hit.delivery_id, hit.log_id, hit.kind.value, hit.url, sql.ts(hit.at)]
-        # RETURNING counts the rows: tortoise reads an INSERT's count wrong on PostgreSQL.
-        inserted = await sql.rows(
-            "INSERT INTO tracking_log (delivery_id, sending_log_id, kind, url, at)"
-            " SELECT v.column1, v.column2, v.column3, v.column4, v.column5"
+        for tally in chunk:
+            hit = tally.first
+            params += [hit.delivery_id, hit.log_id, hit.kind.value, hit.link, hit.url]
+            params += [sql.ts(hit.at), sql.ts(tally.last_at), min(tally.hits, MAX_HITS)]
+        # RETURNING names the rows: tortoise reads an INSERT's count wrong on PostgreSQL.
+        written = await sql.rows(
+            "INSERT INTO tracking_log"
+            " (delivery_id, sending_log_id, kind, link, url, at, last_at, hits)"
+            " SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6,"
+            " v.column7, v.column8"
             " FROM (VALUES " + ",".join([row] * len(chunk)) + ") AS v"
             " WHERE EXISTS (SELECT 1 FROM sending_log s"
-            " WHERE s.id = v.column2 AND s.delivery_id = v.column1) RETURNING id",
+            " WHERE s.id = v.column2 AND s.delivery_id = v.column1)"
+            " ON CONFLICT (sending_log_id, kind, link) DO UPDATE SET"
+            f" hits = CASE WHEN tracking_log.hits >= {MAX_HITS} - excluded.hits THEN {MAX_HITS}"
+            " ELSE tracking_log.hits + excluded.hits END,"
+            " at = CASE WHEN excluded.at < tracking_log.at THEN excluded.at"
+            " ELSE tracking_log.at END,"
+            f" last_at = CASE WHEN excluded.last_at > {LATEST} THEN excluded.last_at"
+            f" ELSE {LATEST} END"
+            " RETURNING sending_log_id, kind, link",
             params,
         )
-        stored += len(inserted)
+        for r in written:
+            key = (int(r["sending_log_id"]), TrackingKind(r["kind"]), int(r["link"]))
+            stored += merged[key].hits
     return stored
 
 
@@ -172,9 +238,9 @@ async def deliveries_tracked_since(after_id: int) -> tuple[set[int], int]:
 
 
 async def tracking_counts(sql: Sql, delivery_id: int) -> dict[TrackingKind, int]:
-    """Rows per kind (every open and click, not distinct recipients)."""
+    """Hits per kind (every open and click counted, not distinct recipients)."""
     rows = await sql.rows(
-        "SELECT kind, COUNT(*) AS n FROM tracking_log WHERE delivery_id = ? GROUP BY kind",
+        "SELECT kind, SUM(hits) AS n FROM tracking_log WHERE delivery_id = ? GROUP BY kind",
         [delivery_id],
     )
     counts = dict.fromkeys(TrackingKind, 0)
@@ -218,16 +284,3 @@ async def delivery_links(sql: Sql, delivery_id: int) -> DeliveryLinks | None:
         return None
     changeable = LIFECYCLE["edit"][0] | LIFECYCLE["delete"][0]
     return DeliveryLinks(tuple(links_of(rows[0]["body"])), rows[0]["status"] not in changeable)
-
-
-async def field_values(sql: Sql, recipient: Recipient) -> dict[str, str | None]:
-    """The recipient's personalisation values, by template field name ({{firstName}} ...)."""
-    values: dict[str, str | None] = dict.fromkeys(FIELDS)
-    if recipient.profile_id is not None:
-        columns = ", ".join(FIELDS.values())
-        rows = await sql.rows(f"SELECT {columns} FROM profile WHERE id = ?", [recipient.profile_id])
-        if rows:
-            values = {name: rows[0][column] for name, column in FIELDS.items()}
-    if values.get("email") is None and "@" in recipient.address:
-        values["email"] = recipient.address  # the profile is gone: the log still knows it
-    return values

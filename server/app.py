@@ -4,7 +4,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -47,12 +46,6 @@ class Runtime:
     engine: Engine | None
 
 
-def _ensure_sqlite_dir(url: str) -> None:
-    if url.startswith("sqlite://") and ":memory:" not in url:
-        path = url[len("sqlite://") :].split("?", 1)[0]
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-
-
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
     if settings.feedback_secret == DEFAULT_SECRET:
@@ -79,7 +72,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        _ensure_sqlite_dir(settings.database_url)
         await apply_migrations(settings.database_url)
         async with RegisterTortoise(app, config=tortoise_config(settings.database_url)):
             await hub.start()

@@ -1,4 +1,4 @@
-"""`python -m server serve | worker | migrate | operator create NAME --role ROLE ...`"""
+"""`python -m server serve | worker | migrate | operator create|revoke|rotate NAME ...`"""
 
 import argparse
 import asyncio
@@ -32,32 +32,62 @@ def _parser() -> argparse.ArgumentParser:
         choices=[r.value for r in Role],
         help="repeat for several roles; none = no role",
     )
+    revoke = op_commands.add_parser(
+        "revoke",
+        help="revoke an operator: its token stops working everywhere, open WebSockets included"
+        " (within TOKEN_CACHE_SECONDS)",
+    )
+    revoke.add_argument("name")
+    rotate = op_commands.add_parser(
+        "rotate", help="give an operator a new token (printed on the last line); the old one stops"
+    )
+    rotate.add_argument("name")
     return parser
 
 
 async def _migrate(settings: Settings) -> None:
-    from server.app import _ensure_sqlite_dir
     from server.db import apply_migrations
 
-    _ensure_sqlite_dir(settings.database_url)
     await apply_migrations(settings.database_url)
 
 
-async def _create_operator(settings: Settings, name: str, roles: list[str]) -> str:
+async def _operator_command(settings: Settings, args: argparse.Namespace) -> str | None:
+    """Run one `operator` command on the database; the token to print last, if any."""
     from tortoise import Tortoise
 
-    from models.operator import create_operator
+    from models import operator as m_operator
+    from models.audit import COMMAND_LINE
     from server.db import tortoise_config
 
+    if args.operator_command == "create":
+        m_operator.operator_name(args.name)  # refused before the database is even opened
     await _migrate(settings)
     await Tortoise.init(config=tortoise_config(settings.database_url))
     try:
-        operator, token = await create_operator(name, [Role(r) for r in roles])
+        if args.operator_command == "create":
+            created, token = await m_operator.create_operator(
+                args.name, [Role(r) for r in args.role]
+            )
+            roles_text = ", ".join(created.roles) or "no role"
+            print(f"created operator {created.name!r} (id {created.id}) with {roles_text}")
+            return token
+        if args.operator_command == "rotate":
+            rotated, token = await m_operator.rotate_operator_token(COMMAND_LINE, name=args.name)
+            print(
+                f"new token for operator {rotated.name!r} (id {rotated.id}); the old one no"
+                f" longer works (servers forget it within TOKEN_CACHE_SECONDS,"
+                f" {settings.token_cache_seconds:g} s)"
+            )
+            return token
+        revoked = await m_operator.revoke_operator(COMMAND_LINE, name=args.name)
+        print(
+            f"revoked operator {revoked.name!r} (id {revoked.id}): its token stops working,"
+            f" open WebSockets included, within TOKEN_CACHE_SECONDS"
+            f" ({settings.token_cache_seconds:g} s)"
+        )
+        return None
     finally:
         await Tortoise.close_connections()
-    roles_text = ", ".join(operator.roles) or "no role"
-    print(f"created operator {operator.name!r} (id {operator.id}) with {roles_text}")
-    return token
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,9 +137,12 @@ def main(argv: list[str] | None = None) -> int:
         print("migrations applied")
         return 0
     try:
-        token = asyncio.run(_create_operator(settings, args.name, args.role))
+        token = asyncio.run(_operator_command(settings, args))
     except DomainError as error:
+        # stderr and a non-zero status, nothing on stdout: `TOKEN=$(... | tail -n 1)` gets
+        # an empty string (and `set -o pipefail` stops the script), never this message.
         print(f"error: {error.message}", file=sys.stderr)
         return 2
-    print(token)
+    if token is not None:
+        print(token)
     return 0

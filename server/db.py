@@ -2,6 +2,7 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
@@ -65,8 +66,17 @@ async def migration_lock(database_url: str) -> AsyncIterator[None]:
         conn.terminate()  # ends the session: the lock is released with it
 
 
+def ensure_sqlite_dir(database_url: str) -> None:
+    """A SQLite file's folder (data/ by default) is created on first start."""
+    if database_url.startswith("sqlite://") and ":memory:" not in database_url:
+        path = database_url[len("sqlite://") :].split("?", 1)[0]
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
 async def apply_migrations(database_url: str) -> None:
-    """Bring the schema up to date. Call before the ORM is registered for the app."""
+    """Bring the schema up to date (creating a SQLite file's folder first). Call before the ORM
+    is registered for the app."""
+    ensure_sqlite_dir(database_url)
     async with migration_lock(database_url):
         await migrate(config=tortoise_config(database_url))
         await Tortoise.close_connections()

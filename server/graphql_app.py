@@ -1,7 +1,10 @@
 """The strawberry ASGI app: authentication over HTTP and in the WebSocket `connection_init`."""
 
+import asyncio
+import logging
 from contextvars import ContextVar
 from datetime import timedelta
+from typing import Any
 
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
@@ -17,8 +20,9 @@ from strawberry.types.unset import UnsetType
 
 from graphql_schema.context import Context
 from graphql_schema.schema import SchemaOptions, build_schema
+from models.errors import storage_failure
 from server.bus import DELIVERY_TOPIC, ENGINE_TOPIC, EventBus
-from server.http import auth_failures
+from server.http import auth_failures, json_input
 from server.http.graphiql import graphiql_page
 from server.http.graphql_http import (
     GRAPHQL_RESPONSE,
@@ -29,10 +33,13 @@ from server.http.graphql_http import (
     is_request_error,
     negotiate,
 )
+from server.http.operator_sockets import OperatorCheckedHandler, OperatorSockets
 from server.http.token_cache import TokenCache
 from server.http.websocket_guard import websocket_origins
 from server.progress import ProgressHub
 from server.settings import Settings
+
+log = logging.getLogger(__name__)
 
 # The WebSocket whose `connection_init` on_ws_connect is checking: strawberry calls get_context
 # and then on_ws_connect in the connection's own task, and hands on_ws_connect only the context.
@@ -47,6 +54,8 @@ def bearer(value: object) -> str | None:
 
 
 class GraphQLApp(GraphQL[Context, None]):
+    graphql_transport_ws_handler_class = OperatorCheckedHandler  # revoked means revoked
+
     def __init__(self, settings: Settings, bus: EventBus, hub: ProgressHub) -> None:
         options = SchemaOptions(
             production=settings.production,
@@ -65,6 +74,7 @@ class GraphQLApp(GraphQL[Context, None]):
         )
         self.settings, self.bus, self.hub = settings, bus, hub
         self.tokens = TokenCache(settings.token_cache_seconds)
+        self.sockets = OperatorSockets(settings.token_cache_seconds or 1.0)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         """GraphiQL for browsers (Accept: text/html) outside production (404 in production).
@@ -95,7 +105,33 @@ class GraphQLApp(GraphQL[Context, None]):
                 negotiate(request.headers.get("accept")),
                 {"Allow": allow} if error.status_code == 405 else None,
             )
+        except Exception as error:
+            # The database away (a restart) or full before GraphQL ran (the token lookup): a
+            # 503 that says so, not a bare 500. Inside GraphQL, graphql_schema/errors.py does it.
+            storage = storage_failure(error)
+            if storage is None:
+                raise
+            log.error("database failure before GraphQL ran: %s (%s)", storage, error)
+            response = error_response(
+                503,
+                storage,
+                negotiate(request.headers.get("accept")),
+                {"Retry-After": "1"},
+                {"code": "INTERNAL_SERVER_ERROR", "reason": "STORAGE"},
+            )
         await response(scope, receive, send)
+
+    def decode_json(self, data: str | bytes) -> object:
+        """Bodies, GET parameters and WebSocket messages (server/http/json_input.py); every
+        string in them may reach the database, so NUL is refused too."""
+        return json_input.loads(data, storable=True)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        """A 400 that says what is wrong with the JSON (strawberry's says only that it is)."""
+        try:
+            return self.decode_json(data)
+        except json_input.InvalidJson as error:
+            raise HTTPException(400, f"Unable to parse request body as JSON: {error}") from None
 
     async def parse_http_body(
         self, request: AsyncHTTPRequestAdapter
@@ -162,7 +198,14 @@ class GraphQLApp(GraphQL[Context, None]):
             changed=changed,
             wake_engine=wake_engine,
             progress=self.hub,
+            operator_changed=self._operator_changed,
         )
+
+    async def _operator_changed(self, operator_id: int) -> None:
+        """Revoked or rotated here: forget its cached token now, close its sockets as soon as
+        this request (or socket operation) has answered."""
+        self.tokens.forget(operator_id)
+        self.sockets.close_after(operator_id, asyncio.current_task())
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket

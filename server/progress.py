@@ -16,6 +16,7 @@ interval, rounds never overlap, and a change after a quiet spell is read at once
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +26,8 @@ from typing import Any
 from models.delivery import Delivery, utcnow
 from models.enums import TERMINAL_STATUSES
 from server.bus import DELIVERY_TOPIC, EventBus
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class Snapshot:
         return self.delivery.status in TERMINAL_STATUSES
 
 
+READ_BACKOFF = (0.1, 1.0)  # first and longest pause between reads the database did not answer
 DRAIN_TIMEOUT = 10.0  # seconds; a safety net: the round's takers are all runnable already
 FANOUT_SLICE = 20  # subscribers woken per turn of the event loop (about 8 ms of work)
 
@@ -74,7 +78,7 @@ class _Watch:
         try:
             while True:
                 self.dirty.clear()
-                delivery = await Delivery.get_or_none(id=self.delivery_id)
+                delivery = await self._read()
                 snap = Snapshot(delivery, utcnow()) if delivery is not None else None
                 if snap is None or self.snapshot is None or snap.key != self.snapshot.key:
                     await self._publish(snap)
@@ -91,6 +95,24 @@ class _Watch:
         finally:
             if not self.gone and (self.snapshot is None or not self.snapshot.final):
                 await self._publish(None)
+
+    async def _read(self) -> Delivery | None:
+        """The delivery row. While the database cannot answer (a restart, a fail-over, a full
+        disk) the subscribers keep waiting and the read is tried again, pausing longer each
+        time, instead of their streams ending: they resume by themselves."""
+        pause = READ_BACKOFF[0]
+        while True:
+            try:
+                return await Delivery.get_or_none(id=self.delivery_id)
+            except Exception as error:
+                log.warning(
+                    "live progress of delivery %s: cannot read it (%s); retrying in %.1f s",
+                    self.delivery_id,
+                    error,
+                    pause,
+                )
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, READ_BACKOFF[1])
 
     async def _publish(self, snap: Snapshot | None) -> None:
         async with self.changed:
@@ -136,7 +158,11 @@ class ProgressHub:
         async with self.bus.subscribe(DELIVERY_TOPIC) as events:
             ready.set()
             async for event in events:
-                watch = self._watches.get(int(event.get("id", 0)))
+                if "id" not in event:  # RESYNC: events may have been lost, re-read them all
+                    for each in list(self._watches.values()):
+                        each.dirty.set()
+                    continue
+                watch = self._watches.get(int(event["id"]))
                 if watch is not None:
                     watch.dirty.set()
 

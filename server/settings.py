@@ -8,6 +8,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.enums import FeedbackMode
+from server.bus import PREFIX_PATTERN
 
 DEFAULT_SECRET = "change-me"
 
@@ -22,6 +23,9 @@ class Settings(BaseSettings):
     stats_refresh_seconds: float = Field(3600.0, gt=0)
     public_url: str | None = None
     event_bus_url: str = "memory://"
+    # Channel prefix on a shared Redis or PostgreSQL bus (docs/event-bus.md); unset: derived
+    # from DATABASE_URL, so that only processes of one database hear each other.
+    event_bus_prefix: str | None = Field(None, pattern=PREFIX_PATTERN)
 
     # Engine tuning (not part of the contract; documented in docs/configuration.md).
     engine_enabled: bool = True

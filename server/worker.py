@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from tortoise import Tortoise
 
-from server.bus import EventBus, make_bus
+from server.bus import EventBus, default_prefix, make_bus
 from server.db import apply_migrations, tortoise_config
 from server.engine import Engine
 from server.engine.intake import FeedbackIntake
@@ -32,7 +32,8 @@ class Core:
 
 
 def build_core(settings: Settings, *, engine: bool) -> Core:
-    bus = make_bus(settings.event_bus_url)
+    prefix = settings.event_bus_prefix or default_prefix(settings.database_url)
+    bus = make_bus(settings.event_bus_url, prefix)
     mta = make_mta(settings)  # fail at start-up on a bad MTA_URL, not at first send
     intake = FeedbackIntake(bus, settings.quarantine_threshold, settings.quarantine_gap_hours)
     return Core(bus, mta, intake, Engine(settings, bus, mta, intake) if engine else None)
@@ -40,15 +41,12 @@ def build_core(settings: Settings, *, engine: bool) -> Core:
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Run until SIGTERM / SIGINT (or `stop`), then let the engine finish its batch."""
-    from server.app import _ensure_sqlite_dir
-
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     core = build_core(settings, engine=True)
     assert core.engine is not None
-    _ensure_sqlite_dir(settings.database_url)
     await apply_migrations(settings.database_url)
     await Tortoise.init(config=tortoise_config(settings.database_url))
     try:

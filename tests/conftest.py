@@ -44,6 +44,7 @@ LONGEST_FIRST = (
     "tests/test_fuzz_webhook.py",
     "tests/test_cluster.py",
     "tests/test_fuzz_graphql.py",
+    "tests/test_faults.py",
     "tests/test_worker.py",
     "tests/test_restart.py",
     "tests/test_state_machine.py",

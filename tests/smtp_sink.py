@@ -13,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.policy import default as default_policy
+from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
@@ -212,19 +213,46 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
 # ---- a sink in its own process, for sends too large to keep in memory -----------------------
 
 
-def _run_counting_sink(
-    port: int, total: Any, ready: Any, stop: Any, out: str, delay: float
-) -> None:
-    from aiosmtpd.controller import Controller as ProcessController
+class Mode(IntEnum):
+    """How the counting sink answers a new connection (CountingSink.set_mode). Leaving UP
+    closes every open session, as a relay that restarts would (answers already written are
+    flushed first, so a message the sink counted was answered 250)."""
 
+    UP = 0  # a working SMTP server
+    DOWN = 1  # the port is closed: connection refused
+    REFUSE = 2  # accepts, answers `421` and hangs up (an MTA that is shutting down or overloaded)
+    HANG = 3  # accepts and never says a word (past the client's timeout)
+
+
+HEADER = b"X-Delivery-Message-Id:"
+REFUSAL = b"421 4.3.2 sink.test Service not available, closing transmission channel\r\n"
+
+
+def _run_counting_sink(
+    port: int, total: Any, mode: Any, applied: Any, ready: Any, stop: Any, out: str, delay: float
+) -> None:
     with contextlib.suppress(ImportError):  # uvloop: a faster sink, so the workers set the pace
         import uvloop
 
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    ids = asyncio.run(_serve_counting_sink(port, total, mode, applied, ready, stop, delay))
+    Path(out).write_bytes(b"\n".join(ids))
+
+
+async def _serve_counting_sink(
+    port: int, total: Any, mode: Any, applied: Any, ready: Any, stop: Any, delay: float
+) -> list[bytes]:
+    from aiosmtpd.smtp import SMTP
+
+    loop = asyncio.get_running_loop()
     ids: list[bytes] = []
+    sessions: set[asyncio.BaseTransport] = set()
 
     class Handler:
         async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            if delay:
+                await asyncio.sleep(delay)
+            # Counted when answered: a message whose answer never left was not taken.
             content: bytes = envelope.original_content
             start = content.find(HEADER)
             if start >= 0:
@@ -232,27 +260,75 @@ def _run_counting_sink(
                 ids.append(content[start : content.find(b"\r\n", start)].strip())
             with total.get_lock():
                 total.value += 1
-            if delay:
-                await asyncio.sleep(delay)
             return "250 OK: queued"
 
-    controller = ProcessController(
-        Handler(), hostname="127.0.0.1", port=port, server_hostname="sink.test"
-    )
-    controller.start()
+    handler = Handler()
+
+    class Session(SMTP):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            sessions.add(transport)
+            super().connection_made(transport)
+
+        def connection_lost(self, error: Exception | None) -> None:
+            if self.transport is not None:
+                sessions.discard(self.transport)
+            super().connection_lost(error)
+
+    class Refuse(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            transport.write(REFUSAL)  # type: ignore[attr-defined]  (uvloop: not a WriteTransport)
+            transport.close()
+
+    class Hang(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+            sessions.add(transport)
+
+        def connection_lost(self, error: Exception | None) -> None:
+            sessions.discard(self.transport)
+
+    def factory() -> asyncio.BaseProtocol:
+        current = mode.value
+        if current == Mode.REFUSE:
+            return Refuse()
+        if current == Mode.HANG:
+            return Hang()
+        return Session(handler, hostname="sink.test", loop=loop)
+
+    async def listen() -> asyncio.AbstractServer:
+        return await loop.create_server(factory, "127.0.0.1", port, reuse_address=True)
+
+    server: asyncio.AbstractServer | None = await listen()
+    current = Mode.UP
+    applied.value = current
     ready.set()
-    stop.wait()
-    controller.stop()
-    Path(out).write_bytes(b"\n".join(ids))
-
-
-HEADER = b"X-Delivery-Message-Id:"
+    while not stop.is_set():
+        wanted = Mode(mode.value)
+        if wanted != current:
+            if current == Mode.UP or wanted == Mode.DOWN:
+                for transport in list(sessions):
+                    transport.close()  # flushes what was already answered, then hangs up
+                sessions.clear()
+            if wanted == Mode.DOWN and server is not None:
+                server.close()
+                await server.wait_closed()
+                server = None
+            elif wanted != Mode.DOWN and server is None:
+                server = await listen()
+            current = wanted
+            applied.value = current
+        await asyncio.sleep(0.005)
+    if server is not None:
+        server.close()
+    return ids
 
 
 class CountingSink:
     """An SMTP server in a process of its own that keeps only each message's delivery message
     id: it counts relays across worker processes (the test's own process stays free) for sends
-    of 100,000 messages. `delay` makes every DATA answer that much later: a slow MTA."""
+    of 100,000 messages. `delay` makes every DATA answer that much later: a slow MTA.
+    `set_mode` stops it (connection refused), makes it answer `421` or hang on connect, and
+    starts it again on the same port (tests/faults.py)."""
 
     def __init__(self, directory: Path, delay: float = 0.0) -> None:
         import multiprocessing
@@ -260,11 +336,21 @@ class CountingSink:
         context = multiprocessing.get_context("spawn")
         self.port = free_port()
         self.total = context.Value("q", 0)
+        self._mode, self._applied = context.Value("i", Mode.UP), context.Value("i", -1)
         self._ready, self._stop = context.Event(), context.Event()
         self._out = directory / f"sink-{self.port}.ids"
         self._process = context.Process(
             target=_run_counting_sink,
-            args=(self.port, self.total, self._ready, self._stop, str(self._out), delay),
+            args=(
+                self.port,
+                self.total,
+                self._mode,
+                self._applied,
+                self._ready,
+                self._stop,
+                str(self._out),
+                delay,
+            ),
             daemon=True,
         )
         self.ids: Counter[str] = Counter()
@@ -291,10 +377,23 @@ class CountingSink:
     def received(self) -> int:
         return int(self.total.value)
 
+    @property
+    def mode(self) -> Mode:
+        return Mode(self._applied.value)
+
+    async def set_mode(self, mode: Mode, timeout: float = 5) -> None:
+        """Switch, and return once the sink behaves so (the port closed for DOWN)."""
+        self._mode.value = mode
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self._applied.value != mode:
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"the counting sink did not switch to {mode.name}")
+            await asyncio.sleep(0.005)
+
     async def wait_for(self, count: int, timeout: float = 60) -> int:
         deadline = asyncio.get_running_loop().time() + timeout
         while (got := self.received) < count:
             if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"the sink got {got} messages, expected {count}")
-            await asyncio.sleep(0.05)
+                raise AssertionError(f"the counting sink got {got} messages, expected {count}")
+            await asyncio.sleep(0.01)
         return got

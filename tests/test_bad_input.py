@@ -1,6 +1,7 @@
 """CONTRACT errors: NOT_FOUND, BAD_USER_INPUT and INVALID_STATE, and nothing written after any."""
 
 import base64
+import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -407,3 +408,32 @@ async def test_a_too_long_profile_field_is_bad_user_input_and_creates_none(idle:
         assert "longer than" in error["message"]
     assert await imported_as_new(idle, "ok@example.com")
     assert await imported_as_new(idle, "long@example.com")
+
+
+async def test_finding_12_text_no_database_can_store_is_bad_user_input_and_writes_nothing(
+    idle: Api,
+) -> None:
+    """A NUL or a lone surrogate in a variable or a literal used to reach the INSERT and come
+    back as an internal error on PostgreSQL."""
+    for bad, reason in (("x\x00y", "a NUL character"), ("x\ud800y", "a lone surrogate")):
+        rows = [{"email": "fine@example.com"}, {"email": "bad@example.com", "firstName": bad}]
+        payload = json.dumps({"query": IMPORT, "variables": {"p": rows}})  # ASCII: \ud800
+        response = await idle.http.post(
+            "/graphql",
+            content=payload,
+            headers={
+                "authorization": f"Bearer {idle.tokens['admin']}",
+                "content-type": "application/json",
+            },
+        )
+        assert response.status_code == 400
+        body = response.json()
+        assert [code(e) for e in body["errors"]] == ["BAD_USER_INPUT"], body
+        assert f"a string holds {reason}" in body["errors"][0]["message"]
+    error = await idle.error(
+        'mutation { importProfiles(profiles: [{email: "fine@example.com"},'
+        ' {email: "bad@example.com", lastName: "x\\u0000y"}]) { created } }'
+    )
+    assert code(error) == "BAD_USER_INPUT"
+    assert await imported_as_new(idle, "fine@example.com")
+    assert await imported_as_new(idle, "bad@example.com")

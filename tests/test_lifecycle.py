@@ -399,7 +399,7 @@ async def test_a_sent_message_appears_in_the_history_of_each_targeted_profile(ap
         " address } } }"
     )
     for profile_id in ids[:3]:
-        profile = (await api.gql(query, {"p": profile_id}, as_="reader"))["profile"]
+        profile = (await api.gql(query, {"p": profile_id}))["profile"]  # messageId: admins
         [entry] = profile["history"]
         log = logs[profile["email"]]
         assert entry == {

@@ -17,7 +17,7 @@ LOGS = (
 )
 REPORT = (
     "query($id: ID!) { delivery(id: $id) { status excludedCount exclusions { reason count }"
-    " kpis { toSend processed } } }"
+    " warnings kpis { toSend processed } } }"
 )
 
 
@@ -61,27 +61,28 @@ async def test_preparation_excludes_duplicates_invalid_and_empty_addresses_with_
             {"email": "   "},  # blank: no email either
         ],
     )
-    audience = [*ids, ids[1]]  # the second profile listed twice
+    audience = [*ids, ids[1]]  # the second profile listed twice: targeted once (finding 10)
     delivery_id = await prepared(api, audience)
 
     summary = await report(api, delivery_id)
     assert summary["status"] == "READY"
     assert summary["kpis"]["toSend"] == 2
-    assert summary["excludedCount"] == 6
+    assert summary["excludedCount"] == 5
     assert summary["exclusions"] == [
         {"reason": "ADDRESS_EMPTY", "count": 2},
-        {"reason": "DUPLICATE", "count": 2},
+        {"reason": "DUPLICATE", "count": 1},
         {"reason": "INVALID_ADDRESS", "count": 2},
     ]
+    assert "1 repeated profileIds collapsed: each profile is targeted once" in summary["warnings"]
 
     logs = await all_logs(api, delivery_id)
-    assert len(logs) == len(audience)
+    assert len(logs) == len(ids)
     by_profile: dict[str, list[dict[str, Any]]] = {}
     for log in logs:
         by_profile.setdefault(log["profile"]["id"], []).append(log)
     expected: dict[str, list[tuple[str, str | None, str | None]]] = {
         ids[0]: [("TO_SEND", None, None)],
-        ids[1]: [("TO_SEND", None, None), ("IGNORED", "IGNORED", "DUPLICATE")],
+        ids[1]: [("TO_SEND", None, None)],
         ids[2]: [("IGNORED", "IGNORED", "DUPLICATE")],  # the first profile keeps the address
         ids[3]: [("IGNORED", "HARD", "INVALID_ADDRESS")],
         ids[4]: [("IGNORED", "HARD", "INVALID_ADDRESS")],
@@ -110,7 +111,7 @@ async def test_preparation_excludes_duplicates_invalid_and_empty_addresses_with_
     relayed = server.runtime.mta.relayed
     assert sorted(relayed.values()) == [1, 1]  # excluded recipients are never relayed
     after = Counter(log["status"] for log in await all_logs(api, delivery_id))
-    assert after == {"SENT": 2, "IGNORED": 6}
+    assert after == {"SENT": 2, "IGNORED": 5}
 
 
 async def test_a_quarantined_address_is_excluded_from_later_deliveries(api: Api) -> None:
@@ -232,5 +233,53 @@ async def test_preparing_again_after_an_edit_recomputes_the_target(api: Api) -> 
     await flows.prepare(api, delivery_id)
     summary = await report(api, delivery_id)
     assert summary["kpis"]["toSend"] == 1
-    assert summary["exclusions"] == [{"reason": "DUPLICATE", "count": 1}]
-    assert len(await all_logs(api, delivery_id)) == 2
+    assert summary["exclusions"] == []  # the id listed twice is targeted once (finding 10)
+    assert len(await all_logs(api, delivery_id)) == 1
+
+
+CREATE = "mutation($i: CreateDeliveryInput!) { createDelivery(input: $i) { id warnings } }"
+UPDATE = (
+    "mutation($id: ID!, $i: CreateDeliveryInput!) { updateDelivery(id: $id, input: $i)"
+    " { id warnings } }"
+)
+
+
+async def test_finding_10_repeated_profile_ids_are_collapsed_and_the_list_as_sent_is_capped(
+    api: Api,
+) -> None:
+    """The issue's probe: one id 100,000 times. It targets that profile once (not 99,999
+    DUPLICATE logs) and the delivery says how many ids were collapsed; one more id is refused,
+    repeats included, and writes nothing."""
+    a, b = await import_rows(api, [{"email": "a@example.com"}, {"email": "b@example.com"}])
+    draft = {"label": "Repeats", "channel": "EMAIL", "subject": "Hi", "body": flows.BODY}
+    created = (await api.gql(CREATE, {"i": {**draft, "audience": {"profileIds": [a] * 100_000}}}))[
+        "createDelivery"
+    ]
+    collapsed = "99999 repeated profileIds collapsed: each profile is targeted once"
+    assert created["warnings"] == [collapsed]
+    await flows.prepare(api, created["id"])
+    summary = await report(api, created["id"])
+    assert (summary["kpis"]["toSend"], summary["excludedCount"]) == (1, 0)
+    assert summary["warnings"] == [collapsed]
+    assert [log["address"] for log in await all_logs(api, created["id"])] == ["a@example.com"]
+
+    edited = await api.gql(
+        UPDATE, {"id": created["id"], "i": {**draft, "audience": {"profileIds": [b, a, b]}}}
+    )
+    assert edited["updateDelivery"]["warnings"] == [
+        "1 repeated profileIds collapsed: each profile is targeted once"
+    ]
+    await flows.prepare(api, created["id"])
+    assert sorted(log["address"] for log in await all_logs(api, created["id"])) == [
+        "a@example.com",
+        "b@example.com",
+    ]
+    edited = await api.gql(
+        UPDATE, {"id": created["id"], "i": {**draft, "audience": {"profileIds": [a]}}}
+    )
+    assert edited["updateDelivery"]["warnings"] == []
+
+    error = await api.error(CREATE, {"i": {**draft, "audience": {"profileIds": [a] * 100_001}}})
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["message"] == ("at most 100000 profileIds (got 100001); use allProfiles for more")
+    assert (await api.gql("{ deliveries { totalCount } }"))["deliveries"]["totalCount"] == 1

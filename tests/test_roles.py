@@ -1,5 +1,6 @@
 """SPEC §1: who may do what. A missing role is FORBIDDEN, names the role, and writes nothing."""
 
+import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -9,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests import flows
-from tests.client import Api
+from tests.client import Api, event
 from tests.conftest import api_for
 
 SNAPSHOT = """
@@ -225,25 +226,115 @@ async def test_sending_logs_are_for_administrators_only(api: Api, who: str) -> N
     assert "example.com" not in str(nested["data"])
 
 
-async def test_an_operator_without_roles_may_read_deliveries_kpis_exclusions_and_profiles(
+async def test_finding_5_an_operator_without_a_role_sees_deliveries_and_their_figures_only(
     api: Api,
 ) -> None:
     ids = await flows.import_profiles(api, ["r1@example.com", "not-an-address"])
     delivery_id = (await flows.create_delivery(api, ids))["id"]
     await flows.prepare(api, delivery_id)
     data = await api.gql(
-        "query($id: ID!, $p: ID!) { delivery(id: $id) { status exclusions { reason count }"
-        " kpis { toSend } } deliveries { totalCount } kpis(deliveryId: $id) { toSend }"
-        " profile(id: $p) { email history { status } } me { roles } }",
-        {"id": delivery_id, "p": ids[0]},
+        "query($id: ID!) { delivery(id: $id) { status exclusions { reason count }"
+        " kpis { toSend } auditTrail { totalCount } } deliveries { totalCount }"
+        " kpis(deliveryId: $id) { toSend } me { roles } }",
+        {"id": delivery_id},
         as_="reader",
     )
     assert data["delivery"]["status"] == "READY"
     assert data["delivery"]["exclusions"] == [{"reason": "INVALID_ADDRESS", "count": 1}]
     assert data["delivery"]["kpis"]["toSend"] == data["kpis"]["toSend"] == 1
+    assert data["delivery"]["auditTrail"]["totalCount"] == 2
     assert data["deliveries"]["totalCount"] == 1
-    assert data["profile"]["email"] == "r1@example.com"
     assert data["me"]["roles"] == []
+
+    # Profiles need a role (any of the four): the message names them.
+    body = await api.raw(
+        "query($p: ID!) { profile(id: $p) { email history { status } } }",
+        {"p": ids[0]},
+        api.tokens["reader"],
+    )
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["FORBIDDEN"]
+    message = body["errors"][0]["message"]
+    assert all(role in message for role in ROLES), message
+    assert body["data"] == {"profile": None}
+
+
+ROLES = ("ADMINISTRATION", "PREPARE_DELIVERIES", "APPROVE_DELIVERIES", "START_DELIVERIES")
+# Every way a role-less operator could try to reach a recipient (issue 11, finding 5).
+RECIPIENT_PATHS = {
+    "profile": "query($p: ID!) { profile(id: $p) { email history { address } } }",
+    "sendingLogs": "query($d: ID!) { sendingLogs(deliveryId: $d)"
+    " { edges { node { address messageId profile { email } } } } }",
+    "Delivery.sendingLogs": "query($d: ID!) { delivery(id: $d)"
+    " { sendingLogs { edges { node { address profile { email } } } } } }",
+    "importProfiles": "mutation { importProfiles(profiles:"
+    ' [{email: "r1@example.com"}]) { profiles { email history { address messageId } } } }',
+    "auditEvents": "{ auditEvents { edges { node { detail } } } }",
+    "quarantinedAddresses": "{ quarantinedAddresses { edges { node { address } } } }",
+    "addressStatus": '{ addressStatus(address: "r1@example.com") { address quarantined } }',
+}
+
+
+@pytest.fixture
+async def live_api(make_server: Callable[..., Any]) -> AsyncIterator[Api]:
+    """Engine on, capture MTA: messages are relayed, outcomes come from the webhook."""
+    async for client in api_for(await make_server()):
+        yield client
+
+
+async def bounced(api: Api) -> tuple[str, str, dict[str, Any]]:
+    """A sent EFS delivery whose first recipient hard-bounced (and is quarantined): its id,
+    that recipient's profile id and sending log."""
+    ids = await flows.import_profiles(api, ["r1@example.com", "r2@example.com"])
+    created = await flows.create_delivery(api, ids, feedbackMode="EFS")
+    await flows.prepare(api, created["id"])
+    await flows.confirm(api, created["id"])
+    await flows.wait_for(api, created["id"], lambda d: d["status"] == "SENT")
+    logs = {log["address"]: log for log in await flows.logs(api, created["id"])}
+    first = logs["r1@example.com"]
+    response = await api.feedback([event(first["messageId"], "hard_bounce", reason="USER_UNKNOWN")])
+    assert response.status_code == 200, response.text
+    return created["id"], ids[0], first
+
+
+async def test_finding_5_no_path_leads_an_operator_without_a_role_to_a_recipient(
+    live_api: Api,
+) -> None:
+    api = live_api
+    delivery_id, profile_id, log = await bounced(api)
+    for name, query in RECIPIENT_PATHS.items():
+        variables = {k: v for k, v in (("p", profile_id), ("d", delivery_id)) if f"${k}" in query}
+        body = await api.raw(query, variables, api.tokens["reader"])
+        assert {e["extensions"]["code"] for e in body.get("errors", [])} == {"FORBIDDEN"}, name
+        leaked = json.dumps(body["data"])
+        assert "example.com" not in leaked and log["messageId"] not in leaked, (name, body)
+
+
+async def test_finding_5_roles_read_profiles_and_history_but_failure_details_are_for_admins(
+    live_api: Api,
+) -> None:
+    api = live_api
+    delivery_id, profile_id, log = await bounced(api)
+    history = "query($p: ID!) {{ profile(id: $p) {{ email history {{ {} }} }} }}"
+    seen = "deliveryId status eventAt address retries profile { email }"
+    admin = await api.gql(
+        history.format(seen + " failureType failureReason messageId"), {"p": profile_id}
+    )
+    (entry,) = admin["profile"]["history"]
+    assert (entry["deliveryId"], entry["status"]) == (delivery_id, "FAILED")
+    assert (entry["failureType"], entry["failureReason"]) == ("HARD", "USER_UNKNOWN")
+    assert entry["messageId"] == log["messageId"]
+    for who in ("preparer", "approver", "starter"):
+        data = await api.gql(history.format(seen), {"p": profile_id}, as_=who)
+        assert data["profile"]["email"] == "r1@example.com"
+        assert data["profile"]["history"] == [
+            {k: entry[k] for k in ("deliveryId", "status", "eventAt", "address", "retries")}
+            | {"profile": {"email": "r1@example.com"}}
+        ]
+        for field in ("failureType", "failureReason", "messageId"):
+            body = await api.raw(history.format(field), {"p": profile_id}, api.tokens[who])
+            assert [e["extensions"]["code"] for e in body["errors"]] == ["FORBIDDEN"], who
+            assert "ADMINISTRATION" in body["errors"][0]["message"]
+            assert body["data"]["profile"]["history"] == [{field: None}]
 
 
 async def test_start_deliveries_may_do_all_that_prepare_deliveries_may_and_send(api: Api) -> None:

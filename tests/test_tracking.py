@@ -13,21 +13,27 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 import httpx
+from tortoise import Tortoise
+from tortoise.migrations.api.migrate import migrate
 
-from models.sql import Sql
+from models.sql import Sql, parse_ts
 from models.tracking import (
     TRACKING_PATHS,
     Hit,
+    Tally,
     Token,
     TokenKind,
     TrackingKind,
+    count_opens_and_clicks,
     make_token,
+    record_hits,
     tracking_counts,
 )
+from server.db import apply_migrations, tortoise_config
 from server.http.tracking import Recorder
 from tests import flows
 from tests.client import Api
-from tests.conftest import RunningServer, api_for
+from tests.conftest import RunningServer, api_for, fresh_database
 
 GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==")
 BODY = (
@@ -299,7 +305,8 @@ async def test_a_row_the_database_refuses_is_dropped_alone_and_a_full_queue_drop
     server: RunningServer, api: Api
 ) -> None:
     """The recorder against the server's own database: a bad row among good ones costs only
-    itself, the recorder goes on, and beyond its cap it refuses hits rather than grow."""
+    itself, the recorder goes on, and beyond its cap of waiting keys it refuses new ones rather
+    than grow (hits of a key already waiting only add to its count)."""
     delivery_id, (a, b, c) = await sent(api, 3)
     now = datetime.now(UTC)
     recorder = Recorder(flush_seconds=3600, batch_size=10, max_queued=4)
@@ -309,8 +316,152 @@ async def test_a_row_the_database_refuses_is_dropped_alone_and_a_full_queue_drop
     recorder.add(Hit(delivery_id, c, TrackingKind.OPEN, now))
     await recorder.flush()
     assert (recorder.stored, recorder.lost) == (2, 1)
-    for _ in range(6):
-        recorder.add(Hit(delivery_id, a, TrackingKind.OPEN, now))
+    clicks = [Hit(delivery_id, a, TrackingKind.CLICK, now, link=link) for link in range(6)]
+    for hit in clicks:
+        recorder.add(hit)
+    for _ in range(10):
+        recorder.add(clicks[0])
     assert (len(recorder.queue), recorder.dropped) == (4, 2)
     await recorder.flush()
-    assert await stored(delivery_id) == {TrackingKind.OPEN: 6, TrackingKind.CLICK: 0}
+    assert await stored(delivery_id) == {TrackingKind.OPEN: 2, TrackingKind.CLICK: 14}
+
+
+async def rows_of(delivery_id: int) -> list[dict[str, Any]]:
+    return await Sql().rows(
+        "SELECT sending_log_id, kind, link, url, hits, at, last_at FROM tracking_log"
+        " WHERE delivery_id = ? ORDER BY sending_log_id, kind, link",
+        [delivery_id],
+    )
+
+
+async def test_finding_13_repeated_opens_and_clicks_are_one_row_per_recipient_and_link(
+    make_server: Callable[..., Any],
+) -> None:
+    """The issue's probe, smaller: 400 GETs of one recipient's pixel, 150 clicks on two links,
+    in two waves flushed apart (so that the second wave updates the rows the first one wrote).
+    Storage holds one row per recipient and open or link, with the count and the latest time;
+    the rates and computeStats are what they were."""
+    running = await make_server(tracking_batch_size=50, tracking_flush_seconds=0.05)
+    async for api in api_for(running):
+        delivery_id, (a, b, _c, _d) = await sent(api, 4)
+        opened = path(running, Token(TokenKind.OPEN, delivery_id, a))
+        first_link = path(running, Token(TokenKind.CLICK, delivery_id, a, 0))
+        second_link = path(running, Token(TokenKind.CLICK, delivery_id, a, 1))
+        other = path(running, Token(TokenKind.OPEN, delivery_id, b))
+        wave = [opened] * 200 + [first_link] * 50 + [second_link] * 25 + [other]
+        limits = httpx.Limits(max_connections=20)
+        timeout = httpx.Timeout(30, pool=None)  # requests queue for the 20 connections
+        async with httpx.AsyncClient(
+            base_url=running.base_url, limits=limits, timeout=timeout
+        ) as http:
+            for n in (1, 2):
+                responses = await asyncio.gather(*(http.get(t) for t in wave))
+                assert {r.status_code for r in responses} == {200, 302}
+                await until_stored(
+                    delivery_id, {TrackingKind.OPEN: 201 * n, TrackingKind.CLICK: 75 * n}
+                )
+        rows = await rows_of(delivery_id)
+        assert [(r["sending_log_id"], r["kind"], r["link"], r["hits"]) for r in rows] == [
+            (a, "CLICK", 0, 100),
+            (a, "CLICK", 1, 50),
+            (a, "OPEN", 0, 400),
+            (b, "OPEN", 0, 2),
+        ]
+        assert [r["url"] for r in rows] == [
+            "https://example.com/offer?who={{firstName}}&e={{email}}",
+            "https://example.com/plain",
+            None,
+            None,
+        ]
+        for row in rows:
+            first, last = parse_ts(row["at"]), parse_ts(row["last_at"])
+            assert first is not None and last is not None and first < last
+        kpis = await compute_stats(api, delivery_id)
+        assert (kpis["opens"], kpis["clicks"]) == (2, 1)
+        assert (kpis["openRate"], kpis["clickThroughRate"]) == (50.0, 25.0)
+
+
+async def test_finding_13_the_migration_merges_the_rows_stored_before(
+    db_kind: str, tmp_path: Any
+) -> None:
+    """Rows written one per hit (the schema before) become one row per recipient and open or
+    url, keeping every hit in the count, the first and the latest time, and the rates."""
+    async with fresh_database(db_kind, tmp_path) as url:
+        await migrate(config=tortoise_config(url), target="models.0004_claim_order_index")
+        await Tortoise.init(config=tortoise_config(url))
+        try:
+            sql = Sql()
+            t = [datetime(2026, 1, 1, 12, minute, tzinfo=UTC) for minute in range(6)]
+            delivery_id = await old_delivery(sql, t[0])
+            a, b = [await old_log(sql, delivery_id, n) for n in ("a", "b")]
+            old = [
+                (a, "OPEN", None, t[3]),
+                (a, "OPEN", None, t[1]),
+                (a, "OPEN", None, t[5]),
+                (a, "CLICK", "https://x.example/1", t[2]),
+                (a, "CLICK", "https://x.example/2", t[4]),
+                (a, "CLICK", "https://x.example/1", t[3]),
+                (b, "CLICK", "https://x.example/2", t[1]),
+            ]
+            for log, kind, link_url, at in old:
+                await sql.execute(
+                    "INSERT INTO tracking_log (delivery_id, sending_log_id, kind, url, at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    [delivery_id, log, kind, link_url, sql.ts(at)],
+                )
+            before = await count_opens_and_clicks(sql, delivery_id)
+        finally:
+            await Tortoise.close_connections()
+        await apply_migrations(url)
+        await Tortoise.init(config=tortoise_config(url))
+        try:
+            sql = Sql()
+            assert await count_opens_and_clicks(sql, delivery_id) == before == (2, 2)
+            rows = await rows_of(delivery_id)
+            keys = ("sending_log_id", "kind", "link", "url", "hits")
+            got = [(*(r[k] for k in keys), parse_ts(r["at"]), parse_ts(r["last_at"])) for r in rows]
+            assert got == [
+                (a, "CLICK", -2, "https://x.example/2", 1, t[4], t[4]),
+                (a, "CLICK", -1, "https://x.example/1", 2, t[2], t[3]),
+                (a, "OPEN", 0, None, 3, t[1], t[5]),
+                (b, "CLICK", -1, "https://x.example/2", 1, t[1], t[1]),
+            ]
+            # New hits land on the rows (an open) or beside them (a click, by link index).
+            later = datetime(2026, 1, 2, tzinfo=UTC)
+            hits = [Hit(delivery_id, a, TrackingKind.OPEN, later)]
+            hits.append(Hit(delivery_id, a, TrackingKind.CLICK, later, "https://x.example/1", 0))
+            assert await record_hits(sql, [Tally.of(hit) for hit in hits]) == 2
+            counts = await tracking_counts(sql, delivery_id)
+            assert counts == {TrackingKind.OPEN: 4, TrackingKind.CLICK: 5}
+            assert await count_opens_and_clicks(sql, delivery_id) == (2, 2)
+        finally:
+            await Tortoise.close_connections()
+
+
+async def old_delivery(sql: Sql, at: datetime) -> int:
+    """A sent delivery as the schema of migration 0004 stores it (raw SQL: the models may have
+    moved on since)."""
+    zeros = ["occurrences_created", "to_send", "excluded", "processed", "sent", "pending"]
+    zeros += ["failed", "opens", "clicks"]
+    rows = await sql.rows(
+        "INSERT INTO delivery (label, channel, body, status, feedback_mode, audience,"
+        " validity_period, require_approval, figures_final, confirm_each_occurrence, warnings,"
+        " created_at, updated_at, "
+        + ", ".join(zeros)
+        + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+        + ", ".join(["?"] * len(zeros))
+        + ") RETURNING id",
+        ["old", "EMAIL", BODY, "SENT", "LEGACY", "{}", 3600, False, False, False, "[]"]
+        + [sql.ts(at), sql.ts(at)]
+        + [0] * len(zeros),
+    )
+    return int(rows[0]["id"])
+
+
+async def old_log(sql: Sql, delivery_id: int, name: str) -> int:
+    rows = await sql.rows(
+        "INSERT INTO sending_log (delivery_id, address, status, excluded, retries)"
+        " VALUES (?, ?, ?, ?, ?) RETURNING id",
+        [delivery_id, f"{name}@example.com", "SENT", False, 0],
+    )
+    return int(rows[0]["id"])

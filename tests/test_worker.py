@@ -8,6 +8,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import asyncpg
 import httpx
 import pytest
 from tortoise import Tortoise
+from tortoise.backends.base.executor import EXECUTOR_CACHE
 
 from models.operator import create_operator
 from server.db import tortoise_config
@@ -109,7 +111,7 @@ class Process:
         self.proc: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
-        with self.output.open("wb") as out:
+        with self.output.open("ab") as out:  # a restarted process adds to its log
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
@@ -145,11 +147,32 @@ async def processes(
     """`apis` API processes (engine off) and two workers on a fresh database, sharing the
     PostgreSQL event bus, with the capture MTA unless `env` says otherwise; yields a client per
     API, the database URL and the workers."""
-    async with fresh_database("postgres", tmp_path) as url, AsyncExitStack() as stack:
+    async with (
+        fresh_database("postgres", tmp_path) as url,
+        processes_on(url, tmp_path, apis, **env) as running,
+    ):
+        yield running.clients, url, running.workers
+
+
+@dataclass
+class Running:
+    clients: list[Api]  # one per API process
+    apis: list[Process]
+    workers: list[Process]
+
+
+@asynccontextmanager
+async def processes_on(
+    url: str, tmp_path: Path, apis: int, workers: int = 2, **env: str
+) -> AsyncIterator[Running]:
+    """`apis` API processes and `workers` workers on the database at `url`. On PostgreSQL the
+    event bus is that database unless `env` names another; with no worker (SQLite: one process
+    owns the file) the API process runs the engine."""
+    async with AsyncExitStack() as stack:
         base = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "MTA_"))}
         base.update(
-            PYTHONPATH=str(ROOT), DATABASE_URL=url, EVENT_BUS_URL=url, MTA_URL="capture://",
-            FEEDBACK_SECRET=SECRET,
+            PYTHONPATH=str(ROOT), DATABASE_URL=url, MTA_URL="capture://", FEEDBACK_SECRET=SECRET,
+            EVENT_BUS_URL=url if url.startswith("postgres") else "memory://",
             ENGINE_TICK_SECONDS="0.05", PROGRESS_INTERVAL_SECONDS="0.05",
         )  # fmt: skip
         base.update(env)
@@ -161,24 +184,21 @@ async def processes(
                 await process.stop()
 
         stack.push_async_callback(stop_all)
+        api_env = {**base, "ENGINE_ENABLED": "false"} if workers else base
         apis_ = [
-            Process(
-                f"api{i}",
-                ["serve", "--port", str(port)],
-                {**base, "ENGINE_ENABLED": "false"},
-                tmp_path,
-            )
+            Process(f"api{i}", ["serve", "--port", str(port)], api_env, tmp_path)
             for i, port in enumerate(ports)
         ]
-        workers = [Process(f"worker{i}", ["worker"], base, tmp_path) for i in (1, 2)]
+        workers_ = [Process(f"worker{i + 1}", ["worker"], base, tmp_path) for i in range(workers)]
         # All at once on an empty database: they queue on the migration lock.
-        for process in [*apis_, *workers]:
+        for process in [*apis_, *workers_]:
             await process.start()
             started.append(process)
         for api in apis_:
             await api.wait_for_line("Application startup complete", timeout=40)
-        for worker in workers:
+        for worker in workers_:
             await worker.wait_for_line("worker started", timeout=40)
+        EXECUTOR_CACHE.clear()  # a test process may go from SQLite to PostgreSQL (conftest.py)
         await Tortoise.init(config=tortoise_config(url))
         try:
             tokens = {
@@ -192,7 +212,7 @@ async def processes(
             base_url = f"http://127.0.0.1:{port}"
             http = await stack.enter_async_context(httpx.AsyncClient(base_url=base_url, timeout=30))
             clients.append(Api(base_url, http, SECRET, tokens))
-        yield clients, url, workers
+        yield Running(clients, apis_, workers_)
 
 
 @asynccontextmanager

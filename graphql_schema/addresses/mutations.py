@@ -10,7 +10,7 @@ from strawberry.types import Info
 from graphql_schema.addresses.types import AddressStatus
 from graphql_schema.context import Context
 from graphql_schema.permissions import require
-from models import quarantine
+from models import denylist, quarantine
 from models.audit import Actor
 from models.enums import Role
 
@@ -28,9 +28,9 @@ class AddressMutations:
     @strawberry.mutation(description="Exclude the address from every later preparation.")
     async def denylist_address(self, info: Info[Context, None], address: str) -> AddressStatus:
         by = Actor.of(require(info, Role.ADMINISTRATION))
-        return AddressStatus.of(await quarantine.add_to_denylist(address, by))
+        return AddressStatus.of(await denylist.add_to_denylist(address, by))
 
     @strawberry.mutation(description="NOT_FOUND when the address is not on the deny list.")
     async def remove_from_denylist(self, info: Info[Context, None], address: str) -> AddressStatus:
         by = Actor.of(require(info, Role.ADMINISTRATION))
-        return AddressStatus.of(await quarantine.remove_from_denylist(address, by))
+        return AddressStatus.of(await denylist.remove_from_denylist(address, by))

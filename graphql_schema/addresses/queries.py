@@ -16,8 +16,8 @@ from graphql_schema.addresses.types import AddressStatus, AddressStatusConnectio
 from graphql_schema.context import Context
 from graphql_schema.pagination import PageInfo, page_size
 from graphql_schema.permissions import require
-from models import quarantine
-from models.addresses import AddressState
+from models import denylist, quarantine
+from models.address_status import AddressState, Page, address_state
 from models.enums import Role
 from models.errors import BadInput
 
@@ -58,7 +58,7 @@ def parse_quarantine_key(cursor: str | None) -> tuple[datetime, str] | None:
 
 
 def connection(
-    page: quarantine.Page, kind: str, key: Callable[[AddressState], str]
+    page: Page, kind: str, key: Callable[[AddressState], str]
 ) -> AddressStatusConnection:
     edges = [
         AddressStatusEdge(cursor=encode_cursor(kind, key(s)), node=AddressStatus.of(s))
@@ -103,7 +103,7 @@ class AddressQueries:
         search: str | None = None,
     ) -> AddressStatusConnection:
         require(info, Role.ADMINISTRATION)
-        page = await quarantine.denylisted_page(
+        page = await denylist.denylisted_page(
             search, decode_cursor(DENYLISTED, after), page_size(first)
         )
         return connection(page, DENYLISTED, lambda s: s.address)
@@ -111,5 +111,5 @@ class AddressQueries:
     @strawberry.field(description="Null when the address never failed nor was deny-listed.")
     async def address_status(self, info: Info[Context, None], address: str) -> AddressStatus | None:
         require(info, Role.ADMINISTRATION)
-        state = await quarantine.address_state(address)
+        state = await address_state(address)
         return AddressStatus.of(state) if state is not None else None

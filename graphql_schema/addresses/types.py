@@ -5,7 +5,7 @@ from datetime import datetime
 import strawberry
 
 from graphql_schema.pagination import PageInfo
-from models.addresses import AddressState
+from models.address_status import AddressState
 
 
 @strawberry.type(description="An address that has failed or been deny-listed.")

@@ -5,11 +5,15 @@ from typing import Any
 
 import strawberry
 from strawberry.scalars import JSON
+from strawberry.types import Info
 from tortoise.queryset import QuerySet
 
+from graphql_schema.context import Context
 from graphql_schema.pagination import PageInfo, encode_cursor, keyset_page
+from graphql_schema.permissions import is_administrator
 from models import audit as m_audit
 from models.audit import AuditAction, AuditActor
+from models.redaction import public_detail
 
 strawberry.enum(AuditAction)
 strawberry.enum(AuditActor)
@@ -32,11 +36,16 @@ class AuditEvent:
     delivery_label: str | None = strawberry.field(
         description="The delivery's label at the time of the action."
     )
-    detail: dict[str, Any] = strawberry.field(
+    _detail: strawberry.Private[dict[str, Any]]
+
+    @strawberry.field(
         graphql_type=JSON,
         description="What else is worth knowing: the statuses left and reached (`from`, `to`),"
-        " toSend at confirmation, messages cancelled by a stop, the address ...",
+        " toSend at confirmation, messages cancelled by a stop, the address ... Operators who"
+        " are not administrators read counts, statuses and times, and a plain `reason`.",
     )
+    def detail(self, info: Info[Context, None]) -> dict[str, Any]:
+        return self._detail if is_administrator(info) else public_detail(self._detail)
 
     @classmethod
     def of(cls, e: m_audit.AuditEvent) -> "AuditEvent":
@@ -49,7 +58,7 @@ class AuditEvent:
             operator_name=e.operator_name,
             delivery_id=strawberry.ID(str(e.delivery_id)) if e.delivery_id is not None else None,
             delivery_label=e.delivery_label,
-            detail=dict(e.detail),
+            _detail=dict(e.detail),
         )
 
 

@@ -6,7 +6,7 @@ import strawberry
 
 from graphql_schema.enums import Channel, FeedbackMode
 from graphql_schema.pagination import parse_id
-from models.lifecycle import DeliveryDraft
+from models.lifecycle import DeliveryDraft, check_audience_size
 
 
 @strawberry.input
@@ -42,6 +42,7 @@ class CreateDeliveryInput:
 
     def draft(self) -> DeliveryDraft:
         recurrence = self.recurrence
+        check_audience_size(len(self.audience.profile_ids or []))  # before parsing each id
         return DeliveryDraft(
             label=self.label,
             channel=self.channel,
@@ -52,7 +53,7 @@ class CreateDeliveryInput:
             scheduled_at=self.scheduled_at,
             validity_period=self.validity_period,
             feedback_mode=self.feedback_mode,
-            require_approval=bool(self.require_approval),
+            require_approval=self.require_approval,
             recurrence_interval=recurrence.interval_seconds if recurrence else None,
             recurrence_count=recurrence.count if recurrence else None,
             confirm_each_occurrence=recurrence.confirm_each_occurrence if recurrence else False,

@@ -26,7 +26,11 @@ class DeliveryMutations:
         created = await lifecycle.create_delivery(input.draft(), info.context.default_mode, by)
         return Delivery.of(created)
 
-    @strawberry.mutation(description="Edit a DRAFT or READY delivery; it goes back to DRAFT.")
+    @strawberry.mutation(
+        description="Edit a DRAFT or READY delivery; it goes back to DRAFT and loses its approval."
+        " An omitted requireApproval keeps its value; only APPROVE_DELIVERIES (or"
+        " ADMINISTRATION) may turn it off."
+    )
     async def update_delivery(
         self, info: Info[Context, None], id: strawberry.ID, input: CreateDeliveryInput
     ) -> Delivery:
@@ -57,10 +61,17 @@ class DeliveryMutations:
         await info.context.changed(approved.id)
         return Delivery.of(approved)
 
-    @strawberry.mutation
-    async def confirm_send(self, info: Info[Context, None], delivery_id: strawberry.ID) -> Delivery:
+    @strawberry.mutation(
+        description="Send: READY or PENDING_CONFIRMATION -> SCHEDULED / IN_PROGRESS. `version`:"
+        " the Delivery.version you reviewed; INVALID_STATE if the delivery changed since."
+    )
+    async def confirm_send(
+        self, info: Info[Context, None], delivery_id: strawberry.ID, version: int | None = None
+    ) -> Delivery:
         by = Actor.of(require(info, Role.START_DELIVERIES))
-        confirmed = await lifecycle.confirm_send(parse_id(delivery_id, "delivery"), by, utcnow())
+        confirmed = await lifecycle.confirm_send(
+            parse_id(delivery_id, "delivery"), by, utcnow(), version
+        )
         await info.context.changed(confirmed.id)
         await info.context.wake_engine()
         return Delivery.of(confirmed)

@@ -16,13 +16,14 @@ from graphql_schema.enums import (
     SendingLogStatus,
 )
 from graphql_schema.pagination import PageInfo, encode_cursor, keyset_page
-from graphql_schema.permissions import require
+from graphql_schema.permissions import is_administrator, require, require_any_role
 from models import audit as m_audit
 from models import delivery as m_delivery
 from models import sending_log as m_log
 from models.enums import Role
 from models.kpis import Kpis
 from models.preparation import exclusion_causes
+from models.redaction import plain_failure
 
 if TYPE_CHECKING:
     from graphql_schema.profiles.types import Profile
@@ -72,14 +73,29 @@ class SendingLog:
     id: strawberry.ID
     address: str
     status: SendingLogStatus
-    failure_type: FailureType | None
-    failure_reason: str | None
-    message_id: str | None
     retries: int
     event_at: datetime | None
     excluded: bool
     delivery_id: strawberry.ID
     profile_id: strawberry.Private[int | None]
+    _log: strawberry.Private[m_log.SendingLog]
+
+    # A profile's history is open to every role; its failure details and message ids are
+    # for administrators only (SPEC §1), whichever path reaches the log.
+    @strawberry.field
+    def failure_type(self, info: Info[Context, None]) -> FailureType | None:
+        require(info, Role.ADMINISTRATION)
+        return self._log.failure_type
+
+    @strawberry.field
+    def failure_reason(self, info: Info[Context, None]) -> str | None:
+        require(info, Role.ADMINISTRATION)
+        return self._log.failure_reason
+
+    @strawberry.field
+    def message_id(self, info: Info[Context, None]) -> str | None:
+        require(info, Role.ADMINISTRATION)
+        return self._log.message_id
 
     @strawberry.field
     async def profile(
@@ -87,6 +103,7 @@ class SendingLog:
     ) -> Annotated["Profile", strawberry.lazy("graphql_schema.profiles.types")] | None:
         from graphql_schema.profiles.types import Profile
 
+        require_any_role(info)
         if self.profile_id is None:
             return None
         found = await info.context.profiles.load(self.profile_id)
@@ -98,14 +115,12 @@ class SendingLog:
             id=strawberry.ID(str(log.id)),
             address=log.address,
             status=log.status,
-            failure_type=log.failure_type,
-            failure_reason=log.failure_reason,
-            message_id=log.message_id,
             retries=log.retries,
             event_at=log.event_at,
             excluded=log.excluded,
             delivery_id=strawberry.ID(str(log.delivery_id)),
             profile_id=log.profile_id,
+            _log=log,
         )
 
 
@@ -165,6 +180,10 @@ class Delivery:
     subject: str | None
     body: str
     require_approval: bool
+    version: int = strawberry.field(
+        description="Goes up by one on every edit, preparation and approval: pass the version you"
+        " reviewed to confirmSend, which refuses a delivery that changed since."
+    )
     approved_by: str | None
     approved_at: datetime | None
     started_at: datetime | None
@@ -172,7 +191,6 @@ class Delivery:
     sent_at: datetime | None
     ended_at: datetime | None
     stopped_by: str | None
-    failure_message: str | None = strawberry.field(description="Why the delivery FAILED.")
     warnings: list[str]
     excluded_count: int
     parent_id: strawberry.ID | None
@@ -182,6 +200,14 @@ class Delivery:
     @strawberry.field
     def kpis(self) -> DeploymentKpis:
         return DeploymentKpis.of(self._model.kpis)
+
+    @strawberry.field(
+        description="Why the delivery FAILED: the MTA's own words for administrators, a plain"
+        " reason for everyone else (it may quote addresses and the relay's host)."
+    )
+    def failure_message(self, info: Info[Context, None]) -> str | None:
+        detail = self._model.failure_message
+        return detail if is_administrator(info) else plain_failure(detail)
 
     @strawberry.field(description="Exclusions at preparation, counted by reason.")
     async def exclusions(self) -> list[ExclusionCause]:
@@ -234,6 +260,7 @@ class Delivery:
             subject=d.subject,
             body=d.body,
             require_approval=d.require_approval,
+            version=d.version,
             approved_by=d.approved_by,
             approved_at=d.approved_at,
             started_at=d.started_at,
@@ -241,7 +268,6 @@ class Delivery:
             sent_at=d.sent_at,
             ended_at=d.ended_at,
             stopped_by=d.stopped_by,
-            failure_message=d.failure_message,
             warnings=list(d.warnings),
             excluded_count=d.excluded,
             parent_id=strawberry.ID(str(d.parent_id)) if d.parent_id else None,

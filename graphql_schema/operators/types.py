@@ -1,4 +1,4 @@
-"""Operators as the API shows them (never their token, except once at creation)."""
+"""Operators as the API shows them (never their token, except once at creation or rotation)."""
 
 from datetime import datetime
 
@@ -14,6 +14,9 @@ class Operator:
     name: str
     roles: list[Role]
     created_at: datetime
+    revoked_at: datetime | None = strawberry.field(
+        description="When the operator was revoked: its token no longer works. Null if it was not."
+    )
 
     @classmethod
     def of(cls, o: m_operator.Operator) -> "Operator":
@@ -22,6 +25,7 @@ class Operator:
             name=o.name,
             roles=sorted(o.role_set),
             created_at=o.created_at,
+            revoked_at=o.revoked_at,
         )
 
 
@@ -29,3 +33,11 @@ class Operator:
 class CreateOperatorPayload:
     operator: Operator
     token: str = strawberry.field(description="The bearer token; shown this once only.")
+
+
+@strawberry.type
+class RotateOperatorTokenPayload:
+    operator: Operator
+    token: str = strawberry.field(
+        description="The new bearer token; shown this once only. The old one no longer works."
+    )

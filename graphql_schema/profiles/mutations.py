@@ -7,19 +7,20 @@ from graphql_schema.context import Context
 from graphql_schema.permissions import require
 from graphql_schema.profiles.types import ImportProfilesPayload, Profile, ProfileInput
 from models.enums import Role
-from models.profile import MAX_IMPORT, ProfileData, import_profiles
+from models.profile import MAX_IMPORT, import_profiles
 
 
 @strawberry.type
 class ProfileMutations:
-    @strawberry.mutation(description=f"Upsert by email; at most {MAX_IMPORT} a call.")
+    @strawberry.mutation(
+        description=f"Upsert by email; at most {MAX_IMPORT} a call. A field left out keeps"
+        " an existing profile's value; null clears it."
+    )
     async def import_profiles(
         self, info: Info[Context, None], profiles: list[ProfileInput]
     ) -> ImportProfilesPayload:
         require(info, Role.PREPARE_DELIVERIES)
-        result = await import_profiles(
-            [ProfileData(p.email, p.phone, p.first_name, p.last_name) for p in profiles]
-        )
+        result = await import_profiles([p.data() for p in profiles])
         return ImportProfilesPayload(
             created=result.created,
             updated=result.updated,

@@ -30,6 +30,13 @@ class MemoryBus:
                 queue.get_nowait()
             queue.put_nowait(payload)
 
+    def resync(self) -> None:
+        """Tell every subscriber of every topic to re-read (server.bus.RESYNC)."""
+        from server.bus import RESYNC
+
+        for topic in list(self._subscribers):
+            self.deliver(topic, RESYNC)
+
     def deliver_raw(self, topic: str, data: bytes | str) -> None:
         """`deliver` for an event as it came over the wire (JSON); a malformed one is logged
         and dropped: events are hints, and subscribers re-read the database anyway."""

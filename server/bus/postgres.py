@@ -1,9 +1,9 @@
 """PostgreSQL LISTEN/NOTIFY bus: pg_notify per topic, one dedicated LISTEN connection per process.
 
 The listening connection is watched (termination callback plus a periodic `SELECT 1`) and
-replaced with backoff when lost, re-LISTENing every subscribed topic. Received events go to this
-process's bounded queues (MemoryBus). A publish that fails is logged and dropped: events are
-hints, subscribers re-read the database.
+replaced with backoff when lost, re-LISTENing every subscribed topic, and then every subscriber
+is told to re-read (RESYNC). Received events go to this process's bounded queues (MemoryBus).
+A publish that fails is logged and dropped: events are hints, subscribers re-read the database.
 """
 
 import asyncio
@@ -24,26 +24,28 @@ from server.bus.memory import MemoryBus
 
 log = logging.getLogger(__name__)
 
-CHANNEL_PREFIX = "delivery_server_"
-TOPIC = re.compile(r"[a-z0-9_]{1,40}")  # keeps channel names plain identifiers (< 63 bytes)
+CHANNEL_PREFIX = "delivery_server_"  # then the deployment's prefix and "_", then the topic
+# With a prefix of at most 24 characters, channel names stay under PostgreSQL's 63 bytes.
+TOPIC = re.compile(r"[a-z0-9_]{1,20}")
 MAX_PAYLOAD_BYTES = 7999  # PostgreSQL refuses NOTIFY payloads of 8000 bytes or more
 LISTENER_NAME = "delivery-server-bus-listen"  # application_name: findable in pg_stat_activity
 PUBLISHER_NAME = "delivery-server-bus-notify"
 PUBLISH_TIMEOUT = 2.0  # a hung database must not hold a mutation's response
 LIVENESS_SECONDS = 2.0  # how often the idle listening connection is checked with SELECT 1
 FIRST_CONNECT_WAIT = 2.0  # subscribe() waits this long for the listener's first attempt
-BACKOFF = (0.1, 5.0)  # first and longest pause between reconnect attempts
+BACKOFF = (0.1, 1.0)  # first and longest pause between reconnect attempts
 
 
-def channel_of(topic: str) -> str:
+def check_topic(topic: str) -> str:
     if not TOPIC.fullmatch(topic):
         raise ValueError(f"event bus topic {topic!r} must match {TOPIC.pattern}")
-    return CHANNEL_PREFIX + topic
+    return topic
 
 
 class PostgresBus:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, prefix: str | None = None) -> None:
         self._url = url
+        self.channel_prefix = CHANNEL_PREFIX + (f"{prefix}_" if prefix else "")
         # A per-instance application_name finds this process's listener in pg_stat_activity.
         self.name = f"{LISTENER_NAME}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._local = MemoryBus()
@@ -57,7 +59,7 @@ class PostgresBus:
         self._first_attempt = asyncio.Event()
 
     async def publish(self, topic: str, payload: dict[str, Any]) -> None:
-        channel = channel_of(topic)
+        channel = self.channel_of(topic)
         data = json.dumps(payload)
         size = len(data.encode())
         if size > MAX_PAYLOAD_BYTES:
@@ -82,9 +84,12 @@ class PostgresBus:
                 )
             return self._pool
 
+    def channel_of(self, topic: str) -> str:
+        return self.channel_prefix + check_topic(topic)
+
     @asynccontextmanager
     async def subscribe(self, topic: str) -> AsyncIterator[AsyncIterator[dict[str, Any]]]:
-        channel_of(topic)
+        check_topic(topic)
         if self._task is None:
             self._task = asyncio.create_task(self._supervise(), name="postgres-bus-listener")
         with contextlib.suppress(TimeoutError):
@@ -108,11 +113,11 @@ class PostgresBus:
                 return  # the supervisor LISTENs to every topic when it connects
             try:
                 if topic in self._topics and topic not in self._listening:
-                    await conn.add_listener(channel_of(topic), self._receive)
+                    await conn.add_listener(self.channel_of(topic), self._receive)
                     self._listening.add(topic)
                 elif topic not in self._topics and topic in self._listening:
                     self._listening.discard(topic)
-                    await conn.remove_listener(channel_of(topic), self._receive)
+                    await conn.remove_listener(self.channel_of(topic), self._receive)
             except Exception as error:  # the liveness check will reconnect
                 log.warning("event bus: LISTEN %r failed (%s)", topic, error)
 
@@ -139,9 +144,10 @@ class PostgresBus:
             async with self._lock:
                 self._listening = set()
                 for topic in list(self._topics):
-                    await conn.add_listener(channel_of(topic), self._receive)
+                    await conn.add_listener(self.channel_of(topic), self._receive)
                     self._listening.add(topic)
                 self._conn = conn
+            self._local.resync()  # what was published while it was away is lost: re-read
             self._first_attempt.set()
             while not lost.is_set():
                 with contextlib.suppress(TimeoutError):
@@ -157,7 +163,7 @@ class PostgresBus:
             conn.terminate()
 
     def _receive(self, _conn: object, _pid: int, channel: str, data: str) -> None:
-        self._local.deliver_raw(channel.removeprefix(CHANNEL_PREFIX), data)
+        self._local.deliver_raw(channel.removeprefix(self.channel_prefix), data)
 
     async def close(self) -> None:
         if self._task is not None:

@@ -8,7 +8,9 @@ dispatcher relays again on the product's retry plan while the validity period ru
 
 import asyncio
 import contextlib
+import itertools
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from models.delivery import Delivery, utcnow
@@ -30,6 +32,8 @@ from server.engine.intake import FeedbackIntake
 from server.mta.base import Content, Mta, RelayResult
 
 log = logging.getLogger(__name__)
+
+STORE_BACKOFF = (0.05, 1.0)  # first and longest pause between tries of a write that failed
 
 
 class Dispatcher:
@@ -57,18 +61,25 @@ class Dispatcher:
         self._failures: dict[int, int] = {}  # consecutive relay errors per delivery
 
     async def run(self) -> None:
+        failed = 0  # passes failed in a row (the database down or full): wait longer each time
         while not self.stopping.is_set():
             try:
                 worked = await self.pass_once()
+                failed = 0
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("dispatcher pass failed; retrying")
+            except Exception as error:
+                failed += 1
+                if failed == 1:
+                    log.exception("dispatcher pass failed; retrying")
+                else:
+                    log.warning("dispatcher pass failed %s times in a row: %s", failed, error)
                 worked = False
             if not worked:
                 self.wake.clear()
+                pause = min(self.tick_seconds * 2 ** max(0, failed - 1), STORE_BACKOFF[1])
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), timeout=self.tick_seconds)
+                    await asyncio.wait_for(self.wake.wait(), timeout=pause)
 
     async def pass_once(self) -> bool:
         """One batch for each delivery in progress, then the retries that are due; True if
@@ -99,13 +110,61 @@ class Dispatcher:
         content = await self._content_of(delivery_id)
         renewal = asyncio.create_task(self._keep_lease([c.log_id for c in batch]))
         try:
-            result = await self.mta.relay(content, batch)
-        except Exception as error:
-            result = RelayResult(unsent=[c.log_id for c in batch], error=error)
+            try:
+                result = await self.mta.relay(content, batch)
+            except Exception as error:
+                result = RelayResult(unsent=[c.log_id for c in batch], error=error)
+            # The MTA has the messages now: what it did with them must reach the database,
+            # however long that is down or full, or they would be relayed a second time.
+            await self._until_stored(
+                delivery_id, lambda: self._store(delivery_id, mode, batch, content, result)
+            )
         finally:
             renewal.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewal
+        if result.error is not None:
+            await self._relay_failed(delivery_id, result.error)
+        else:
+            self._failures.pop(delivery_id, None)
+        if result.accepted or result.refused:
+            await self.bus.publish(DELIVERY_TOPIC, {"id": delivery_id})
+            return True
+        return False
+
+    async def _until_stored(self, delivery_id: int, store: Callable[[], Awaitable[None]]) -> None:
+        """Run `store` until it succeeds, pausing longer after each failure (the lease of the
+        batch is renewed meanwhile). Every write in it is idempotent, so a retry after a
+        commit whose answer was lost changes nothing twice."""
+        pause = STORE_BACKOFF[0]
+        for attempt in itertools.count(1):
+            try:
+                await store()
+                if attempt > 1:
+                    log.warning(
+                        "recorded the batch of delivery %s after %s tries", delivery_id, attempt
+                    )
+                return
+            except Exception as error:
+                log.warning(
+                    "could not record the batch of delivery %s that the MTA answered (%s);"
+                    " retrying in %.2f s",
+                    delivery_id,
+                    error,
+                    pause,
+                )
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, STORE_BACKOFF[1])
+
+    async def _store(
+        self,
+        delivery_id: int,
+        mode: FeedbackMode | None,
+        batch: list[Claimed],
+        content: Content,
+        result: RelayResult,
+    ) -> None:
+        """Write what the MTA did with each message of a batch."""
         now = utcnow()
         by_id = {c.log_id: c for c in batch}
         plan = {
@@ -132,14 +191,6 @@ class Dispatcher:
             await self.intake(events)
         if result.unsent:
             await release_batch(result.unsent)
-        if result.error is not None:
-            await self._relay_failed(delivery_id, result.error)
-        else:
-            self._failures.pop(delivery_id, None)
-        if result.accepted or result.refused:
-            await self.bus.publish(DELIVERY_TOPIC, {"id": delivery_id})
-            return True
-        return False
 
     async def _keep_lease(self, log_ids: list[int]) -> None:
         """While the MTA holds a batch, renew its lease every third of the lease: only a dead

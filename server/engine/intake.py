@@ -2,9 +2,9 @@
 
 from datetime import timedelta
 
-from models.addresses import QuarantinePolicy
 from models.delivery import utcnow
 from models.feedback import Event, FeedbackResult, apply_feedback
+from models.quarantine import QuarantinePolicy
 from server.bus import DELIVERY_TOPIC, EventBus
 
 

@@ -4,16 +4,17 @@
 folder (plain files directly in it, by suffix; never a sub-folder or a path that leaves it). Every
 response carries a strict Content-Security-Policy: scripts and styles from this server only (no
 inline script), connections to this server and its WebSocket only. The files are small and
-unversioned, so browsers revalidate them on each load (`no-cache` + ETag) instead of running a
-stale page after an upgrade.
+unversioned, so browsers revalidate them on each load (`no-cache`, then a 304 while the ETag
+matches: server/http/static.py) instead of running a stale page after an upgrade.
 """
 
 from pathlib import Path
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from server.http.static import Folder
 from server.settings import Settings
 
 PAGE_DIR = Path(__file__).resolve().parent.parent.parent / "web" / "dashboard"
@@ -51,32 +52,27 @@ def _not_found(what: str) -> JSONResponse:
     return JSONResponse({"error": f"not found: {what}"}, status_code=404, headers=HEADERS)
 
 
-def _file(folder: Path, name: str) -> Response:
-    """A file directly in `folder`, or 404: a name with a slash, a dot-file or an unknown
-    suffix is never looked up."""
-    suffix = Path(name).suffix
-    if "/" in name or "\\" in name or name.startswith(".") or suffix not in MEDIA:
-        return _not_found(name)
-    path = folder / name
-    if not path.is_file():
-        return _not_found(name)
-    return FileResponse(path, media_type=MEDIA[suffix], headers=HEADERS)
+def allowed(name: str) -> bool:
+    """Only a file directly in the folder, with a known suffix: a name with a slash, a dot-file
+    or another suffix is never looked up."""
+    return not ("/" in name or "\\" in name or name.startswith(".")) and Path(name).suffix in MEDIA
 
 
 class Dashboard:
     def __init__(self, settings: Settings, folder: Path = PAGE_DIR) -> None:
         self.settings = settings
-        self.folder = folder
+        self.files = Folder(folder, headers=HEADERS, media=MEDIA, not_found=_not_found)
         self.routes: list[BaseRoute] = [
             Route("/", self.index, methods=["GET", "HEAD"]),
             Route("/dashboard/{name:path}", self.asset, methods=["GET", "HEAD"]),
         ]
 
     async def index(self, request: Request) -> Response:
-        return _file(self.folder, "index.html")
+        return await self.files.response(request, "index.html")
 
     async def asset(self, request: Request) -> Response:
-        return _file(self.folder, str(request.path_params["name"]))
+        name = str(request.path_params["name"])
+        return await self.files.response(request, name) if allowed(name) else _not_found(name)
 
     async def start(self) -> None:
         return None

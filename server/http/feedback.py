@@ -6,7 +6,6 @@ malformed body (or one event in it) is 400, and in both cases nothing changes.
 
 import hashlib
 import hmac
-import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -16,7 +15,7 @@ from starlette.responses import JSONResponse
 
 from models.enums import FailureReason, FeedbackType
 from models.feedback import MAX_EVENTS, Event, FeedbackResult
-from server.http import auth_failures
+from server.http import auth_failures, json_input
 
 SIGNATURE_HEADER = "x-feedback-signature"
 # Reasons the product itself gives (preparation, stop); an MTA never reports them.
@@ -32,7 +31,11 @@ def sign(secret: str, body: bytes) -> str:
 
 
 def signature_ok(secret: str, body: bytes, header: str | None) -> bool:
-    return header is not None and hmac.compare_digest(sign(secret, body), header.strip())
+    """Compared as bytes: compare_digest refuses str with non-ASCII characters (TypeError),
+    and a header may hold any Latin-1 text."""
+    if header is None:
+        return False
+    return hmac.compare_digest(sign(secret, body).encode(), header.strip().encode())
 
 
 def _text(event: dict[str, Any], name: str, index: int, limit: int) -> str:
@@ -44,11 +47,16 @@ def _text(event: dict[str, Any], name: str, index: int, limit: int) -> str:
     return value
 
 
-def parse_events(body: bytes) -> list[Event]:
+def parse_json(body: bytes) -> object:
+    """The body's JSON value, or Malformed saying why not (server/http/json_input.py)."""
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise Malformed("the body is not valid JSON") from None
+        return json_input.loads(body)
+    except ValueError as error:
+        raise Malformed(f"the body is not valid JSON: {error}") from None
+
+
+def parse_events(body: bytes) -> list[Event]:
+    data = parse_json(body)
     if not isinstance(data, dict) or not isinstance(data.get("events"), list):
         raise Malformed('the body must be an object {"events": [...]}')
     raw = data["events"]

@@ -3,8 +3,9 @@
 The browser loads nothing from a CDN: the GraphiQL, React, ReactDOM and graphql-ws bundles come from
 `web/node_modules` (installed from the npm registry by `npm ci --prefix web`, versions pinned in
 web/package-lock.json) and the page's own files from `web/graphiql`. Only the files in the
-allow-lists below are served, never the folders. The page carries a strict CSP: 'self' plus a
-per-request nonce, so no inline script or style runs that the server did not write.
+allow-lists below are served, never the folders, through server/http/static.py (ETag, 304). The
+page carries a strict CSP: 'self' plus a per-request nonce, so no inline script or style runs
+that the server did not write.
 """
 
 import html
@@ -12,9 +13,10 @@ import secrets
 from pathlib import Path
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from server.http.static import Folder
 from server.settings import Settings
 
 WEB = Path(__file__).resolve().parents[2] / "web"
@@ -99,13 +101,23 @@ def graphiql_page(settings: Settings, request: Request) -> Response:
     return HTMLResponse(template.replace("{{nonce}}", nonce), headers=headers)
 
 
-def _file(path: Path) -> Response:
-    if not path.is_file():
-        return JSONResponse(
-            {"error": "GraphiQL asset not installed: run `npm ci --prefix web`"}, status_code=404
-        )
-    headers = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
-    return FileResponse(path, media_type=MEDIA[path.suffix], headers=headers)
+ASSET_HEADERS = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
+
+
+def _not_installed(path: str) -> Response:
+    return JSONResponse(
+        {"error": "GraphiQL asset not installed: run `npm ci --prefix web`"}, status_code=404
+    )
+
+
+def _folder(directory: Path, *, follow_symlink: bool = False) -> Folder:
+    return Folder(
+        directory,
+        headers=ASSET_HEADERS,
+        media=MEDIA,
+        not_found=_not_installed,
+        follow_symlink=follow_symlink,
+    )
 
 
 class GraphiQL:
@@ -114,6 +126,9 @@ class GraphiQL:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        # The vendor paths come from VENDOR only, never from the request: npm may link them.
+        self.vendor_files = _folder(assets_dir(settings), follow_symlink=True)
+        self.own_files = _folder(PAGE_DIR)
         self.routes: list[BaseRoute] = (
             []
             if settings.production
@@ -127,13 +142,13 @@ class GraphiQL:
         path = VENDOR.get(request.path_params["name"])
         if path is None:
             return JSONResponse({"error": "not found"}, status_code=404)
-        return _file(assets_dir(self.settings) / path)
+        return await self.vendor_files.response(request, path)
 
     async def own(self, request: Request) -> Response:
         path = OWN.get(request.path_params["name"])
         if path is None:
             return JSONResponse({"error": "not found"}, status_code=404)
-        return _file(PAGE_DIR / path)
+        return await self.own_files.response(request, path)
 
     async def start(self) -> None:
         return None

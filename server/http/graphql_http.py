@@ -120,10 +120,14 @@ def is_request_error(result: ExecutionResult) -> bool:
 
 
 def error_response(
-    status: int, message: str, media_type: str | None, headers: dict[str, str] | None = None
+    status: int,
+    message: str,
+    media_type: str | None,
+    headers: dict[str, str] | None = None,
+    extensions: dict[str, object] | None = None,
 ) -> Response:
     """A request refused before GraphQL ran, still as a GraphQL response with a contract code."""
-    error = GraphQLError(message, extensions={"code": "BAD_USER_INPUT"}).formatted
+    error = GraphQLError(message, extensions=extensions or {"code": "BAD_USER_INPUT"}).formatted
     body = json.dumps({"errors": [error]}, separators=(",", ":"))
     return Response(
         body, status_code=status, media_type=f"{media_type or JSON}; charset=utf-8", headers=headers

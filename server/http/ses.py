@@ -10,7 +10,6 @@ that SNS signs for its Type.
 
 import base64
 import binascii
-import json
 import logging
 import re
 from datetime import UTC, datetime, timedelta
@@ -28,8 +27,8 @@ from starlette.routing import BaseRoute, Route
 
 from models.enums import FailureReason, FeedbackType
 from models.feedback import Event
-from server.http import auth_failures
-from server.http.feedback import Malformed
+from server.http import auth_failures, json_input
+from server.http.feedback import Malformed, parse_json
 from server.http.provider import (
     Batch,
     Bounce,
@@ -117,10 +116,7 @@ class CertificateUnavailable(Exception):
 
 
 def parse_envelope(body: bytes, header_type: str | None) -> dict[str, Any]:
-    try:
-        message = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise Malformed("the body is not valid JSON") from None
+    message = parse_json(body)
     if not isinstance(message, dict):
         raise Malformed("the body must be an SNS message (a JSON object)")
     kind = message.get("Type")
@@ -163,8 +159,21 @@ def signature_of(message: dict[str, Any]) -> tuple[bytes, type[hashes.HashAlgori
 
 
 def same_origin(url: str, other: str) -> bool:
-    a, b = urlsplit(url), urlsplit(other)
+    try:
+        a, b = urlsplit(url), urlsplit(other)
+    except ValueError:  # "https://[::1" and the like
+        return False
     return (a.scheme.lower(), a.netloc.lower()) == (b.scheme.lower(), b.netloc.lower())
+
+
+def fetchable(url: str) -> bool:
+    """Would httpx take this URL? (A pattern such as `[^?#]*` lets control characters through,
+    and httpx refuses them with InvalidURL, which is not an HTTPError.)"""
+    try:
+        httpx.URL(url)
+    except (httpx.InvalidURL, ValueError):
+        return False
+    return True
 
 
 def message_id_of(mail: dict[str, Any]) -> str | None:
@@ -187,7 +196,7 @@ def message_id_of(mail: dict[str, Any]) -> str | None:
 def ses_batch(message: dict[str, Any], sent_at: datetime) -> Batch:
     """The one event an SES notification is (one message, one recipient), or a skip."""
     try:
-        ses = json.loads(message["Message"])
+        ses = json_input.loads(message["Message"])
     except ValueError:  # SES's "Successfully validated SNS topic ..." notice is plain text
         return Batch(skipped=1)
     kind = (ses.get("eventType") or ses.get("notificationType")) if isinstance(ses, dict) else None
@@ -272,7 +281,7 @@ class SesWebhook:
         if message["TopicArn"] not in self.topics:
             raise Unauthorized(f"TopicArn {message['TopicArn'][:200]!r} is not in SES_TOPIC_ARNS")
         signature, algorithm, cert_url = signature_of(message)
-        if not self.cert_url.fullmatch(cert_url):
+        if not self.cert_url.fullmatch(cert_url) or not fetchable(cert_url):
             raise Unauthorized("SigningCertURL does not match SNS_CERT_URL_PATTERN")
         now = datetime.now(UTC)
         if sent_at < now - self.max_age or sent_at > now + FUTURE_SKEW:
@@ -318,7 +327,7 @@ class SesWebhook:
     async def confirm(self, message: dict[str, Any]) -> JSONResponse:
         """Visit SubscribeURL, but only on the host that served the verified certificate."""
         url = message["SubscribeURL"]
-        if not same_origin(url, message["SigningCertURL"]):
+        if not same_origin(url, message["SigningCertURL"]) or not fetchable(url):
             return error(400, "SubscribeURL is not on the scheme and host of SigningCertURL")
         assert self.http is not None, "SesWebhook.start() was not called"
         try:

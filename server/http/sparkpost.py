@@ -9,7 +9,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 from enum import Enum
 from typing import Any
 
@@ -20,7 +19,7 @@ from starlette.routing import BaseRoute, Route
 from models.enums import FailureReason, FeedbackType
 from models.feedback import Event
 from server.http import auth_failures
-from server.http.feedback import Malformed
+from server.http.feedback import Malformed, parse_json
 from server.http.provider import (
     Batch,
     Bounce,
@@ -96,7 +95,8 @@ def bounce_of(raw: dict[str, Any], where: str) -> Bounce:
     value = raw.get("bounce_class")
     if value is None or value == "":
         return UNDETERMINED
-    if isinstance(value, str) and value.strip().isdigit():
+    # isdecimal, not isdigit: "²" is a digit that int() refuses; 3 digits: the longest class.
+    if isinstance(value, str) and value.strip().isdecimal() and len(value.strip()) <= 3:
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool):
         raise Malformed(f"{where}.bounce_class must be a number")
@@ -127,10 +127,7 @@ def message_id_of(raw: dict[str, Any]) -> str | None:
 
 
 def parse_batch(body: bytes) -> Batch:
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise Malformed("the body is not valid JSON") from None
+    data = parse_json(body)
     if not isinstance(data, list):
         raise Malformed('the body must be a JSON array of {"msys": {...}} objects')
     batch = Batch()

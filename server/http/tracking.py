@@ -9,6 +9,7 @@ the index the signed id carries: nothing in the request can choose where it lead
 import asyncio
 import base64
 import contextlib
+import itertools
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -19,16 +20,16 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from models.sql import Sql
-from models.template import UNSUBSCRIBE_FIELD, fill_url
+from models.template import UNSUBSCRIBE_FIELD, field_values, fill_url
 from models.tracking import (
     TRACKING_PATHS,
     DeliveryLinks,
     Hit,
+    Tally,
     Token,
     TokenKind,
     TrackingKind,
     delivery_links,
-    field_values,
     read_token,
     recipient_of,
     record_hits,
@@ -51,8 +52,9 @@ NO_STORE = {
 }
 # The redirect must not tell the target site which tracking id led there.
 REDIRECT_HEADERS = {**NO_STORE, "Referrer-Policy": "no-referrer"}
-# Opens and clicks waiting for the recorder beyond this are dropped (with a warning): a flood of
-# pixel loads while the database is slow must not eat the server's memory.
+# Opens and clicks of new keys (recipient and open, or recipient and link) waiting for the
+# recorder beyond this are dropped (with a warning): a flood of pixel loads while the database
+# is slow must not eat the server's memory. Repeated hits of a waiting key only count.
 MAX_QUEUED = 200_000
 # Deliveries whose links are kept in memory for the click redirect.
 LINK_CACHE_SIZE = 256
@@ -71,16 +73,18 @@ def not_found() -> JSONResponse:
 
 class Recorder:
     """Queues hits and stores them in batches: every `flush_seconds`, or as soon as
-    `batch_size` are waiting. `close()` stores what is left, so a graceful stop loses nothing."""
+    `batch_size` keys are waiting. Hits of one key (a recipient's open, or a recipient's click
+    on one link) are merged while they wait, and stored as one row with a counter
+    (models/tracking.py). `close()` stores what is left, so a graceful stop loses nothing."""
 
     def __init__(self, flush_seconds: float, batch_size: int, max_queued: int = MAX_QUEUED):
         self.flush_seconds = flush_seconds
         self.batch_size = batch_size
         self.max_queued = max_queued
-        self.queue: list[Hit] = []
-        self.stored = 0  # rows written
+        self.queue: dict[tuple[int, TrackingKind, int], Tally] = {}
+        self.stored = 0  # hits written
         self.dropped = 0  # refused: the queue was full
-        self.lost = 0  # the database would not take them
+        self.lost = 0  # hits the database would not take
         self._dropped_unreported = 0
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -88,11 +92,15 @@ class Recorder:
         self._stopping = False
 
     def add(self, hit: Hit) -> None:
+        waiting = self.queue.get(hit.key)
+        if waiting is not None:
+            waiting.add(hit)
+            return
         if len(self.queue) >= self.max_queued:
             self.dropped += 1
             self._dropped_unreported += 1
             return
-        self.queue.append(hit)
+        self.queue[hit.key] = Tally.of(hit)
         if len(self.queue) >= self.batch_size:
             self._wake.set()
 
@@ -122,9 +130,8 @@ class Recorder:
     async def flush(self) -> None:
         async with self._lock:
             while self.queue:
-                batch = self.queue[: self.batch_size]
-                del self.queue[: self.batch_size]
-                await self._write(batch)
+                keys = list(itertools.islice(self.queue, self.batch_size))
+                await self._write([self.queue.pop(key) for key in keys])
             if self._dropped_unreported:
                 log.warning(
                     "tracking: %d opens/clicks dropped, more than %d were waiting to be stored",
@@ -133,7 +140,7 @@ class Recorder:
                 )
                 self._dropped_unreported = 0
 
-    async def _write(self, batch: Sequence[Hit]) -> None:
+    async def _write(self, batch: Sequence[Tally]) -> None:
         """Store a batch; when the database refuses it, halve it until the rows at fault are
         alone, and drop only those (so one bad row neither blocks nor takes the rest)."""
         try:
@@ -144,7 +151,7 @@ class Recorder:
                 await self._write(batch[:middle])
                 await self._write(batch[middle:])
                 return
-            self.lost += 1
+            self.lost += batch[0].hits
             log.warning("tracking: dropped %s, the database refused it: %s", batch[0], error)
 
 
@@ -210,13 +217,13 @@ class TrackingEndpoints:
         url = links.links[token.link]
         target = url
         if "{{" in url:
-            values = await field_values(sql, recipient)
+            values = (await field_values([recipient], sql))[recipient.log_id]
             base = self.settings.public_url or str(request.base_url)
             unsubscribe = Token(TokenKind.UNSUBSCRIBE, token.delivery_id, token.log_id)
             values[UNSUBSCRIBE_FIELD] = tracking_url(base, self.key, unsubscribe)
             target = fill_url(url, values)
         if request.method == "GET":
             now = datetime.now(UTC)
-            hit = Hit(token.delivery_id, token.log_id, TrackingKind.CLICK, now, url)
+            hit = Hit(token.delivery_id, token.log_id, TrackingKind.CLICK, now, url, token.link)
             self.recorder.add(hit)
         return RedirectResponse(target, status_code=302, headers=REDIRECT_HEADERS)

@@ -11,12 +11,12 @@ Strawberry itself does the rest of the protocol: the origin check (with `websock
 below), the subprotocol, the `connection_init` timeout, the subscriptions per connection.
 """
 
-import json
 from collections.abc import Sequence
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.http.websocket_origin import normalize_allowed_origins
 
+from server.http import json_input
 from server.http.auth_failures import refusal_message, retry_after
 
 MESSAGE_TOO_BIG = 1009
@@ -46,7 +46,7 @@ def _is_connection_init(message: Message) -> bool:
     if text is None:
         return False
     try:
-        parsed = json.loads(text)
+        parsed = json_input.loads(text)
     except ValueError:
         return False  # strawberry closes with 4400
     return isinstance(parsed, dict) and parsed.get("type") == "connection_init"

@@ -3,9 +3,11 @@
 A delivery's subject and body are compiled once (models/template.py) into three templates:
 the subject, the HTML body with its open pixel, and a plain-text body derived from the HTML
 (links written "text (url)"). A recipient's copy is then three joins plus the MIME encoding;
-the HTML is never parsed per recipient. Every tracked link becomes that recipient's signed
-click URL, the pixel their open URL, and `{{unsubscribeUrl}}` and `List-Unsubscribe` their
-one-click unsubscribe URL (models/tracking.py).
+the HTML is never parsed per recipient. Which links are tracked, and their numbers, come from
+models/links.py, the parser preparation and the click redirect read too. Every tracked link
+becomes that recipient's signed click URL, the pixel their open URL, and `{{unsubscribeUrl}}`
+and `List-Unsubscribe` their one-click unsubscribe URL (models/tracking.py). The recipients'
+field values come from `field_values` (models/template.py), as for the click redirect.
 
 The MIME encoding uses the stdlib's `email.mime` classes with quoted-printable bodies encoded
 by `binascii` (C), a boundary that cannot occur in such bodies, and a policy that writes
@@ -28,10 +30,9 @@ from email.utils import formataddr, formatdate, parseaddr
 from html.parser import HTMLParser
 from typing import Any, cast
 
+from models.links import href_of
 from models.relay import Claimed
-from models.sql import Sql, in_list
 from models.template import (
-    FIELDS,
     UNSUBSCRIBE_FIELD,
     Field,
     Link,
@@ -119,7 +120,7 @@ class _TextWriter(HTMLParser):
         elif tag == "li":
             self.out.append("\n- ")
         elif tag == "a":
-            self.anchors.append((dict(attrs).get("href"), len(self.out)))
+            self.anchors.append((href_of(attrs), len(self.out)))
         elif tag in _PARAGRAPHS:
             self.out.append("\n\n")
         elif tag in _LINES:
@@ -194,30 +195,6 @@ def render_text(template: Template, values: Values, link: Callable[[Link], str])
 
 def _plain(value: str) -> str:
     return value
-
-
-# ---- Recipients' personalisation values -------------------------------------------------------
-
-
-async def field_values(batch: list[Claimed]) -> dict[int, dict[str, str | None]]:
-    """Each message's field values (by log id), from its recipient's profile: one query for
-    the whole batch. A message whose profile is gone still knows its address as {{email}}."""
-    ids = sorted({c.profile_id for c in batch if c.profile_id is not None})
-    profiles: dict[int, dict[str, str | None]] = {}
-    if ids:
-        columns = ", ".join(FIELDS.values())
-        rows = await Sql().rows(
-            f"SELECT id, {columns} FROM profile WHERE id IN {in_list(ids)}", ids
-        )
-        profiles = {r["id"]: {name: r[col] for name, col in FIELDS.items()} for r in rows}
-    values: dict[int, dict[str, str | None]] = {}
-    for claimed in batch:
-        found = profiles.get(claimed.profile_id) if claimed.profile_id is not None else None
-        mine = dict(found) if found else dict.fromkeys(FIELDS)
-        if not mine.get("email"):
-            mine["email"] = claimed.address
-        values[claimed.log_id] = mine
-    return values
 
 
 # ---- The MIME message -------------------------------------------------------------------------

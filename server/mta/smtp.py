@@ -40,8 +40,9 @@ from aiosmtplib import (
 
 from models.enums import Channel, FailureReason, FeedbackType
 from models.relay import Claimed
+from models.template import field_values
 from server.mta.base import Content, FeedbackSink, RelayResult
-from server.mta.compose import Compiled, Composer, field_values
+from server.mta.compose import Compiled, Composer
 from server.settings import Settings
 
 log = logging.getLogger(__name__)

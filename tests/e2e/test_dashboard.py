@@ -19,6 +19,7 @@ KPI_FIELDS = [
     "bouncesAndErrorsRate", "opens", "clicks", "openRate", "clickThroughRate",
 ]  # fmt: skip
 STATS = "mutation($id: ID!) { computeStats(deliveryId: $id) { " + " ".join(KPI_FIELDS) + " } }"
+EDIT_INPUT = {"channel": "EMAIL", "subject": "Hello", "body": flows.BODY}
 
 
 def tid(name: str) -> str:
@@ -248,3 +249,74 @@ async def test_the_page_reconnects_by_itself_when_the_server_comes_back(
             assert await board.text("dep-status") == "READY"
         finally:
             await again.stop()
+
+
+async def test_finding_4_the_page_asks_to_sign_in_again_when_its_token_is_revoked(
+    page: Any, server: RunningServer, api: Api
+) -> None:
+    ready = await ready_delivery(api, 3)
+    created = await api.gql(
+        'mutation { createOperator(name: "night shift", roles: [START_DELIVERIES])'
+        " { token operator { id } } }"
+    )
+    token = created["createOperator"]["token"]
+    board = Dashboard(page, server)
+    await board.open()
+    await board.sign_in(token)
+    await board.open_delivery(ready["id"], "Spring offer")
+    await board.wait_text("live-state", "live")
+
+    await api.gql('mutation { revokeOperator(name: "night shift") { revokedAt } }')
+    # The server closes the live socket (4403); the page says why and stops retrying.
+    await board.wait_text("conn-banner", "this token is no longer valid")
+    assert "revoked or replaced" in await board.text("conn-banner")
+    assert await board.text("live-state") == "offline"
+    await page.click(tid("signin-again"))
+    await page.wait_for_selector(tid("signin-form"))
+    await board.wait_text("signin-error", "Sign in again")
+    assert await page.is_hidden(tid("board"))
+    assert await page.evaluate("sessionStorage.length") == 0
+
+    # A call over HTTP with the revoked token (a reload) also ends at the sign-in form.
+    await page.evaluate(f"sessionStorage.setItem('dashboard.token', {token!r})")
+    await page.reload()
+    await board.wait_text("signin-error", "This token was refused")
+    assert board.problems() == []
+
+
+async def test_finding_8_the_page_confirms_only_the_version_it_showed(
+    page: Any, server: RunningServer, api: Api
+) -> None:
+    ids = await flows.import_profiles(api, [f"v{i}@example.com" for i in range(3)])
+    created = await flows.create_delivery(api, ids[:1], label="Versioned offer")
+    await flows.prepare(api, created["id"])
+    board = Dashboard(page, server)
+    await board.open()
+    await board.sign_in(api.tokens["admin"])
+    await board.open_delivery(created["id"], "Versioned offer")
+    await page.click(tid("confirm-send"))
+    await page.wait_for_selector(f"{tid('confirm-dialog')}[open]")
+    assert await board.text("confirm-count") == "1"
+
+    # While the dialog is open, someone widens the audience and prepares again.
+    edit = {**EDIT_INPUT, "label": "Versioned offer", "audience": {"profileIds": ids}}
+    await api.gql(
+        "mutation($id: ID!, $i: CreateDeliveryInput!) { updateDelivery(id: $id, input: $i)"
+        " { id } }",
+        {"id": created["id"], "i": edit},
+        as_="preparer",
+    )
+    await flows.prepare(api, created["id"])
+    await page.click(tid("confirm-ok"))
+    await board.wait_text("action-error", "changed since you reviewed it")
+    assert (await board.text("action-error")).startswith("INVALID_STATE: ")
+    assert (await flows.delivery(api, created["id"]))["status"] == "READY"
+
+    # The page shows the delivery as it is now; confirming that is accepted.
+    await page.wait_for_function(
+        "() => document.querySelector('[data-testid=kpi-toSend]').dataset.value === '3'"
+    )
+    await board.confirm_send()
+    await board.wait_text("action-info", "Send confirmed")
+    assert (await flows.delivery(api, created["id"]))["status"] != "READY"
+    assert board.problems() == []

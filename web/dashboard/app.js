@@ -11,7 +11,7 @@ const LOGS_PAGE = 10;
 const CONFIRMABLE = new Set(["READY", "PENDING_CONFIRMATION"]);
 const KPIS = `kpis { toSend processed sent pending failed deliveredRate bouncesAndErrorsRate
   opens clicks openRate clickThroughRate statsComputedAt }`;
-const DELIVERY = `id label status channel failureMessage ${KPIS}`;
+const DELIVERY = `id label status channel version failureMessage ${KPIS}`;
 
 const Q = {
   me: "{ me { name roles } }",
@@ -19,8 +19,9 @@ const Q = {
     totalCount pageInfo { hasNextPage endCursor } edges { node { id label status channel } } } }`,
   delivery: `query($id: ID!) { delivery(id: $id) { ${DELIVERY} } }`,
   progress: `subscription($id: ID!) { deploymentProgress(deliveryId: $id) {
-    status at delivery { label failureMessage } ${KPIS} } }`,
-  confirm: `mutation($id: ID!) { confirmSend(deliveryId: $id) { ${DELIVERY} } }`,
+    status at delivery { label version failureMessage } ${KPIS} } }`,
+  confirm: `mutation($id: ID!, $version: Int) { confirmSend(deliveryId: $id, version: $version) {
+    ${DELIVERY} } }`,
   stats: `mutation($id: ID!) { computeStats(deliveryId: $id) {
     toSend processed sent pending failed deliveredRate bouncesAndErrorsRate
     opens clicks openRate clickThroughRate statsComputedAt } }`,
@@ -44,7 +45,7 @@ const when = (iso) => (iso ? new Date(iso).toLocaleString() : "—");
 const state = {
   token: null,
   deliveries: { after: null, byId: new Map() },
-  current: null, // { id, status, kpis, points, live }
+  current: null, // { id, status, version, reviewed, kpis, points, live }
   logs: { status: "", cursors: [null], index: 0, next: null },
 };
 
@@ -59,7 +60,19 @@ function setBadge(node, status) {
   node.className = `badge status-${String(status).toLowerCase()}`;
 }
 
-const call = (query, variables) => gql(state.token, query, variables);
+/** A call with the signed-in token. A token the server no longer accepts (revoked, or
+ *  replaced by a new one) sends the operator back to the sign-in form, saying why. */
+async function call(query, variables) {
+  const token = state.token;
+  try {
+    return await gql(token, query, variables);
+  } catch (error) {
+    if (error.code === "UNAUTHENTICATED" && token && state.token === token && !$("board").hidden) {
+      signOut(`This token is no longer valid (${error.message}). Sign in again.`);
+    }
+    throw error;
+  }
+}
 
 // ---- sign in / out ----
 
@@ -95,13 +108,13 @@ function showSignIn() {
   $("token").focus();
 }
 
-function signOut() {
+function signOut(why = "") {
   closeDelivery();
   sessionStorage.removeItem(TOKEN_KEY);
   state.token = null;
   $("token").value = "";
   $("deliveries-list").replaceChildren();
-  message($("signin-error"), "");
+  message($("signin-error"), why);
   showSignIn();
 }
 
@@ -174,14 +187,17 @@ async function openDelivery(id) {
     message($("deliveries-error"), `Delivery #${id} no longer exists.`);
     return;
   }
-  const current = { id, status: delivery.status, kpis: delivery.kpis, points: [], live: null };
+  const current = {
+    id, status: delivery.status, version: delivery.version, kpis: delivery.kpis, points: [],
+    live: null,
+  };
   state.current = current;
   message($("action-error"), "");
   message($("action-info"), "", "info");
   show($("conn-banner"), false);
   show($("placeholder"), false);
   show($("deployment"));
-  render(delivery.label, delivery.status, delivery.kpis, delivery.failureMessage);
+  render(delivery.label, delivery.status, delivery.kpis, delivery.failureMessage, delivery.version);
   addPoint(delivery.kpis, Date.now());
   state.logs = { status: $("logs-filter").value, cursors: [null], index: 0, next: null };
   loadLogs();
@@ -192,7 +208,7 @@ async function openDelivery(id) {
     onData: (data) => {
       if (state.current !== current) return;
       const p = data.deploymentProgress;
-      render(p.delivery.label, p.status, p.kpis, p.delivery.failureMessage);
+      render(p.delivery.label, p.status, p.kpis, p.delivery.failureMessage, p.delivery.version);
       addPoint(p.kpis, Date.parse(p.at) || Date.now());
     },
     onState: (s) => {
@@ -203,12 +219,13 @@ async function openDelivery(id) {
   });
 }
 
-function render(label, status, kpis, failure) {
+function render(label, status, kpis, failure, version) {
   const current = state.current;
   const changed = current.status !== status;
   current.status = status;
   current.kpis = kpis;
   current.label = label;
+  current.version = version;
   $("dep-label").textContent = label;
   setBadge($("dep-status"), status);
   const badge = state.deliveries.byId.get(current.id);
@@ -276,8 +293,11 @@ function liveState(s) {
     case "refused":
       live.textContent = "offline";
       banner.className = "banner error";
-      banner.textContent = "This token was refused for live updates (WebSocket closed 4403). "
-        + "Sign out and sign in again with a valid token.";
+      banner.textContent = s.wasLive
+        ? "Live updates stopped: the server closed the connection because this token is no "
+          + `longer valid (${s.reason || "WebSocket closed 4403"}): it was revoked or replaced. `
+        : "This token was refused for live updates (WebSocket closed 4403). ";
+      banner.append(signInAgainButton());
       show(banner);
       break;
     case "error":
@@ -291,11 +311,21 @@ function liveState(s) {
   }
 }
 
+function signInAgainButton() {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.dataset.testid = "signin-again";
+  button.textContent = "Sign in again";
+  button.addEventListener("click", () => signOut("Sign in again with a valid token."));
+  return button;
+}
+
 // ---- actions ----
 
 function askConfirm() {
   const current = state.current;
   if (!current) return;
+  current.reviewed = current.version; // what the dialog shows is what OK confirms
   $("confirm-label").textContent = current.label;
   $("confirm-count").textContent = String(current.kpis.toSend);
   $("confirm-dialog").showModal();
@@ -309,15 +339,27 @@ async function confirmSend() {
   message($("action-error"), "");
   $("confirm-send").disabled = true;
   try {
-    const d = (await call(Q.confirm, { id: current.id })).confirmSend;
+    const d = (await call(Q.confirm, { id: current.id, version: current.reviewed })).confirmSend;
     if (state.current !== current) return;
-    render(d.label, d.status, d.kpis, d.failureMessage);
+    render(d.label, d.status, d.kpis, d.failureMessage, d.version);
     message($("action-info"), `Send confirmed at ${new Date().toLocaleTimeString()}.`, "info");
   } catch (error) {
     if (state.current !== current) return;
     $("confirm-send").disabled = !CONFIRMABLE.has(current.status);
     message($("action-info"), "", "info");
     message($("action-error"), error.text);
+    if (error.code === "INVALID_STATE") refresh(current); // show what changed before a retry
+  }
+}
+
+async function refresh(current) {
+  try {
+    const d = (await call(Q.delivery, { id: current.id })).delivery;
+    if (state.current === current && d) {
+      render(d.label, d.status, d.kpis, d.failureMessage, d.version);
+    }
+  } catch {
+    // the error above is what the operator needs to read
   }
 }
 
@@ -406,7 +448,7 @@ function wire() {
     const token = $("token").value.trim().replace(/^bearer\s+/i, "");
     if (token) signIn(token);
   });
-  $("sign-out").addEventListener("click", signOut);
+  $("sign-out").addEventListener("click", () => signOut());
   $("deliveries-more").addEventListener("click", () => loadDeliveries(false));
   $("confirm-send").addEventListener("click", askConfirm);
   $("confirm-ok").addEventListener("click", confirmSend);

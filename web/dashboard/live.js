@@ -14,7 +14,8 @@ export function backoff(attempt) {
  * onData(data) for every `next`; onState({state, ...}) with state one of:
  *   "connecting", "live", "reconnecting" ({attempt, delay} while waiting, {attempt} while trying),
  *   "completed" (the server ended the subscription: the delivery is over; not an error),
- *   "error" ({message}: the server rejected the subscription), "refused" (close 4403).
+ *   "error" ({message}: the server rejected the subscription), "refused" (close 4403:
+ *   {wasLive, reason}; wasLive: the token worked on this socket, then was revoked or replaced).
  */
 export function subscribe({ token, query, variables, onData, onState }) {
   const url = `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/graphql`;
@@ -23,6 +24,7 @@ export function subscribe({ token, query, variables, onData, onState }) {
   let timer = null;
   let attempt = 0;
   let over = false; // closed by us, completed, rejected: never reconnect
+  let acknowledged = false; // the server took the token on the current socket
 
   const send = (message) => socket && socket.readyState === WebSocket.OPEN
     && socket.send(JSON.stringify(message));
@@ -31,6 +33,7 @@ export function subscribe({ token, query, variables, onData, onState }) {
     onState(attempt ? { state: "reconnecting", attempt } : { state: "connecting" });
     const ws = new WebSocket(url, PROTOCOL);
     socket = ws;
+    acknowledged = false;
     ws.onopen = () => send({
       type: "connection_init",
       payload: { Authorization: `Bearer ${token}` },
@@ -46,6 +49,7 @@ export function subscribe({ token, query, variables, onData, onState }) {
       switch (message.type) {
         case "connection_ack":
           attempt = 0;
+          acknowledged = true;
           send({ id, type: "subscribe", payload: { query, variables } });
           onState({ state: "live" });
           break;
@@ -80,7 +84,7 @@ export function subscribe({ token, query, variables, onData, onState }) {
       if (ws !== socket || over) return;
       if (event.code === REFUSED) {
         over = true;
-        onState({ state: "refused" });
+        onState({ state: "refused", wasLive: acknowledged, reason: event.reason || "" });
         return;
       }
       attempt += 1;
