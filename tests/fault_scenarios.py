@@ -25,6 +25,8 @@ from typing import Any
 
 import httpx
 
+from server.bus import DELIVERY_TOPIC, default_prefix
+from server.bus.redis import PREFIX as REDIS_PREFIX
 from tests import flows
 from tests.client import Api, GraphQLErrors
 from tests.conftest import fresh_database
@@ -262,7 +264,7 @@ async def postgres_restart(
                 before = progress.last
                 assert before is not None and before.processed < n, "sent before the restart"
                 if redis is not None:
-                    await publish_changed(redis, delivery_id)
+                    await publish_changed(redis, url, delivery_id)
                 await asyncio.sleep(down)
                 await pg.start()
                 back = time.monotonic()
@@ -294,13 +296,15 @@ async def postgres_restart(
     )
 
 
-async def publish_changed(redis: PrivateRedis, delivery_id: str) -> None:
-    """What a worker publishes after a change (server/bus/redis.py's channel)."""
+async def publish_changed(redis: PrivateRedis, database_url: str, delivery_id: str) -> None:
+    """What a worker of this deployment publishes after a change: the deployment's own bus (its
+    channels carry the prefix derived from the database, server/bus/__init__.py)."""
     from redis.asyncio import Redis
 
+    channel = f"{REDIS_PREFIX}{default_prefix(database_url)}:{DELIVERY_TOPIC}"
     client = Redis.from_url(redis.url)
     try:
-        assert await client.publish("delivery-server:delivery", f'{{"id": {delivery_id}}}') >= 1
+        assert await client.publish(channel, f'{{"id": {delivery_id}}}') >= 1, "nobody listens"
     finally:
         await client.aclose()
 
