@@ -50,8 +50,9 @@ import math
 import multiprocessing
 import sys
 import tempfile
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -88,36 +89,41 @@ PROGRESS = (
     f" at status kpis {{ {KPIS} }} delivery {{ id label }} }} }}"
 )
 SETTLE = 3.0  # seconds after the last answer for the last snapshots to arrive
+PROBE_EVERY = 0.02  # seconds between two GET /health of the probe
 
 
 # ---- subscribers (each client process) -------------------------------------------------------
 
 
-async def _subscribe(base_url: str, token: str, delivery_id: str) -> Any:
-    ws = await ws_connect(base_url, token)
-    await ws.send(
-        json.dumps(
-            {
-                "id": "1",
-                "type": "subscribe",
-                "payload": {"query": PROGRESS, "variables": {"id": delivery_id}},
-            }
-        )
-    )
-    first = json.loads(await asyncio.wait_for(ws.recv(), 60))
-    if first.get("type") != "next" or first["payload"].get("errors"):
-        raise RuntimeError(f"the subscription failed: {first}")
+async def _subscribe(base_url: str, token: str, delivery_id: str, count: int, deflate: bool) -> Any:
+    """A socket with `count` subscriptions (ids 1..count) to the delivery, each past its
+    first snapshot."""
+    ws = await ws_connect(base_url, token, deflate=deflate)
+    for op_id in range(1, count + 1):
+        payload = {"query": PROGRESS, "variables": {"id": delivery_id}}
+        await ws.send(json.dumps({"id": str(op_id), "type": "subscribe", "payload": payload}))
+    for _ in range(count):
+        first = json.loads(await asyncio.wait_for(ws.recv(), 120))
+        if first.get("type") != "next" or first["payload"].get("errors"):
+            raise RuntimeError(f"the subscription failed: {first}")
     return ws
 
 
-async def _clients(pipe: Connection, base_url: str, token: str, delivery_id: str, n: int) -> None:
+async def _clients(
+    pipe: Connection,
+    base_url: str,
+    token: str,
+    delivery_id: str,
+    sockets_of: list[int],
+    deflate: bool,
+) -> None:
     gate = asyncio.Semaphore(50)  # handshakes in flight
 
-    async def one() -> Any:
+    async def one(count: int) -> Any:
         async with gate:
-            return await _subscribe(base_url, token, delivery_id)
+            return await _subscribe(base_url, token, delivery_id, count, deflate)
 
-    sockets = await asyncio.gather(*(one() for _ in range(n)))
+    sockets = await asyncio.gather(*(one(count) for count in sockets_of))
     received: list[list[tuple[float, str]]] = [[] for _ in sockets]
 
     async def listen(ws: Any, out: list[tuple[float, str]]) -> None:
@@ -136,29 +142,37 @@ async def _clients(pipe: Connection, base_url: str, token: str, delivery_id: str
         task.cancel()
     await asyncio.gather(*listeners, return_exceptions=True)
     await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
-    pipe.send((cpu, [_parse(out) for out in received]))
+    pipe.send((cpu, [each for out in received for each in _parse(out)]))
 
 
-def _parse(messages: list[tuple[float, str]]) -> list[tuple[float, float, int]]:
-    """(arrival, the snapshot's `at`, its `sent`) for each `next` message."""
-    out = []
+def _parse(messages: list[tuple[float, str]]) -> list[list[tuple[float, float, int]]]:
+    """For each subscription of a socket: (arrival, the snapshot's `at`, its `sent`) for each
+    of its `next` messages."""
+    by_id: dict[str, list[tuple[float, float, int]]] = {}
     for arrival, text in messages:
         message = json.loads(text)
         if message.get("type") != "next":
             continue
         progress = message["payload"]["data"]["deploymentProgress"]
         at = datetime.fromisoformat(progress["at"]).timestamp()
-        out.append((arrival, at, int(progress["kpis"]["sent"])))
-    return out
+        by_id.setdefault(message["id"], []).append((arrival, at, int(progress["kpis"]["sent"])))
+    return list(by_id.values())
 
 
-def _client_process(pipe: Connection, base_url: str, token: str, delivery_id: str, n: int) -> None:
-    raise_open_files_limit(n + 100)
+def _client_process(
+    pipe: Connection,
+    base_url: str,
+    token: str,
+    delivery_id: str,
+    sockets_of: list[int],
+    deflate: bool,
+) -> None:
+    raise_open_files_limit(len(sockets_of) + 100)
     try:
         import uvloop
 
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(_clients(pipe, base_url, token, delivery_id, n))
+            runner.run(_clients(pipe, base_url, token, delivery_id, sockets_of, deflate))
     except BaseException as error:
         pipe.send(f"failed: {error!r}")  # the parent stops waiting and says why
         raise
@@ -182,6 +196,21 @@ class Run:
     server_wait: float  # its event loop's time runnable but waiting for a CPU
     client_cpu: float  # all client processes together
     seconds: float
+    per_socket: int = 1
+    health_connecting: list[float] = field(default_factory=list)  # /health while subscribing
+    health_changing: list[float] = field(default_factory=list)  # /health while changes go out
+    change_cpu: float = float("nan")  # server CPU seconds for one change alone (fan-out incl.)
+
+    @property
+    def snapshots(self) -> float:
+        """Snapshots the server published (each subscriber received about this many)."""
+        return self.messages / self.subscribers
+
+    @property
+    def cpu_per_change_ms(self) -> float:
+        """The server's CPU per published snapshot: everything it did in the window (the
+        feedback posts too) over the snapshots, so an upper bound of the fan-out's cost."""
+        return self.server_cpu * 1000 / max(self.snapshots, 1)
 
 
 Change = tuple[float, int]  # (when this process sent it, the `sent` figure that includes it)
@@ -244,12 +273,17 @@ def measure(
     work: Any,
 ) -> Run:
     context = multiprocessing.get_context("spawn")
-    sizes = [len(part) for part in _split(n, args.per_process)]
+    per_socket = min(args.per_socket, n)
+    sockets = [per_socket] * (n // per_socket) + ([n % per_socket] if n % per_socket else [])
+    processes = max(1, math.ceil(n / args.per_process))
+    health = HealthProbe(server.base_url)
     pipes, children = [], []
-    for size in sizes:
+    for part in range(processes):
         mine, theirs = context.Pipe()
+        share = sockets[part::processes]
         child = context.Process(
-            target=_client_process, args=(theirs, server.base_url, token, delivery_id, size)
+            target=_client_process,
+            args=(theirs, server.base_url, token, delivery_id, share, not args.no_deflate),
         )
         child.start()
         theirs.close()  # so that a dead child is an EOFError here, not a wait forever
@@ -263,11 +297,18 @@ def measure(
                 child.terminate()
             raise SystemExit(f"a client process {answer}")
     connected = time.perf_counter() - connecting
+    health_connecting = health.take()
     time.sleep(0.5)  # the first snapshots are out of the way
+    change_cpu = isolated_changes(server, kind, args, work)
+    if work is not None:  # the isolated changes raised `sent` (they use the slice's last ids)
+        ids, base, run = work
+        work = (ids, base + args.isolated * args.batch, run)
+    health.take()
     cpu_before, wait_before = server.cpu_seconds(), cpu_wait_seconds(server.process.pid)
     started = time.perf_counter()
     changes, round_trips = asyncio.run(post_changes(server, kind, args, rate, work))
     time.sleep(SETTLE)
+    health_changing = health.stop()
     server_cpu = server.cpu_seconds() - cpu_before
     server_wait = cpu_wait_seconds(server.process.pid) - wait_before
     seconds = time.perf_counter() - started
@@ -316,12 +357,82 @@ def measure(
         server_wait=server_wait,
         client_cpu=client_cpu,
         seconds=seconds,
+        per_socket=per_socket,
+        health_connecting=health_connecting,
+        health_changing=health_changing,
+        change_cpu=change_cpu,
     )
 
 
-def _split(n: int, per: int) -> list[range]:
-    parts = max(1, math.ceil(n / per))
-    return [range(i, n, parts) for i in range(parts)]
+def isolated_changes(
+    server: ServerProcess, kind: str, args: argparse.Namespace, work: Any
+) -> float:
+    """The server's CPU for one change, alone: --isolated changes (one feedback batch, or one
+    tick), --spacing seconds apart, each read and fanned out on its own; minus the CPU of as
+    long a quiet period just before (keep-alive pings, the /health probe)."""
+    count, spacing = args.isolated, args.spacing
+    if count == 0:
+        return float("nan")
+    before = server.cpu_seconds()
+    time.sleep(count * spacing)
+    quiet = server.cpu_seconds() - before
+    ids, _, run = work if work is not None else ([], 0, "")
+    extra = ids[-count * args.batch :] if ids else []
+
+    async def post_all() -> None:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=120) as http:
+            for k in range(count):
+                started = time.perf_counter()
+                if kind == "server":
+                    chunk = extra[k * args.batch : (k + 1) * args.batch]
+                    now = datetime.now(UTC).isoformat()
+                    events = [
+                        {"eventId": f"{run}-i{k}-{i}", "messageId": m, "type": "delivered"}
+                        | {"timestamp": now}
+                        for i, m in enumerate(chunk)
+                    ]
+                    body = json.dumps({"events": events}).encode()
+                    signature = {"X-Feedback-Signature": sign(SECRET, body)}
+                    answer = await http.post("/mta/feedback", content=body, headers=signature)
+                else:
+                    answer = await http.post("/tick", json={"sent": 0})  # before the busy ticks
+                answer.raise_for_status()
+                await asyncio.sleep(max(0.0, started + spacing - time.perf_counter()))
+
+    before = server.cpu_seconds()
+    asyncio.run(post_all())
+    busy = server.cpu_seconds() - before
+    return (busy - quiet) / count
+
+
+class HealthProbe:
+    """GET /health in a loop (one at a time, every PROBE_EVERY s) in a thread of this process,
+    from the moment it is made: how long the server keeps a cheap request waiting."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url, self.latencies, self.running = base_url, [], True
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.base_url, timeout=60) as http:
+            while self.running:
+                started = time.perf_counter()
+                http.get("/health").raise_for_status()
+                with self.lock:
+                    self.latencies.append(time.perf_counter() - started)
+                time.sleep(PROBE_EVERY)
+
+    def take(self) -> list[float]:
+        with self.lock:
+            taken, self.latencies = self.latencies, []
+        return taken
+
+    def stop(self) -> list[float]:
+        self.running = False
+        self.thread.join()
+        return self.take()
 
 
 async def busy_delivery(base_url: str, token: str, recipients: int) -> tuple[str, list[str], int]:
@@ -365,6 +476,12 @@ def ms(values: list[float], p: float) -> str:
     return f"{percentile(values, p) * 1000:.1f}"
 
 
+def health(values: list[float]) -> str:
+    if not values:
+        return "-"
+    return f"{ms(values, 50)}/{ms(values, 99)}/{max(values) * 1000:.1f}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--subscribers", default="100,1000", help="comma-separated counts")
@@ -376,16 +493,36 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=5, help="delivered events per batch")
     parser.add_argument("--per-process", type=int, default=500, help="subscribers per client")
     parser.add_argument(
+        "--per-socket",
+        type=int,
+        default=1,
+        help="subscriptions per WebSocket (the issue's flood: 100, with --subscribers 6000)",
+    )
+    parser.add_argument(
         "--baseline-rate", type=float, default=4.0, help="the bare app's snapshots a second"
     )
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument(
+        "--isolated", type=int, default=10, help="single changes timed alone before the load"
+    )
+    parser.add_argument("--spacing", type=float, default=1.0, help="seconds between those")
+    parser.add_argument(
+        "--no-deflate",
+        action="store_true",
+        help="clients do not offer permessage-deflate (browsers do)",
+    )
+    parser.add_argument(
+        "--server-deflate",
+        action="store_true",
+        help="WS_PER_MESSAGE_DEFLATE=true on both servers (off by default, as `serve` is)",
+    )
     args = parser.parse_args()
     counts = [int(x) for x in args.subscribers.split(",")]
     intervals = [float(x) for x in args.intervals.split(",")]
     raise_open_files_limit(2 * max(counts) + 200)
 
     runs_needed = len(counts) * len(intervals)
-    per_run = int(args.duration * args.rate) * args.batch
+    per_run = (int(args.duration * args.rate) + args.isolated) * args.batch
     recipients = per_run * runs_needed + 100
     print(f"{command_line()}\nmachine: {machine()}; {recipients} recipients")
     results: list[Run] = []
@@ -397,6 +534,12 @@ def main() -> int:
             FEEDBACK_MODE="EFS",
             FEEDBACK_SECRET=SECRET,
             PRODUCTION="true",
+            # One operator on one address opens every socket: let them all in (the limits'
+            # own refusals are in the tests).
+            WS_MAX_SOCKETS_PER_OPERATOR="100000",
+            WS_MAX_SOCKETS_PER_CLIENT="100000",
+            # both servers (harness.running_uvicorn too) compress only when asked
+            WS_PER_MESSAGE_DEFLATE="true" if args.server_deflate else "false",
         )
         token = operator_token(base_env, workdir)
         delivery_id, sent = "", 0
@@ -429,18 +572,22 @@ def main() -> int:
 
     print()
     print(
-        f"{'server':<25} {'subs':>5} {'msgs/sub':>8} {'fan-out p50':>11} {'p99 ms':>7}"
-        f" {'end-to-end p50':>14} {'p99 ms':>7} {'POST p50':>8} {'p99 ms':>7} {'missing':>7}"
-        f" {'srv CPU %':>9} {'queued %':>8} {'CPU us/msg':>10}"
+        f"{'server':<25} {'subs':>5} {'/sock':>5} {'msgs/sub':>8} {'fan-out p50':>11}"
+        f" {'p99 ms':>7} {'end-to-end p50':>14} {'p99 ms':>7} {'POST p50':>8} {'p99 ms':>7}"
+        f" {'missing':>7} {'srv CPU %':>9} {'queued %':>8} {'CPU us/msg':>10}"
+        f" {'CPU ms/change':>13} {'alone':>6} {'health p50/p99/max ms subscribing':>33}"
+        f" {'changing':>16}"
     )
     for r in results:
         print(
-            f"{r.server + ', ' + r.setting:<25} {r.subscribers:>5}"
-            f" {r.messages / r.subscribers:>8.1f} {ms(r.fanout, 50):>11} {ms(r.fanout, 99):>7}"
+            f"{r.server + ', ' + r.setting:<25} {r.subscribers:>5} {r.per_socket:>5}"
+            f" {r.snapshots:>8.1f} {ms(r.fanout, 50):>11} {ms(r.fanout, 99):>7}"
             f" {ms(r.end_to_end, 50):>14} {ms(r.end_to_end, 99):>7}"
             f" {ms(r.round_trips, 50):>8} {ms(r.round_trips, 99):>7} {r.missing:>7}"
             f" {100 * r.server_cpu / r.seconds:>9.0f} {100 * r.server_wait / r.seconds:>8.0f}"
-            f" {r.server_cpu * 1e6 / max(r.messages, 1):>10.0f}"
+            f" {r.server_cpu * 1e6 / max(r.messages, 1):>10.0f} {r.cpu_per_change_ms:>13.1f}"
+            f" {r.change_cpu * 1000:>6.1f}"
+            f" {health(r.health_connecting):>33} {health(r.health_changing):>16}"
         )
     print()
     targets = {100: 0.050, 1000: 0.500}
@@ -464,7 +611,10 @@ def report(r: Run) -> None:
         f" CPU: server {100 * r.server_cpu / r.seconds:.0f} %,"
         f" clients {100 * r.client_cpu / r.seconds:.0f} %; server waited for a CPU"
         f" {100 * r.server_wait / r.seconds:.0f} % of the time; POST round trip p50"
-        f" {ms(r.round_trips, 50)} p99 {ms(r.round_trips, 99)} ms",
+        f" {ms(r.round_trips, 50)} p99 {ms(r.round_trips, 99)} ms; CPU per change"
+        f" {r.cpu_per_change_ms:.1f} ms under load, {r.change_cpu * 1000:.1f} ms alone;"
+        f" /health p50/p99/max {health(r.health_connecting)} ms while subscribing,"
+        f" {health(r.health_changing)} ms while changing",
         flush=True,
     )
 

@@ -234,12 +234,15 @@ def running_uvicorn(
     target: str, env: dict[str, str], workdir: Path, log_name: str = "bare.log"
 ) -> Iterator[ServerProcess]:
     """`python -m uvicorn TARGET --log-level info` on a free port, with bench/ on PYTHONPATH:
-    the same uvicorn defaults as `python -m server serve` (httptools, uvloop, websockets,
-    access log), for a baseline app such as `bare_strawberry:app`; it must answer GET /health."""
+    the same uvicorn options as `python -m server serve` (httptools, uvloop, websockets,
+    access log, permessage-deflate as WS_PER_MESSAGE_DEFLATE says: off unless set), for a
+    baseline app such as `bare_strawberry:app`; it must answer GET /health."""
     port = free_port()
     bench_dir = str(Path(__file__).resolve().parent)
     env = {**env, "PYTHONPATH": os.pathsep.join([bench_dir, env.get("PYTHONPATH", "")])}
+    deflate = env.get("WS_PER_MESSAGE_DEFLATE", "false").lower() in ("1", "true", "yes", "on")
     command = [sys.executable, "-m", "uvicorn", target, "--port", str(port), "--log-level", "info"]
+    command += ["--ws-per-message-deflate", "true" if deflate else "false"]
     with _serving(command, port, env, workdir, log_name, 30, 30) as server:
         yield server
 

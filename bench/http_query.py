@@ -11,10 +11,19 @@ Servers, each in its own process and served the way a user gets it:
   and `bare_strawberry:cached_app` (the same with strawberry's ParserCache and ValidationCache,
   as the real server caches validation), under `python -m uvicorn` with the same defaults.
 
-Queries, the same text on every server:
-- typename: `{ __typename }` without a token: what HTTP, the middleware and strawberry cost
-  before any authentication or database work (a diagnostic row);
-- simple: `{ me { id } }` (the real server authenticates the bearer token: one indexed SELECT);
+Queries, the same text on every server, all sent with a token (the real server refuses a
+request without one before parsing it, issue 11):
+- typename: `{ __typename }`: what HTTP, the middleware, the token cache and strawberry cost
+  before any database work (a diagnostic row);
+- simple: `{ me { id } }` (the real server authenticates the bearer token: one indexed SELECT
+  per TOKEN_CACHE_SECONDS);
+- me: `{ me { name } }`, the baseline of the next two (issue 11, finding 3);
+- worst: the costliest valid document within the default limits (MAX_QUERY_TOKENS = 1,000):
+  `query Q0 { me { id } } query Q1 { me { id } } ...` up to the token limit, run with
+  `operationName: "Q0"`. It is longer than 2,048 characters, so it is parsed and validated on
+  every request (the caches keep shorter ones);
+- refused: the costliest refused one found, `query($v0: Int, $v1: Int, ...) { me { id } }` up
+  to the token limit (graphql-core reports 100 unused variables, then stops);
 - page: `deliveries(first: 50)` with id, label, status, totalCount, pageInfo and the eleven KPI
   fields of each delivery (the real server reads 60 prepared deliveries: a COUNT and a SELECT).
 
@@ -23,7 +32,8 @@ with raw HTTP/1.1 keep-alive sockets and prebuilt requests (as little client CPU
 as Python allows, on CPUs the server shares). C connections each send a request, read the
 whole answer, and send the next (a closed loop: the server is kept busy, latency includes
 queueing behind the other C-1 connections). A request counts when its answer arrives inside
-the window after a 1 s warm-up; every answer must be 200 without `errors`. The client's own CPU
+the window after a 1 s warm-up; every answer must be 200 without `errors` (with `errors`, for
+`refused`). The client's own CPU
 use is printed: on 2 CPUs it competes with the server, and a client near 100 % of a core would
 be the bottleneck.
 
@@ -46,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from graphql.language import Lexer, Source, TokenKind
 from harness import (
     Client,
     ServerProcess,
@@ -64,12 +75,36 @@ KPIS = (
     "toSend processed sent pending failed deliveredRate bouncesAndErrorsRate opens clicks"
     " openRate clickThroughRate"
 )
+MAX_TOKENS = 1000  # the server's default MAX_QUERY_TOKENS
+
+
+def tokens(document: str) -> int:
+    lexer, count = Lexer(Source(document)), 0
+    while lexer.advance().kind != TokenKind.EOF:
+        count += 1
+    return count
+
+
+def filled(part: Any, head: str = "", tail: str = "") -> str:
+    """head + part(0) + part(1) + ... + tail, as many parts as MAX_TOKENS allows."""
+    document, i = head + tail, 0
+    while tokens(head + "".join(part(k) for k in range(i + 1)) + tail) <= MAX_TOKENS:
+        i += 1
+        document = head + "".join(part(k) for k in range(i)) + tail
+    return document
+
+
 QUERIES = {
-    "typename": "{ __typename }",  # sent without a token: no authentication, no database
+    "typename": "{ __typename }",
     "simple": "{ me { id } }",
+    "me": "{ me { name } }",
+    "worst": filled(lambda i: f"query Q{i} {{ me {{ id }} }} "),
+    "refused": filled(lambda i: f"$v{i}: Int ", "query(", ") { me { id } }"),
     "page": "{ deliveries(first: 50) { totalCount pageInfo { hasNextPage endCursor }"
     f" edges {{ node {{ id label status kpis {{ {KPIS} }} }} }} }} }}",
 }
+OPERATION_NAMES = {"worst": "Q0"}
+REFUSED = {"refused"}  # answers with `errors`, on purpose
 BODY = '<p>Hello</p><a href="https://example.com/offer">Offer</a>'
 WARM_UP = 1.0
 BASELINES = [("bare", "bare_strawberry:app"), ("bare+cache", "bare_strawberry:cached_app")]
@@ -79,8 +114,11 @@ CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.IGNORECASE)
 # ---- the load generator (runs in a child process) ------------------------------------------
 
 
-def raw_request(host: str, port: int, token: str | None, query: str) -> bytes:
-    body = json.dumps({"query": query}).encode()
+def raw_request(
+    host: str, port: int, token: str | None, query: str, operation: str | None = None
+) -> bytes:
+    payload = {"query": query} | ({"operationName": operation} if operation else {})
+    body = json.dumps(payload).encode()
     auth = f"Authorization: Bearer {token}\r\n" if token else ""
     head = (
         f"POST /graphql HTTP/1.1\r\nHost: {host}:{port}\r\n{auth}"
@@ -91,7 +129,13 @@ def raw_request(host: str, port: int, token: str | None, query: str) -> bytes:
 
 
 async def _connection(
-    host: str, port: int, request: bytes, start: float, end: float, out: dict[str, Any]
+    host: str,
+    port: int,
+    request: bytes,
+    start: float,
+    end: float,
+    out: dict[str, Any],
+    refused: bool,
 ) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     latencies: list[float] = out["latencies"]
@@ -109,7 +153,7 @@ async def _connection(
             done = time.perf_counter()
             if start <= done < end:
                 latencies.append(done - sent)
-                if not head.startswith(b"HTTP/1.1 200") or b'"errors"' in body:
+                if not head.startswith(b"HTTP/1.1 200") or (b'"errors"' in body) != refused:
                     out["errors"] += 1
                     if out["errors"] == 1:
                         out["first_error"] = (head + body)[:500].decode(errors="replace")
@@ -118,7 +162,7 @@ async def _connection(
 
 
 async def _load(
-    host: str, port: int, request: bytes, connections: int, duration: float
+    host: str, port: int, request: bytes, connections: int, duration: float, refused: bool
 ) -> dict[str, Any]:
     out: dict[str, Any] = {"latencies": [], "errors": 0, "first_error": None}
     start = time.perf_counter() + WARM_UP
@@ -134,7 +178,7 @@ async def _load(
 
     await asyncio.gather(
         measure_cpu(),
-        *(_connection(host, port, request, start, end, out) for _ in range(connections)),
+        *(_connection(host, port, request, start, end, out, refused) for _ in range(connections)),
     )
     out["client_cpu"] = cpu
     out["window"] = duration
@@ -142,15 +186,22 @@ async def _load(
 
 
 def _load_process(
-    pipe: Connection, host: str, port: int, request: bytes, connections: int, duration: float
+    pipe: Connection,
+    host: str,
+    port: int,
+    request: bytes,
+    connections: int,
+    duration: float,
+    refused: bool,
 ) -> None:
+    load = _load(host, port, request, connections, duration, refused)
     try:
         import uvloop
 
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            result = runner.run(_load(host, port, request, connections, duration))
+            result = runner.run(load)
     except ImportError:
-        result = asyncio.run(_load(host, port, request, connections, duration))
+        result = asyncio.run(load)
     pipe.send(result)
     pipe.close()
 
@@ -190,11 +241,13 @@ def run_load(
     duration: float,
 ) -> Load:
     host, port = server.base_url.removeprefix("http://").split(":")
-    request = raw_request(host, int(port), token, query)
+    kind = next(k for k, v in QUERIES.items() if v == query)
+    request = raw_request(host, int(port), token, query, OPERATION_NAMES.get(kind))
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
     child = context.Process(
-        target=_load_process, args=(sender, host, int(port), request, connections, duration)
+        target=_load_process,
+        args=(sender, host, int(port), request, connections, duration, kind in REFUSED),
     )
     child.start()
     time.sleep(WARM_UP)  # the server's CPU is counted over the same window as the requests
@@ -222,16 +275,18 @@ def run_load(
     )
 
 
-def check_answer(base_url: str, token: str | None, query: str, edges: int | None) -> None:
-    """One request through httpx first: the query must work (and the page hold 50 nodes)."""
+def check_answer(base_url: str, token: str | None, name: str, edges: int | None) -> None:
+    """One request through httpx first: the query must work (and the page hold 50 nodes), or
+    be refused when it should."""
+    operation = OPERATION_NAMES.get(name)
     answer = httpx.post(
         f"{base_url}/graphql",
-        json={"query": query},
+        json={"query": QUERIES[name]} | ({"operationName": operation} if operation else {}),
         headers={"Authorization": f"Bearer {token}"} if token else {},
         timeout=30,
     ).json()
-    if answer.get("errors"):
-        raise SystemExit(f"{base_url}: {answer['errors']}")
+    if bool(answer.get("errors")) != (name in REFUSED):
+        raise SystemExit(f"{base_url}, {name}: {str(answer)[:500]}")
     if edges is not None and len(answer["data"]["deliveries"]["edges"]) != edges:
         raise SystemExit(f"{base_url}: the page does not hold {edges} deliveries")
 
@@ -263,10 +318,9 @@ async def make_deliveries(base_url: str, token: str, n: int) -> None:
 def measure(server: ServerProcess, label: str, token: str, args: argparse.Namespace) -> list[Load]:
     out = []
     for name in args.queries:
-        as_ = None if name == "typename" else token
-        check_answer(server.base_url, as_, QUERIES[name], 50 if name == "page" else None)
+        check_answer(server.base_url, token, name, 50 if name == "page" else None)
         for c in args.connections:
-            load = run_load(server, label, QUERIES[name], as_, c, args.duration)
+            load = run_load(server, label, QUERIES[name], token, c, args.duration)
             print(
                 f"  {label:<10} {name:<8} c={c:<3} {load.rate:>7.0f} req/s  p50 {load.p50_ms:6.1f}"
                 f" ms  p99 {load.p99_ms:6.1f} ms  errors {load.errors}",
@@ -290,7 +344,7 @@ def main() -> int:
         "--queries",
         type=lambda s: s.split(","),
         default=["typename", "simple", "page"],
-        help="typename (no token: the HTTP + GraphQL floor), simple, page",
+        help="typename, simple, me, worst, refused, page",
     )
     args = parser.parse_args()
 

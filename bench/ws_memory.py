@@ -6,7 +6,8 @@
 For each server, in its own process:
 - the real one: `python -m server serve` (PRODUCTION=true, a fresh SQLite file, capture://);
 - the baseline: `bare_strawberry:app` (plain strawberry, no authentication, no database) under
-  `python -m uvicorn` with the same defaults (websockets-sansio, permessage-deflate on);
+  `python -m uvicorn` with the same options (websockets-sansio; permessage-deflate as the
+  variant asks: WS_PER_MESSAGE_DEFLATE is set to match the clients);
 this process opens N connections with the `websockets` library (which, like browsers, asks for
 permessage-deflate), each authenticated in connection_init and idle after its connection_ack,
 and reads the server's resident memory (VmRSS in /proc/PID/status) before and after:
@@ -78,6 +79,11 @@ async def subscribe(ws: Any, delivery_id: str) -> None:
     first = json.loads(await asyncio.wait_for(ws.recv(), 60))
     if first.get("type") != "next" or first["payload"].get("errors"):
         raise RuntimeError(f"the subscription failed: {first}")
+
+
+def with_deflate(env: dict[str, str], deflate: bool) -> dict[str, str]:
+    """The servers compress only when WS_PER_MESSAGE_DEFLATE says so (off by default)."""
+    return {**env, "WS_PER_MESSAGE_DEFLATE": "true" if deflate else "false"}
 
 
 async def open_many(base_url: str, token: str, n: int, deflate: bool) -> list[Any]:
@@ -179,12 +185,14 @@ def main() -> int:
         token = operator_token(env, workdir)
         delivery = ""
         for deflate in args.deflate:  # a fresh process each: freed memory is not given back
-            with running_server(env, workdir) as server:
+            with running_server(with_deflate(env, deflate), workdir) as server:
                 print(f"  server open-files limit: {open_files_limit(server.process.pid)}")
                 delivery = delivery or asyncio.run(one_delivery(server.base_url, token))
                 results.append(asyncio.run(measure(server, "server", token, n, delivery, deflate)))
         for deflate in args.deflate:
-            with running_uvicorn("bare_strawberry:app", env, workdir) as bare:
+            with running_uvicorn(
+                "bare_strawberry:app", with_deflate(env, deflate), workdir
+            ) as bare:
                 results.append(asyncio.run(measure(bare, "bare", token, n, "1", deflate)))
 
     print()

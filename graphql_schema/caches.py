@@ -16,12 +16,19 @@ Two changes make them safe to expose:
 """
 
 import contextlib
+from collections import OrderedDict
 from collections.abc import Iterator
 
-from graphql import ASTValidationRule, GraphQLError
+from graphql import ASTValidationRule, DocumentNode, GraphQLError, OperationDefinitionNode
 from strawberry.extensions import SchemaExtension
 from strawberry.extensions.parser_cache import _get_parse_cache
 from strawberry.extensions.validation_cache import _get_validate_cache
+from strawberry.schema.schema import validate_document
+from strawberry.types.graphql import OperationType
+
+from graphql_schema.context import Context
+from graphql_schema.cost import Plan, cost_error, plan_for
+from graphql_schema.document_limits import explained
 
 CACHED_QUERY_CHARS = 2048  # the dashboard's queries: under 600; GraphiQL's introspection: 2,068
 CACHE_SIZE = 128
@@ -31,17 +38,58 @@ def _small(query: str | None) -> bool:
     return query is not None and len(query) <= CACHED_QUERY_CHARS
 
 
-class LimitedCachedDocuments(SchemaExtension):
-    """The token limit, the extra validation rules (depth, aliases, introspection) and both
-    caches in one extension: strawberry's MaxTokensLimiter, AddValidationRules, ParserCache
-    and ValidationCache do the same as four, and every extension costs its hooks on every
-    request (bench/RESULTS.md, the HTTP section). The LRUs are strawberry's own, shared by
-    every request. The validation cache is keyed on the rule classes: they must be the same
-    objects on every request (see graphql_schema/schema.py, strawberry issue 4635)."""
+MULTIPLE_OPERATIONS = "Must provide operation name if query contains multiple operations."
 
-    def __init__(self, max_tokens: int, rules: tuple[type[ASTValidationRule], ...]) -> None:
+
+class _Plans:
+    """Cost plans of the documents the parse cache holds, by the document's identity (the
+    parse cache hands the same object for the same text): evaluating one is a few microseconds,
+    compiling one means walking the whole document."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.plans: OrderedDict[int, tuple[DocumentNode, Plan]] = OrderedDict()
+
+    def get(self, schema: object, document: DocumentNode) -> Plan:
+        key = id(document)
+        known = self.plans.get(key)
+        if known is not None and known[0] is document:
+            self.plans.move_to_end(key)
+            return known[1]
+        plan = plan_for(schema, document)  # type: ignore[arg-type]
+        self.plans[key] = (document, plan)  # holding the document keeps its id unique
+        if len(self.plans) > self.size:
+            self.plans.popitem(last=False)
+        return plan
+
+
+_plans = _Plans(CACHE_SIZE)
+
+
+def _several_operations(document: DocumentNode) -> bool:
+    operations = (d for d in document.definitions if isinstance(d, OperationDefinitionNode))
+    return next(operations, None) is not None and next(operations, None) is not None
+
+
+class LimitedCachedDocuments(SchemaExtension):
+    """The token limit, the extra validation rules (depth, aliases, repeated fields,
+    introspection), the query cost and both caches in one extension: strawberry's
+    MaxTokensLimiter, AddValidationRules, ParserCache and ValidationCache do the same as four,
+    and every extension costs its hooks on every request (bench/RESULTS.md, the HTTP section).
+    The LRUs are strawberry's own, shared by every request. The validation cache is keyed on
+    the rule classes: they must be the same objects on every request (see
+    graphql_schema/schema.py, strawberry issue 4635).
+
+    Two request errors of the GraphQL spec are checked here too: a document with several
+    operations and no `operationName` (strawberry would run the first), and, once the document
+    is valid, a cost over `max_cost` with the request's variables (graphql_schema/cost.py).
+    """
+
+    def __init__(
+        self, max_tokens: int, rules: tuple[type[ASTValidationRule], ...], max_cost: int
+    ) -> None:
         super().__init__()
-        self.max_tokens, self.rules = max_tokens, rules
+        self.max_tokens, self.rules, self.max_cost = max_tokens, rules, max_cost
 
     def on_operation(self) -> Iterator[None]:
         context = self.execution_context
@@ -57,11 +105,32 @@ class LimitedCachedDocuments(SchemaExtension):
                     context.query, **context.parse_options
                 )
         yield
+        document = context.graphql_document
+        named = getattr(context, "_provided_operation_name", None) is not None
+        if document is not None and not named and _several_operations(document):
+            context.pre_execution_errors = [GraphQLError(MULTIPLE_OPERATIONS)]
 
     def on_validate(self) -> Iterator[None]:
+        """Validation (cached for small documents), then the cost. All of it before the yield:
+        strawberry looks at the errors before the hook resumes."""
         context = self.execution_context
-        if _small(context.query):
-            context.pre_execution_errors = _get_validate_cache(CACHE_SIZE)(
-                context.schema._schema, context.graphql_document, context.validation_rules
-            )
+        if context.pre_execution_errors is None:  # else refused already (on_parse)
+            context.pre_execution_errors = self.validate()
         yield
+
+    def validate(self) -> list[GraphQLError]:
+        context = self.execution_context
+        schema, document = context.schema._schema, context.graphql_document
+        assert document is not None
+        small = _small(context.query)
+        validate = _get_validate_cache(CACHE_SIZE) if small else validate_document
+        errors = validate(schema, document, context.validation_rules)
+        if errors:
+            return explained(errors)
+        plan = _plans.get(schema, document) if small else plan_for(schema, document)
+        cost = plan.cost(getattr(context, "_provided_operation_name", None), context.variables)
+        if cost > self.max_cost:
+            return [cost_error(cost, self.max_cost)]
+        if isinstance(context.context, Context):
+            context.context.mutating = context.operation_type is OperationType.MUTATION
+        return []

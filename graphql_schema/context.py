@@ -1,16 +1,15 @@
 """What resolvers get at run time. The server fills it; this package never imports `server`."""
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import dataclasses
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from strawberry.dataloader import DataLoader
-
+from graphql_schema.loaders import Loaders
 from models.delivery import Delivery
 from models.enums import FeedbackMode
 from models.operator import Operator
-from models.profile import Profile
 
 
 class Snapshot(Protocol):
@@ -20,6 +19,11 @@ class Snapshot(Protocol):
     @property
     def at(self) -> datetime: ...
 
+    @property
+    def shared(self) -> dict[str, Any]:
+        """Kept with the snapshot for its subscribers: what is computed once for them all."""
+        ...
+
 
 class ProgressSource(Protocol):
     def snapshots(self, delivery_id: int) -> AsyncIterator[Snapshot]: ...
@@ -27,11 +31,6 @@ class ProgressSource(Protocol):
 
 async def _nothing(operator_id: int) -> None:
     return None
-
-
-async def _load_profiles(ids: list[int]) -> list[Profile | None]:
-    found = {p.id: p for p in await Profile.filter(id__in=ids)}
-    return [found.get(i) for i in ids]
 
 
 @dataclass
@@ -48,7 +47,22 @@ class Context:
     operator_changed: Callable[[int], Awaitable[None]] = _nothing
     # Strawberry puts the WebSocket `connection_init` payload here.
     connection_params: dict[str, Any] | None = None
-    # Batches without caching: one WebSocket shares a context, and caching would go stale.
-    profiles: DataLoader[int, Profile | None] = field(
-        default_factory=lambda: DataLoader(load_fn=_load_profiles, cache=False)
-    )
+    # Set once a mutation starts executing: the server does not cancel it when its client goes
+    # away (server/http/graphql_http.py), so that what it commits is also published.
+    mutating: bool = False
+    # The data loaders of one execution: for_operation() gives each operation (and each event
+    # of a subscription) its own, since one WebSocket connection shares one context.
+    loaders: Loaders = field(default_factory=Loaders)
+
+    def for_operation(self) -> "Context":
+        """This context with fresh loaders, for one execution."""
+        return dataclasses.replace(self, loaders=Loaders())
+
+    def audience(self) -> Hashable:
+        """What, besides the operation and its variables, decides what a resolver answers: two
+        subscribers with the same audience may share one execution of a snapshot. Roles today
+        (permissions.py checks roles only); a resolver that reads more of the operator must
+        add it here."""
+        if self.operator is None:
+            return None
+        return frozenset(self.operator.role_set)

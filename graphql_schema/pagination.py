@@ -2,7 +2,7 @@
 
 import base64
 import binascii
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import strawberry
 from tortoise.models import Model
@@ -53,6 +53,11 @@ def parse_id(value: strawberry.ID | str, what: str) -> int:
 class PageInfo:
     has_next_page: bool
     end_cursor: str | None
+
+
+def page_info(edges: list[Any], has_next: bool) -> PageInfo:
+    """A page's PageInfo from its edges (each with a `cursor`)."""
+    return PageInfo(has_next_page=has_next, end_cursor=edges[-1].cursor if edges else None)
 
 
 async def keyset_page(

@@ -7,6 +7,11 @@ from models.enums import Role
 from models.errors import Forbidden, Unauthenticated
 from models.operator import Operator
 
+# What a request without a valid operator is told (the server refuses it with the same words
+# before it parses the query: server/http/graphql_auth.py).
+MISSING_TOKEN = "authentication required: send 'Authorization: Bearer TOKEN'"
+BAD_TOKEN = "the bearer token is not valid"
+
 # What an operator without the role is told (SPEC §1: the message names the missing role).
 ROLE_MESSAGES = {
     "confirmSend": (
@@ -19,8 +24,8 @@ def operator_of(info: Info[Context, None]) -> Operator:
     operator = info.context.operator
     if operator is None:
         if info.context.token_given:
-            raise Unauthenticated("the bearer token is not valid")
-        raise Unauthenticated("authentication required: send 'Authorization: Bearer TOKEN'")
+            raise Unauthenticated(BAD_TOKEN)
+        raise Unauthenticated(MISSING_TOKEN)
     return operator
 
 

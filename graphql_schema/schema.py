@@ -2,7 +2,6 @@
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import strawberry
 from graphql import ASTValidationRule, GraphQLError, NoSchemaIntrospectionCustomRule
@@ -12,7 +11,6 @@ from strawberry.extensions import (
     SchemaExtension,
 )
 from strawberry.schema.config import StrawberryConfig
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
@@ -23,7 +21,9 @@ from graphql_schema.caches import LimitedCachedDocuments
 from graphql_schema.deliveries.mutations import DeliveryMutations
 from graphql_schema.deliveries.queries import DeliveryQueries
 from graphql_schema.deliveries.subscriptions import DeliverySubscriptions
+from graphql_schema.document_limits import RepeatedFields
 from graphql_schema.errors import ErrorCodes
+from graphql_schema.execution import Executor
 from graphql_schema.operators.resolvers import OperatorMutations, OperatorQueries
 from graphql_schema.profiles.mutations import ProfileMutations
 from graphql_schema.profiles.queries import ProfileQueries
@@ -54,19 +54,6 @@ class Schema(strawberry.Schema):
             super().process_errors(unexpected, execution_context)
 
 
-class PerEventMemo(StrawberryGraphQLCoreExecutionContext):
-    """graphql-core 3.3 memoises sub-field collection by the id of each field list, in a dict
-    that every event of a subscription shares with the subscription's executor; each event
-    brings new lists, so a long-lived subscription kept about 4.8 KB per event forever (70 MB
-    per dashboard-hour, and full garbage collections of up to 0.4 s at 1,000 subscribers:
-    bench/RESULTS.md). A memo of its own per event is dropped with the event."""
-
-    def build_per_event_executor(self, payload: Any) -> Any:
-        executor = super().build_per_event_executor(payload)
-        executor._relevant_sub_fields = {}
-        return executor
-
-
 @dataclass(frozen=True)
 class SchemaOptions:
     """What the server's settings decide about the schema (graphql_schema reads no settings)."""
@@ -74,7 +61,8 @@ class SchemaOptions:
     production: bool = False
     max_depth: int = 15
     max_aliases: int = 30
-    max_tokens: int = 5000
+    max_tokens: int = 1000
+    max_cost: int = 20_000
 
 
 def limit_rules(options: SchemaOptions) -> list[type[ASTValidationRule]]:
@@ -88,6 +76,7 @@ def limit_rules(options: SchemaOptions) -> list[type[ASTValidationRule]]:
     """
     rules: list[type[ASTValidationRule]] = [
         StorableStrings,  # not a limit, but cached the same way
+        RepeatedFields,
         *QueryDepthLimiter(max_depth=options.max_depth).validation_rules,
         *MaxAliasesLimiter(max_alias_count=options.max_aliases).validation_rules,
     ]
@@ -105,7 +94,7 @@ def extensions(options: SchemaOptions) -> list[Callable[[], SchemaExtension]]:
     rules = tuple(limit_rules(options))
     return [
         lambda: ErrorCodes(hide_suggestions=options.production),
-        lambda: LimitedCachedDocuments(options.max_tokens, rules),
+        lambda: LimitedCachedDocuments(options.max_tokens, rules, options.max_cost),
     ]
 
 
@@ -117,7 +106,7 @@ def build_schema(options: SchemaOptions | None = None) -> strawberry.Schema:
         subscription=Subscription,
         extensions=extensions(options),
         config=StrawberryConfig(disable_field_suggestions=options.production),
-        execution_context_class=PerEventMemo,
+        execution_context_class=Executor,
     )
 
 

@@ -6,6 +6,7 @@ by this delivery (the first profile keeps it). Each excluded recipient gets a se
 status IGNORED, `excluded` set and the reason, so that the exclusion causes are a GROUP BY.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +15,7 @@ from models.addresses import address_for
 from models.delivery import Delivery
 from models.enums import Channel, FailureReason, FailureType
 from models.links import LinkKind, anchors
-from models.sql import Sql
+from models.sql import Sql, in_list
 from models.template import FIELDS, UNSUBSCRIBE_FIELD, unknown_fields
 
 
@@ -146,10 +147,17 @@ async def create_logs(sql: Sql, delivery: Delivery, *, insert: bool = True) -> t
     return len(targets) - excluded, excluded
 
 
-async def exclusion_causes(delivery_id: int) -> list[tuple[str, int]]:
+async def exclusion_causes(delivery_ids: Sequence[int]) -> dict[int, list[tuple[str, int]]]:
+    """Each delivery's exclusions by reason, in reason order: one query for them all."""
+    causes: dict[int, list[tuple[str, int]]] = {i: [] for i in delivery_ids}
+    if not delivery_ids:
+        return causes
     rows = await Sql().rows(
-        "SELECT failure_reason, COUNT(*) AS n FROM sending_log WHERE delivery_id = ?"
-        " AND excluded = ? GROUP BY failure_reason ORDER BY failure_reason",
-        [delivery_id, True],
+        "SELECT delivery_id, failure_reason, COUNT(*) AS n FROM sending_log WHERE delivery_id IN"
+        f" {in_list(delivery_ids)} AND excluded = ? GROUP BY delivery_id, failure_reason"
+        " ORDER BY failure_reason",
+        [*delivery_ids, True],
     )
-    return [(r["failure_reason"], int(r["n"])) for r in rows]
+    for r in rows:
+        causes[int(r["delivery_id"])].append((r["failure_reason"], int(r["n"])))
+    return causes

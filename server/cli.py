@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as error:
             print(f"configuration error: {error}", file=sys.stderr)
             return 2
+        app.state.freeze_gc_after_startup = True  # server/app.py: one app for the process
         # ws_max_size: a WebSocket message over the cap is refused (1009) before it is buffered
         uvicorn.run(
             app,
@@ -116,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             port=args.port,
             log_level="info",
             ws_max_size=settings.ws_max_message_bytes,
+            ws_per_message_deflate=settings.ws_per_message_deflate,
         )
         return 0
     if args.command == "worker":

@@ -1,6 +1,7 @@
 """The strawberry ASGI app: authentication over HTTP and in the WebSocket `connection_init`."""
 
 import asyncio
+import json
 import logging
 from contextvars import ContextVar
 from datetime import timedelta
@@ -19,11 +20,14 @@ from strawberry.types import ExecutionResult
 from strawberry.types.unset import UnsetType
 
 from graphql_schema.context import Context
+from graphql_schema.execution import SharedData
 from graphql_schema.schema import SchemaOptions, build_schema
 from models.errors import storage_failure
+from models.operator import Operator
 from server.bus import DELIVERY_TOPIC, ENGINE_TOPIC, EventBus
 from server.http import auth_failures, json_input
 from server.http.graphiql import graphiql_page
+from server.http.graphql_auth import authenticate, bearer, needs_operator
 from server.http.graphql_http import (
     GRAPHQL_RESPONSE,
     JSON,
@@ -32,6 +36,7 @@ from server.http.graphql_http import (
     execute,
     is_request_error,
     negotiate,
+    unless_disconnected,
 )
 from server.http.operator_sockets import OperatorCheckedHandler, OperatorSockets
 from server.http.token_cache import TokenCache
@@ -46,13 +51,6 @@ log = logging.getLogger(__name__)
 _websocket: ContextVar[WebSocket | None] = ContextVar("websocket", default=None)
 
 
-def bearer(value: object) -> str | None:
-    if not isinstance(value, str):
-        return None
-    scheme, _, token = value.strip().partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
-
-
 class GraphQLApp(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = OperatorCheckedHandler  # revoked means revoked
 
@@ -62,6 +60,7 @@ class GraphQLApp(GraphQL[Context, None]):
             max_depth=settings.max_query_depth,
             max_aliases=settings.max_query_aliases,
             max_tokens=settings.max_query_tokens,
+            max_cost=settings.max_query_cost,
         )
         super().__init__(
             build_schema(options),
@@ -89,22 +88,15 @@ class GraphQLApp(GraphQL[Context, None]):
     # ---- GraphQL over HTTP: media types and status codes (server/http/graphql_http.py) ----
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """strawberry refuses a bad HTTP request in plain text; here it is a GraphQL response in
-        the negotiated media type, with a contract code (and `Allow` on a 405)."""
+        """The operator first, before anything is parsed (server/http/graphql_auth.py); then
+        the request, cancelled if the client goes away meanwhile (a mutation, once it runs,
+        is left to finish)."""
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
         request = Request(scope, receive)
         try:
-            response = await self.run(request)
-        except HTTPException as error:
-            allow = "POST" if request.method == "GET" else "GET, POST"
-            response = error_response(
-                error.status_code,
-                error.reason,
-                negotiate(request.headers.get("accept")),
-                {"Allow": allow} if error.status_code == 405 else None,
-            )
+            response = await self.answer(request)
         except Exception as error:
             # The database away (a restart) or full before GraphQL ran (the token lookup): a
             # 503 that says so, not a bare 500. Inside GraphQL, graphql_schema/errors.py does it.
@@ -119,7 +111,31 @@ class GraphQLApp(GraphQL[Context, None]):
                 {"Retry-After": "1"},
                 {"code": "INTERNAL_SERVER_ERROR", "reason": "STORAGE"},
             )
-        await response(scope, receive, send)
+        if response is not None:
+            await response(scope, receive, send)
+
+    async def answer(self, request: Request) -> Response | None:
+        """None when the client went away before the answer was ready."""
+        if needs_operator(request):
+            operator = await authenticate(request, self.tokens)
+            if not isinstance(operator, Operator):
+                return operator
+            request.state.operator = operator
+        return await unless_disconnected(request, lambda: self.respond(request))
+
+    async def respond(self, request: Request) -> Response:
+        """strawberry refuses a bad HTTP request in plain text; here it is a GraphQL response in
+        the negotiated media type, with a contract code (and `Allow` on a 405)."""
+        try:
+            return await self.run(request)
+        except HTTPException as error:
+            allow = "POST" if request.method == "GET" else "GET, POST"
+            return error_response(
+                error.status_code,
+                error.reason,
+                negotiate(request.headers.get("accept")),
+                {"Allow": allow} if error.status_code == 405 else None,
+            )
 
     def decode_json(self, data: str | bytes) -> object:
         """Bodies, GET parameters and WebSocket messages (server/http/json_input.py); every
@@ -182,6 +198,17 @@ class GraphQLApp(GraphQL[Context, None]):
         response.headers["vary"] = "Accept"
         return response
 
+    def encode_json(self, data: object) -> str | bytes:
+        """A `next` message of a result that subscribers share (graphql_schema/execution.py)
+        reuses its encoded data: one encoding per snapshot instead of one per subscriber."""
+        if isinstance(data, dict) and data.get("type") == "next":
+            payload = data["payload"]
+            shared = payload.get("data")
+            if isinstance(shared, SharedData) and len(payload) == 1:
+                op_id = json.dumps(data["id"])
+                return f'{{"id":{op_id},"type":"next","payload":{{"data":{shared.json()}}}}}'
+        return super().encode_json(data)
+
     def _context(self) -> Context:
         bus = self.bus
 
@@ -210,18 +237,12 @@ class GraphQLApp(GraphQL[Context, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
-        """A bad token counts against the client's authentication failures (a missing one is
-        anonymous and does not); over the limit, a request with a token is a 429."""
+        """Over HTTP, the operator __call__ authenticated (none for GraphiQL's page)."""
         context = self._context()
         if isinstance(request, Request):
-            header = request.headers.get("authorization")
-            token = bearer(header)
-            context.token_given = header is not None
-            if header is not None:
-                auth_failures.check(request)
-                context.operator = await self.tokens.operator(token)
-                if context.operator is None:
-                    auth_failures.record_failure(request)
+            context.operator = getattr(request.state, "operator", None)
+            context.token_given = context.operator is not None
+            request.state.graphql_context = context  # for unless_disconnected
         else:
             _websocket.set(request)
         return context

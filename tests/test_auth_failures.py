@@ -66,7 +66,9 @@ async def graphql(http: httpx.AsyncClient, token: str | None) -> httpx.Response:
 
 
 def code_of(response: httpx.Response) -> str:
-    assert response.status_code == 200, response.text
+    """A GraphQL request without a valid operator is refused before it is parsed: 401."""
+    assert response.status_code == 401, response.text
+    assert response.headers["www-authenticate"].startswith("Bearer")
     return str(response.json()["errors"][0]["extensions"]["code"])
 
 

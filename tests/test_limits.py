@@ -15,14 +15,15 @@ from graphql_schema.caches import CACHE_SIZE, CACHED_QUERY_CHARS
 from graphql_schema.schema import SchemaOptions, build_schema, schema
 from models.sql import Sql
 from tests.client import Api, GraphQLErrors
-from tests.conftest import RunningServer, api_for
+from tests.conftest import api_for
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 
 
 def deep(depth: int) -> str:
-    """A query whose deepest field is `depth` levels below the root field (the root is 0)."""
-    fields = ['profile(id: "1")'] + ["history", "profile"] * depth
+    """A query whose deepest field is `depth` levels below the root field (the root is 0); one
+    message of history a level, so that its cost stays small."""
+    fields = ['profile(id: "1")'] + ["history(first: 1)", "profile"] * depth
     fields = fields[:depth]
     return "{ " + " { ".join(fields) + " { id }" + " }" * depth
 
@@ -58,10 +59,10 @@ async def test_a_query_at_each_default_limit_runs_and_one_step_over_is_refused(a
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
     assert error["message"] == "31 aliases found. Allowed: 30"
 
-    assert await api.gql(tokens(5000)) == {"__typename": "Query"}
-    error = await api.error(tokens(5001))
+    assert await api.gql(tokens(1000)) == {"__typename": "Query"}
+    error = await api.error(tokens(1001))
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
-    assert "more than 5000 tokens" in error["message"]
+    assert "more than 1000 tokens" in error["message"]
 
 
 async def test_the_limits_follow_the_settings_and_hold_for_subscriptions_too(
@@ -91,7 +92,7 @@ async def test_the_limits_keep_the_validation_cache_and_big_documents_stay_out_o
     """strawberry issue 4635: limiters built per request make every validation a cache miss.
     In process, on the server's schema: the cache's own counters say what happened."""
     validated, parsed = _get_validate_cache(CACHE_SIZE), _get_parse_cache(CACHE_SIZE)
-    fresh = build_schema(SchemaOptions(max_depth=15, max_aliases=30, max_tokens=5000))
+    fresh = build_schema(SchemaOptions(max_depth=15, max_aliases=30, max_tokens=1000))
     query = "{ __typename a: __typename } # " + uuid.uuid4().hex  # not seen before
     before = validated.cache_info()
     for _ in range(3):
@@ -118,6 +119,7 @@ CAPS = {
     ("Query", "auditEvents", "first"): 500,
     ("Delivery", "sendingLogs", "first"): 500,
     ("Delivery", "auditTrail", "first"): 500,
+    ("Profile", "history", "first"): 100,
     ("Mutation", "importProfiles", "profiles"): 10_000,
     ("Mutation", "createOperator", "roles"): 4,
     ("AudienceInput", "profileIds", ""): 100_000,
@@ -222,8 +224,9 @@ async def test_production_refuses_introspection_suggests_nothing_and_serves_no_g
         error = await production.error(query)
         assert error["message"] == message
         assert error["extensions"]["code"] == "BAD_USER_INPUT"
-    # __typename is not introspection: it works, even without a token. Variables work.
-    assert await production.raw("{ __typename }") == {"data": {"__typename": "Query"}}
+    # __typename is not introspection: it works. Variables work.
+    admin = production.tokens["admin"]
+    assert await production.raw("{ __typename }", token=admin) == {"data": {"__typename": "Query"}}
     by_id = "query($id: ID!) { delivery(id: $id) { id } }"
     assert await production.gql(by_id, {"id": "1"}) == {"delivery": None}
     # No GraphiQL: neither the page nor its files.
@@ -275,9 +278,10 @@ class TestGraphQLOverHTTP:
         return "sqlite"
 
     async def test_graphql_response_json_when_asked_with_the_specs_status_codes(
-        self, server: RunningServer
+        self, api: Api
     ) -> None:
-        ok = await post(server.base_url, {"query": "{ __typename }"}, GRAPHQL_RESPONSE)
+        server, auth = api, {"authorization": f"Bearer {api.tokens['reader']}"}
+        ok = await post(server.base_url, {"query": "{ __typename }"}, GRAPHQL_RESPONSE, auth)
         assert ok.status_code == 200
         assert ok.headers["content-type"] == f"{GRAPHQL_RESPONSE}; charset=utf-8"
         assert ok.json() == {"data": {"__typename": "Query"}}
@@ -289,31 +293,34 @@ class TestGraphQLOverHTTP:
             {"query": aliased(31)},  # a limit
             {"query": "query($id: ID!) { delivery(id: $id) { id } }", "variables": {}},
             {"query": "query A { __typename }", "operationName": "B"},  # no such operation
+            {"query": "query A { __typename } query B { __typename }"},  # which one?
         ):
-            refused = await post(server.base_url, body, GRAPHQL_RESPONSE)
+            refused = await post(server.base_url, body, GRAPHQL_RESPONSE, auth)
             assert refused.status_code == 400, body
             assert refused.headers["content-type"] == f"{GRAPHQL_RESPONSE}; charset=utf-8"
             assert "data" not in refused.json(), body
             assert only_error(refused.json())["extensions"]["code"] == "BAD_USER_INPUT"
 
         # Executed, with a field error: 200, data null.
-        executed = await post(server.base_url, {"query": "{ me { name } }"}, GRAPHQL_RESPONSE)
+        forbidden = {"query": "{ auditEvents { totalCount } }"}
+        executed = await post(server.base_url, forbidden, GRAPHQL_RESPONSE, auth)
         assert executed.status_code == 200
         assert executed.json()["data"] is None
-        assert only_error(executed.json())["extensions"]["code"] == "UNAUTHENTICATED"
+        assert only_error(executed.json())["extensions"]["code"] == "FORBIDDEN"
 
     async def test_application_json_otherwise_with_200_for_every_well_formed_request(
-        self, server: RunningServer
+        self, api: Api
     ) -> None:
+        server, auth = api, {"authorization": f"Bearer {api.tokens['reader']}"}
         either = f"{GRAPHQL_RESPONSE};q=0.5, application/*"
         for accept in (None, "*/*", "application/json", either):
-            response = await post(server.base_url, {"query": "{ nope }"}, accept)
+            response = await post(server.base_url, {"query": "{ nope }"}, accept, auth)
             assert response.status_code == 200, accept
             assert response.headers["content-type"] == "application/json; charset=utf-8"
             assert response.json()["data"] is None
             assert only_error(response.json())["extensions"]["code"] == "BAD_USER_INPUT"
         both = f"{GRAPHQL_RESPONSE}, application/json"
-        ok = await post(server.base_url, {"query": "{ __typename }"}, both)
+        ok = await post(server.base_url, {"query": "{ __typename }"}, both, auth)
         assert ok.headers["content-type"].startswith(GRAPHQL_RESPONSE)
 
     async def test_an_accept_the_server_cannot_serve_is_406_and_runs_nothing(
@@ -344,8 +351,8 @@ class TestGraphQLOverHTTP:
 
         subscription = 'subscription { deploymentProgress(deliveryId: "1") { status } }'
         for response in (
-            await api.http.post("/graphql", json={"query": subscription}),
-            await api.http.get("/graphql", params={"query": subscription}),
+            await api.http.post("/graphql", json={"query": subscription}, headers=auth),
+            await api.http.get("/graphql", params={"query": subscription}, headers=auth),
         ):
             assert response.status_code == 400
             assert "WebSocket" in only_error(response.json())["message"]

@@ -6,7 +6,7 @@ from typing import Any
 from graphql import build_schema, parse
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from graphql_schema.schema import PerEventMemo
+from graphql_schema.execution import Executor
 from graphql_schema.schema import schema as server_schema
 
 SDL = """
@@ -28,10 +28,10 @@ def memo_after(events: int, context_class: Any) -> int:
 
 
 def test_events_of_a_subscription_leave_no_memo_behind() -> None:
-    assert memo_after(200, PerEventMemo) == 0
+    assert memo_after(200, Executor) == 0
     # What it guards against: strawberry's own context keeps an entry per event and object.
     assert memo_after(200, StrawberryGraphQLCoreExecutionContext) >= 200
 
 
 def test_the_server_schema_executes_with_the_per_event_memo() -> None:
-    assert server_schema.execution_context_class is PerEventMemo
+    assert server_schema.execution_context_class is Executor

@@ -9,7 +9,7 @@ from strawberry.types import Info
 from tortoise.queryset import QuerySet
 
 from graphql_schema.context import Context
-from graphql_schema.pagination import PageInfo, encode_cursor, keyset_page
+from graphql_schema.pagination import PageInfo, encode_cursor, keyset_page, page_info
 from graphql_schema.permissions import is_administrator
 from models import audit as m_audit
 from models.audit import AuditAction, AuditActor
@@ -82,6 +82,14 @@ async def audit_page(
     *,
     newest_first: bool,
 ) -> AuditEventConnection:
-    rows, page_info, total = await keyset_page(query, KIND, first, after, newest_first=newest_first)
+    rows, info, total = await keyset_page(query, KIND, first, after, newest_first=newest_first)
+    return audit_connection(rows, info.has_next_page, total)
+
+
+def audit_connection(
+    rows: list[m_audit.AuditEvent], has_next: bool, total: int
+) -> AuditEventConnection:
     edges = [AuditEventEdge(cursor=encode_cursor(KIND, e.id), node=AuditEvent.of(e)) for e in rows]
-    return AuditEventConnection(edges=edges, page_info=page_info, total_count=total)
+    return AuditEventConnection(
+        edges=edges, page_info=page_info(edges, has_next), total_count=total
+    )

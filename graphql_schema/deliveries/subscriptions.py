@@ -9,7 +9,7 @@ from graphql_schema.context import Context
 from graphql_schema.deliveries.types import Delivery, DeploymentKpis, DeploymentProgress
 from graphql_schema.pagination import parse_id
 from graphql_schema.permissions import require
-from models.lifecycle import get_delivery
+from models.errors import NotFound
 
 
 @strawberry.type
@@ -22,16 +22,29 @@ class DeliverySubscriptions:
         self, info: Info[Context, None], delivery_id: strawberry.ID
     ) -> AsyncGenerator[DeploymentProgress, None]:
         require(info)
-        delivery = await get_delivery(parse_id(delivery_id, "delivery"))
-        snapshots = info.context.progress.snapshots(delivery.id)
+        number = parse_id(delivery_id, "delivery")
+        # The hub reads the delivery once for all its subscribers: a thousand subscriptions to
+        # a watched delivery read nothing more (each read waits in the database's queue, with
+        # every other request's).
+        snapshots = info.context.progress.snapshots(number)
+        seen = False
         try:
             async for snap in snapshots:
-                d = snap.delivery
-                yield DeploymentProgress(
-                    delivery=Delivery.of(d),
-                    status=d.status,
-                    kpis=DeploymentKpis.of(d.kpis),
-                    at=snap.at,
-                )
+                seen = True
+                # One payload per snapshot for all its subscribers, so that the selection is
+                # executed once per distinct selection, not once per subscriber
+                # (graphql_schema/execution.py).
+                progress = snap.shared.get("progress")
+                if progress is None:
+                    d = snap.delivery
+                    progress = snap.shared["progress"] = DeploymentProgress(
+                        delivery=Delivery.of(d),
+                        status=d.status,
+                        kpis=DeploymentKpis.of(d.kpis),
+                        at=snap.at,
+                    )
+                yield progress
+            if not seen:
+                raise NotFound(f"no delivery with id {number}")
         finally:
             await snapshots.aclose()  # type: ignore[attr-defined]

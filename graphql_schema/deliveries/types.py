@@ -1,12 +1,13 @@
 """Delivery, its KPIs, its sending logs and its progress, as the contract spells them."""
 
+import dataclasses
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry.types import Info
 
-from graphql_schema.audit.types import AuditEventConnection, audit_page
+from graphql_schema.audit.types import KIND, AuditEventConnection, audit_connection
 from graphql_schema.context import Context
 from graphql_schema.enums import (
     Channel,
@@ -15,14 +16,19 @@ from graphql_schema.enums import (
     FeedbackMode,
     SendingLogStatus,
 )
-from graphql_schema.pagination import PageInfo, encode_cursor, keyset_page
+from graphql_schema.loaders import PageKey
+from graphql_schema.pagination import (
+    PageInfo,
+    decode_cursor,
+    encode_cursor,
+    page_info,
+    page_size,
+)
 from graphql_schema.permissions import is_administrator, require, require_any_role
-from models import audit as m_audit
 from models import delivery as m_delivery
 from models import sending_log as m_log
 from models.enums import Role
 from models.kpis import Kpis
-from models.preparation import exclusion_causes
 from models.redaction import plain_failure
 
 if TYPE_CHECKING:
@@ -106,7 +112,7 @@ class SendingLog:
         require_any_role(info)
         if self.profile_id is None:
             return None
-        found = await info.context.profiles.load(self.profile_id)
+        found = await info.context.loaders.profiles.load(self.profile_id)
         return Profile.of(found) if found is not None else None
 
     @classmethod
@@ -144,17 +150,19 @@ async def sending_log_page(
     first: int | None,
     after: str | None,
 ) -> SendingLogConnection:
-    """Sending logs hold personal data: administrators only (SPEC §1)."""
+    """Sending logs hold personal data: administrators only (SPEC §1). One query for the pages
+    of every delivery the execution asks about (graphql_schema/loaders.py)."""
     require(info, Role.ADMINISTRATION)
-    query = m_log.SendingLog.filter(delivery_id=delivery_id)
-    if status is not None:
-        query = query.filter(status=status)
-    rows, page_info, total = await keyset_page(query, "SendingLog", first, after)
+    where = (("status", status),) if status is not None else ()
+    key = PageKey(delivery_id, page_size(first), decode_cursor("SendingLog", after), where)
+    page = await info.context.loaders.sending_logs.load(key)
     edges = [
         SendingLogEdge(cursor=encode_cursor("SendingLog", r.id), node=SendingLog.of(r))
-        for r in rows
+        for r in page.rows
     ]
-    return SendingLogConnection(edges=edges, page_info=page_info, total_count=total)
+    return SendingLogConnection(
+        edges=edges, page_info=page_info(edges, page.has_next), total_count=page.total
+    )
 
 
 @strawberry.type
@@ -210,10 +218,9 @@ class Delivery:
         return detail if is_administrator(info) else plain_failure(detail)
 
     @strawberry.field(description="Exclusions at preparation, counted by reason.")
-    async def exclusions(self) -> list[ExclusionCause]:
-        return [
-            ExclusionCause(reason=r, count=n) for r, n in await exclusion_causes(self._model.id)
-        ]
+    async def exclusions(self, info: Info[Context, None]) -> list[ExclusionCause]:
+        causes = await info.context.loaders.exclusions.load(self._model.id)
+        return [ExclusionCause(reason=r, count=n) for r, n in causes]
 
     @strawberry.field
     async def sending_logs(
@@ -233,8 +240,9 @@ class Delivery:
         self, info: Info[Context, None], first: int | None = None, after: str | None = None
     ) -> AuditEventConnection:
         require(info)
-        query = m_audit.events(delivery_id=self._model.id)
-        return await audit_page(query, first, after, newest_first=False)
+        key = PageKey(self._model.id, page_size(first), decode_cursor(KIND, after))
+        page = await info.context.loaders.audit_trails.load(key)
+        return audit_connection(page.rows, page.has_next, page.total)
 
     @classmethod
     def of(cls, d: m_delivery.Delivery) -> "Delivery":
@@ -295,3 +303,5 @@ class DeploymentProgress:
     status: DeliveryStatus
     kpis: DeploymentKpis
     at: datetime
+    # One snapshot's results, shared by its subscribers (graphql_schema/execution.py).
+    shared_results: strawberry.Private[dict[Any, Any]] = dataclasses.field(default_factory=dict)

@@ -6,12 +6,15 @@ from strawberry.types import Info
 
 from graphql_schema.context import Context
 from graphql_schema.deliveries.types import SendingLog
+from graphql_schema.loaders import PageKey
+from graphql_schema.pagination import parse_id
 from graphql_schema.permissions import require_any_role
 from models import profile as m_profile
-from models import sending_log as m_log
+from models.errors import BadInput
 from models.profile import DATA_FIELDS, ProfileData
 
-HISTORY_LIMIT = 100
+HISTORY_PAGE = 50  # messages when `first` is not given
+HISTORY_MAX = 100
 
 
 @strawberry.type
@@ -22,15 +25,25 @@ class Profile:
     first_name: str | None
     last_name: str | None
 
-    @strawberry.field(description="The newest messages targeted at this profile (at most 100).")
-    async def history(self, info: Info[Context, None]) -> list[SendingLog]:
+    @strawberry.field(
+        description=f"The messages targeted at this profile, newest first: `first` of them"
+        f" ({HISTORY_PAGE} when not given, at most {HISTORY_MAX}), older than the message"
+        " whose id is `after` when given."
+    )
+    async def history(
+        self,
+        info: Info[Context, None],
+        first: int | None = None,
+        after: strawberry.ID | None = None,
+    ) -> list[SendingLog]:
         require_any_role(info)  # whichever path reached the profile
-        logs = (
-            await m_log.SendingLog.filter(profile_id=int(self.id), excluded=False)
-            .order_by("-id")
-            .limit(HISTORY_LIMIT)
-        )
-        return [SendingLog.of(log) for log in logs]
+        size = HISTORY_PAGE if first is None else first
+        if not 0 <= size <= HISTORY_MAX:
+            raise BadInput(f"'first' must be between 0 and {HISTORY_MAX}")
+        older = parse_id(after, "sending log") if after is not None else None
+        key = PageKey(int(self.id), size, older, (("excluded", False),))
+        page = await info.context.loaders.histories.load(key)
+        return [SendingLog.of(log) for log in page.rows]
 
     @classmethod
     def of(cls, p: m_profile.Profile) -> "Profile":

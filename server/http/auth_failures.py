@@ -19,7 +19,6 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from functools import lru_cache
 
-from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
 from starlette.types import Scope
@@ -78,14 +77,6 @@ class AuthFailures:
             self.failures.popitem(last=False)
 
 
-class TooManyFailures(HTTPException):
-    """Raised where a handler cannot return a response itself (GraphQL's get_context);
-    Starlette's exception middleware answers it."""
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(429, refusal_message(retry_after), {"Retry-After": str(retry_after)})
-
-
 def refusal_message(retry_after: int) -> str:
     return f"too many failed authentications from this address: retry in {retry_after} s"
 
@@ -130,13 +121,6 @@ def refusal(conn: HTTPConnection) -> JSONResponse | None:
     return JSONResponse(
         {"error": refusal_message(wait)}, status_code=429, headers={"Retry-After": str(wait)}
     )
-
-
-def check(conn: HTTPConnection) -> None:
-    """Raise TooManyFailures for a client over the limit."""
-    wait = retry_after(conn.scope)
-    if wait is not None:
-        raise TooManyFailures(wait)
 
 
 def record_failure(conn: HTTPConnection) -> None:

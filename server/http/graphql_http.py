@@ -6,12 +6,15 @@ A client that asks for `application/graphql-response+json` gets it, with the spe
 request, as before the spec. A request that accepts neither gets 406 before anything runs.
 """
 
+import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from cross_web import HTTPException
 from graphql import GraphQLError
+from starlette.requests import Request
 from starlette.responses import Response
 from strawberry.exceptions import MissingQueryError
 from strawberry.http import GraphQLRequestData
@@ -20,6 +23,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
+T = TypeVar("T")
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
 # Order breaks ties: `*/*` (curl, httpx, browsers) and `application/*` mean JSON, which every
@@ -125,10 +129,46 @@ def error_response(
     media_type: str | None,
     headers: dict[str, str] | None = None,
     extensions: dict[str, object] | None = None,
+    *,
+    code: str = "BAD_USER_INPUT",
 ) -> Response:
-    """A request refused before GraphQL ran, still as a GraphQL response with a contract code."""
-    error = GraphQLError(message, extensions=extensions or {"code": "BAD_USER_INPUT"}).formatted
+    """A request refused before GraphQL ran, still as a GraphQL response with a contract code
+    (`extensions`, when given, replace the bare `{"code": code}`)."""
+    error = GraphQLError(message, extensions=extensions or {"code": code}).formatted
     body = json.dumps({"errors": [error]}, separators=(",", ":"))
     return Response(
         body, status_code=status, media_type=f"{media_type or JSON}; charset=utf-8", headers=headers
     )
+
+
+async def unless_disconnected(request: Request, work: Callable[[], Awaitable[T]]) -> T | None:
+    """Run `work()` (the request's execution) unless the client goes away first: then it is
+    cancelled, and None is returned (there is nobody to answer). A mutation that has started
+    executing is left to finish, so that what it commits is also published.
+
+    The body is read first (bounded by MAX_BODY_BYTES): after it, the only message the server
+    can receive is the disconnect."""
+    if request.method == "POST":
+        await request.body()
+    task = asyncio.current_task()
+    assert task is not None
+    gone = False
+
+    async def watch() -> None:
+        nonlocal gone
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        context = getattr(request.state, "graphql_context", None)
+        if not getattr(context, "mutating", False):
+            gone = True
+            task.cancel()
+
+    watcher = asyncio.create_task(watch())
+    try:
+        return await work()
+    except asyncio.CancelledError:
+        if gone and task.uncancel() == 0:
+            return None
+        raise
+    finally:
+        watcher.cancel()

@@ -1,0 +1,84 @@
+"""Reads for many parents at once, so that a page of deliveries or logs costs a few queries, not
+one or two per row: the API's data loaders (graphql_schema/loaders.py) gather the parents one
+execution asks about and call these.
+
+A page of children per parent is a keyset page (ids after a cursor, in id order or newest first),
+read with one statement for many parents: a UNION ALL of one `ORDER BY id LIMIT n` per parent,
+each served by the (parent, id) index like a single page, on SQLite and PostgreSQL alike.
+"""
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, TypeVar
+
+from tortoise.models import Model
+
+from models.sql import Sql, in_list
+
+M = TypeVar("M", bound=Model)
+# Parents per statement: SQLite allows 500 terms in a compound SELECT.
+CHUNK = 200
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    parent: int
+    limit: int  # rows to read (a page asks for one more, to know whether another follows)
+    after: int | None = None  # the keyset: ids after this one (before it, newest first)
+    where: tuple[tuple[str, Any], ...] = ()  # more columns that must be equal
+
+
+def _param(value: Any) -> Any:
+    return value.value if isinstance(value, Enum) else value
+
+
+async def child_pages(
+    model: type[M], column: str, requests: Iterable[PageRequest], *, newest_first: bool = False
+) -> dict[PageRequest, list[M]]:
+    """The rows of each request, in page order."""
+    wanted = [r for r in dict.fromkeys(requests) if r.limit > 0]
+    table = model._meta.db_table
+    ids: dict[PageRequest, list[int]] = {r: [] for r in wanted}
+    order, after = ("DESC", "<") if newest_first else ("ASC", ">")
+    sql = Sql()
+    for start in range(0, len(wanted), CHUNK):
+        parts, params = [], []
+        for index, r in enumerate(wanted[start : start + CHUNK]):
+            conditions = [f"{column} = ?", *(f"{name} = ?" for name, _ in r.where)]
+            params += [r.parent, *(_param(v) for _, v in r.where)]
+            if r.after is not None:
+                conditions.append(f"id {after} ?")
+                params.append(r.after)
+            params.append(r.limit)
+            parts.append(
+                f"SELECT id, k FROM (SELECT id, {index} AS k FROM {table} WHERE"
+                f" {' AND '.join(conditions)} ORDER BY id {order} LIMIT ?) AS p{index}"
+            )
+        for row in await sql.rows(" UNION ALL ".join(parts), params):
+            ids[wanted[start + int(row["k"])]].append(int(row["id"]))
+    for found in ids.values():  # UNION ALL keeps no order between its parts' rows
+        found.sort(reverse=newest_first)
+    every = [i for found in ids.values() for i in found]
+    rows = {row.pk: row for row in await model.filter(id__in=every)} if every else {}
+    return {r: [rows[i] for i in found if i in rows] for r, found in ids.items()}
+
+
+async def child_counts(
+    model: type[Model], column: str, parents: Sequence[int], where: Mapping[str, Any] = {}
+) -> dict[int, int]:
+    """How many rows each parent has (0 for none)."""
+    counts = dict.fromkeys(parents, 0)
+    if not parents:
+        return counts
+    table = model._meta.db_table
+    conditions = "".join(f" AND {name} = ?" for name in where)
+    params = [*parents, *(_param(v) for v in where.values())]
+    rows = await Sql().rows(
+        f"SELECT {column} AS parent, COUNT(*) AS n FROM {table} WHERE {column} IN"
+        f" {in_list(parents)}{conditions} GROUP BY {column}",
+        params,
+    )
+    for row in rows:
+        counts[int(row["parent"])] = int(row["n"])
+    return counts
