@@ -4,6 +4,7 @@ browser or Playwright is not installed (`.ci/run` installs both)."""
 
 import os
 import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,14 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+# Key screens go to docs/screenshots/ (shown in the README) only when asked for, with
+# UPDATE_SCREENSHOTS=1; otherwise to a temporary folder, so that a test run leaves the work
+# tree as it was.
+SCREENSHOTS = (
+    Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1"
+    else Path(tempfile.gettempdir()) / "delivery-server-screenshots"
+)
 
 
 def browser_missing() -> str | None:
@@ -55,6 +63,6 @@ async def page() -> AsyncIterator[Any]:
 
 
 async def screenshot(page: Any, name: str) -> None:
-    """Save a screenshot of a key screen under docs/screenshots/ (shown in the README)."""
+    """Save a screenshot of a key screen (under docs/screenshots/ with UPDATE_SCREENSHOTS=1)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))

@@ -1,47 +1,27 @@
 """Fixtures: a real server (uvicorn on a free port) per test, on SQLite and on PostgreSQL.
 
 PostgreSQL tests use TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres)
-and a fresh database per test; when that server is not reachable they are skipped, and the
-skip reason says so.
+and a fresh database per test (tests/databases.py); when that server is not reachable they are
+skipped, and the skip reason says so.
 """
 
 import asyncio
-import contextlib
-import os
 import socket
-import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import asyncpg
-import httpx
 import pytest
 import uvicorn
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 
-from models.enums import Role
-from models.operator import create_operator
 from server.app import create_app
-from server.db import apply_migrations
 from server.settings import Settings
-from tests.client import Api
+from tests import databases
+from tests.client import Api, http_client
+from tests.databases import PG_AVAILABLE, PG_URL, ROLES, fresh_database
 
-PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+__all__ = ["PG_AVAILABLE", "PG_URL", "ROLES", "fresh_database"]  # tests import them from here
 SECRET = "test-secret"
-
-
-def _pg_available() -> bool:
-    host, port = "127.0.0.1", 5432
-    rest = PG_URL.split("@", 1)[-1].split("/", 1)[0]
-    if ":" in rest:
-        host, port_text = rest.rsplit(":", 1)
-        port = int(port_text)
-    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
-        return True
-    return False
-
-
-PG_AVAILABLE = _pg_available()
 
 
 def free_port() -> int:
@@ -50,52 +30,37 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-# A migrated database that each server test's PostgreSQL database is copied from: copying takes
-# 0.05 s where migrating an empty one takes 0.3 s (about a minute over the suite). Dropped when
-# the session ends (pytest_sessionfinish).
-_template: str | None = None
-
-
-async def _migrated_template(admin: Any) -> str:
-    global _template
-    if _template is None:
-        name = f"dtemplate_{uuid.uuid4().hex[:12]}"
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        await apply_migrations(f"{PG_URL.rsplit('/', 1)[0]}/{name}")
-        _template = name
-    return _template
-
-
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if _template is not None:
-
-        async def drop() -> None:
-            admin = await asyncpg.connect(PG_URL.replace("postgres://", "postgresql://", 1))
-            try:
-                await admin.execute(f'DROP DATABASE IF EXISTS "{_template}" WITH (FORCE)')
-            finally:
-                await admin.close()
-
-        asyncio.run(drop())
+    databases.close()
 
 
-@contextlib.asynccontextmanager
-async def fresh_database(kind: str, tmp_path: Any, *, migrated: bool = False) -> AsyncIterator[str]:
-    """An empty database, or with `migrated` one with every migration applied (on PostgreSQL
-    a copy of a template migrated once per session)."""
-    if kind == "sqlite":
-        yield f"sqlite://{tmp_path}/test.sqlite3"
-        return
-    name = f"dtest_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(PG_URL.replace("postgres://", "postgresql://", 1))
-    try:
-        template = f' TEMPLATE "{await _migrated_template(admin)}"' if migrated else ""
-        await admin.execute(f'CREATE DATABASE "{name}"{template}')
-        base = PG_URL.rsplit("/", 1)[0]
-        yield f"{base}/{name}"
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+# The longest tests (tens of seconds each) start first, so that parallel workers (`-n auto`, the
+# README's command) finish together instead of one running the 100,000-recipient send alone at
+# the end. `--maxschedchunk 1` (pyproject.toml) has xdist hand out tests one at a time, except
+# two to each worker at the start: the second test of the worker that starts the longest is a
+# short one, so that nothing long waits behind it.
+LONGEST_FIRST = (
+    "tests/test_cluster.py::test_a_killed_worker",
+    "tests/test_fuzz_webhook.py",
+    "tests/test_cluster.py",
+    "tests/test_fuzz_graphql.py",
+    "tests/test_faults.py",
+    "tests/test_worker.py",
+    "tests/test_restart.py",
+    "tests/test_state_machine.py",
+    "tests/e2e/",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        found = (i for i, prefix in enumerate(LONGEST_FIRST) if item.nodeid.startswith(prefix))
+        return next(found, len(LONGEST_FIRST))
+
+    items.sort(key=rank)
+    short = next((i for i, item in enumerate(items) if rank(item) == len(LONGEST_FIRST)), None)
+    if short is not None and short > 1:
+        items.insert(1, items.pop(short))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -112,6 +77,8 @@ class RunningServer:
         if settings.public_url is None:
             settings.public_url = self.base_url
         self.settings = settings
+        # The operators' tokens by role name, when the database has the template's operators.
+        self.operators: dict[str, str] = {}
         self.app = create_app(settings)
         config = uvicorn.Config(
             self.app,
@@ -170,6 +137,8 @@ async def make_server(db_kind: str, tmp_path: Any) -> AsyncIterator[Callable[...
             }
             values.update(overrides)
             running = RunningServer(Settings(_env_file=None, **values))  # type: ignore[call-arg]
+            if values["database_url"] == url:
+                running.operators = databases.template_operators(db_kind)
             await running.start()
             servers.append(running)
             return running
@@ -181,21 +150,12 @@ async def make_server(db_kind: str, tmp_path: Any) -> AsyncIterator[Callable[...
                 await running.stop()
 
 
-ROLES = {
-    "admin": [Role.ADMINISTRATION],
-    "starter": [Role.START_DELIVERIES],
-    "preparer": [Role.PREPARE_DELIVERIES],
-    "approver": [Role.APPROVE_DELIVERIES],
-    "reader": [],
-}
-
-
 async def api_for(running: RunningServer) -> AsyncIterator[Api]:
-    async with httpx.AsyncClient(base_url=running.base_url, timeout=30) as http:
+    """A client with one operator per role (ROLES): admin, starter, preparer, approver,
+    reader."""
+    async with http_client(running.base_url, timeout=30) as http:
         api = Api(running.base_url, http, SECRET)
-        for name, roles in ROLES.items():
-            _, token = await create_operator(f"{name}-{uuid.uuid4().hex[:6]}", roles)
-            api.tokens[name] = token
+        api.tokens.update(running.operators or await databases.create_operators())
         yield api
 
 

@@ -1,5 +1,6 @@
 """Reusable steps of the operator's journey, through the public API only."""
 
+from datetime import UTC, datetime
 from typing import Any
 
 from tests.client import Api
@@ -113,12 +114,42 @@ async def sent_delivery(
     return done, [log for log in await logs(api, created["id"]) if not log["excluded"]]
 
 
-async def efs_delivery(api: Api, emails: list[str]) -> tuple[str, list[str]]:
-    """A delivery in EFS mode sent to `emails`: its id and each address's message id, in order
-    (what a provider webhook test posts events for)."""
-    done, sent = await sent_delivery(api, list(emails), feedbackMode="EFS")
+def addresses(count: int, prefix: str = "efs") -> list[str]:
+    """prefix0@example.com, prefix1@example.com, ...: `count` addresses."""
+    return [f"{prefix}{i}@example.com" for i in range(count)]
+
+
+async def delivery_with_ids(
+    api: Api, count: int, prefix: str = "efs", **extra: Any
+) -> tuple[dict[str, Any], list[str]]:
+    """A delivery sent to `addresses(count, prefix)`: the delivery once SENT and each address's
+    message id, in order (what a feedback test reports on). `extra` goes to createDelivery."""
+    emails = addresses(count, prefix)
+    done, sent = await sent_delivery(api, list(emails), **extra)
     by_address = {log["address"]: log["messageId"] for log in sent}
-    return done["id"], [by_address[e] for e in emails]
+    return done, [by_address[e] for e in emails]
+
+
+async def efs_delivery(
+    api: Api, count: int, prefix: str = "efs", **extra: Any
+) -> tuple[str, list[str]]:
+    """A delivery in EFS mode sent to `addresses(count, prefix)`: its id and each address's
+    message id, in order."""
+    done, message_ids = await delivery_with_ids(api, count, prefix, feedbackMode="EFS", **extra)
+    assert done["feedbackMode"] == "EFS"
+    return done["id"], message_ids
+
+
+async def wait_until_finished(api: Api, delivery_id: str) -> dict[str, Any]:
+    """Poll until FINISHED, for at most ~3 s after the end of the validity period."""
+    data = await api.gql(
+        "query($id: ID!) { delivery(id: $id) { validUntil } }", {"id": delivery_id}
+    )
+    valid_until = datetime.fromisoformat(data["delivery"]["validUntil"])
+    if valid_until.tzinfo is None:
+        valid_until = valid_until.replace(tzinfo=UTC)
+    left = max((valid_until - datetime.now(UTC)).total_seconds(), 0.0)
+    return await wait_for(api, delivery_id, lambda d: d["status"] == "FINISHED", timeout=left + 3)
 
 
 async def feedback_snapshot(

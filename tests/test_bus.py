@@ -10,6 +10,7 @@ import os
 import re
 import socket
 import sys
+import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,10 @@ def _reachable(host: str, port: int) -> bool:
 
 REDIS_AVAILABLE = _reachable("127.0.0.1", 6379)
 BUS_URLS = {"redis": REDIS_URL, "postgres": PG_URL}
+# The buses here are the machine's Redis and the database at PG_URL, which other test runs and
+# parallel workers use too: these tests' topics are this test process's own.
+RUN = uuid.uuid4().hex[:8]
+DELIVERY, ENGINE = f"delivery_{RUN}", f"engine_{RUN}"
 
 
 @pytest.fixture(params=["redis", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -72,20 +77,20 @@ async def test_an_event_reaches_subscribers_of_every_instance(
     buses: Callable[[], EventBus],
 ) -> None:
     one, two = buses(), buses()
-    async with one.subscribe("delivery") as mine, two.subscribe("delivery") as theirs:
-        await one.publish("delivery", {"id": 7})
+    async with one.subscribe(DELIVERY) as mine, two.subscribe(DELIVERY) as theirs:
+        await one.publish(DELIVERY, {"id": 7})
         assert await next_event(mine) == {"id": 7}
         assert await next_event(theirs) == {"id": 7}
 
 
 async def test_topics_are_separate(buses: Callable[[], EventBus]) -> None:
     one, two = buses(), buses()
-    async with two.subscribe("engine") as engine, two.subscribe("delivery") as delivery:
-        await one.publish("engine", {"n": 1})
-        await one.publish("delivery", {"n": 2})
+    async with two.subscribe(ENGINE) as engine, two.subscribe(DELIVERY) as delivery:
+        await one.publish(ENGINE, {"n": 1})
+        await one.publish(DELIVERY, {"n": 2})
         assert await next_event(engine) == {"n": 1}
         assert await next_event(delivery) == {"n": 2}
-        await one.publish("engine", {"n": 3})
+        await one.publish(ENGINE, {"n": 3})
         assert await next_event(engine) == {"n": 3}  # nothing from "delivery" in between
 
 
@@ -94,9 +99,9 @@ async def test_a_slow_subscribers_queue_keeps_only_the_newest_events(
 ) -> None:
     one, two = buses(), buses()
     total = QUEUE_SIZE + 50
-    async with two.subscribe("delivery") as slow, two.subscribe("delivery") as fast:
+    async with two.subscribe(DELIVERY) as slow, two.subscribe(DELIVERY) as fast:
         for n in range(total):  # the fast one reads each event as it comes; the slow one never
-            await one.publish("delivery", {"n": n})
+            await one.publish(DELIVERY, {"n": n})
             assert await next_event(fast) == {"n": n}
         kept = [(await next_event(slow))["n"] for _ in range(QUEUE_SIZE)]
         assert kept == list(range(total - QUEUE_SIZE, total))
@@ -132,8 +137,8 @@ async def test_events_flow_again_after_the_listening_connection_is_killed(
     """...and once it listens again, subscribers are told to re-read (RESYNC): what was
     published meanwhile is lost."""
     listener, publisher = buses(), buses()
-    async with listener.subscribe("delivery") as events:
-        await publisher.publish("delivery", {"n": -1})
+    async with listener.subscribe(DELIVERY) as events:
+        await publisher.publish(DELIVERY, {"n": -1})
         while (first := await next_event(events)) == RESYNC:  # the first connection's
             pass
         assert first == {"n": -1}
@@ -145,7 +150,7 @@ async def test_events_flow_again_after_the_listening_connection_is_killed(
         read = asyncio.ensure_future(anext(events))
         while True:  # events published while it reconnects are lost: keep publishing
             n += 1
-            await publisher.publish("delivery", {"n": n})
+            await publisher.publish(DELIVERY, {"n": n})
             done, _ = await asyncio.wait({read}, timeout=0.2)
             if done:
                 event = read.result()
@@ -219,15 +224,15 @@ async def test_finding_14_buses_hear_their_own_prefix_only(bus_url: str) -> None
     made = [make_bus(bus_url, "depA"), make_bus(bus_url, "depA"), make_bus(bus_url, "depB")]
     a_one, a_two, b = made
     try:
-        async with a_two.subscribe("delivery") as heard_a, b.subscribe("delivery") as heard_b:
-            await a_one.publish("delivery", {"from": "A", "n": 1})
-            await b.publish("delivery", {"from": "B", "n": 2})
-            await a_one.publish("delivery", {"from": "A", "n": 3})
+        async with a_two.subscribe(DELIVERY) as heard_a, b.subscribe(DELIVERY) as heard_b:
+            await a_one.publish(DELIVERY, {"from": "A", "n": 1})
+            await b.publish(DELIVERY, {"from": "B", "n": 2})
+            await a_one.publish(DELIVERY, {"from": "A", "n": 3})
             # Events arrive in the order they were published: B's would come between.
             assert await next_event(heard_a) == {"from": "A", "n": 1}
             assert await next_event(heard_a) == {"from": "A", "n": 3}
             assert await next_event(heard_b) == {"from": "B", "n": 2}
-            await b.publish("delivery", {"from": "B", "n": 4})
+            await b.publish(DELIVERY, {"from": "B", "n": 4})
             assert await next_event(heard_b) == {"from": "B", "n": 4}  # not A's 1 or 3
     finally:
         for bus in made:

@@ -4,7 +4,6 @@ Feedback comes only from the signed webhook (capture MTA), so every step is one 
 """
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from tests import flows
 from tests.client import Api, event
@@ -16,29 +15,7 @@ from tests.feedback_steps import (
     log_state,
     report,
 )
-
-
-async def efs_delivery(api: Api, count: int, **extra: Any) -> tuple[str, list[str]]:
-    done, logs = await flows.sent_delivery(
-        api, [f"efs{i}@example.com" for i in range(count)], feedbackMode="EFS", **extra
-    )
-    assert done["feedbackMode"] == "EFS"
-    by_address = {log["address"]: log["messageId"] for log in logs}
-    return done["id"], [by_address[f"efs{i}@example.com"] for i in range(count)]
-
-
-async def wait_until_finished(api: Api, delivery_id: str) -> dict[str, Any]:
-    """Poll until FINISHED, for at most ~3 s after the end of the validity period."""
-    data = await api.gql(
-        "query($id: ID!) { delivery(id: $id) { validUntil } }", {"id": delivery_id}
-    )
-    valid_until = datetime.fromisoformat(data["delivery"]["validUntil"])
-    if valid_until.tzinfo is None:
-        valid_until = valid_until.replace(tzinfo=UTC)
-    left = max((valid_until - datetime.now(UTC)).total_seconds(), 0.0)
-    return await flows.wait_for(
-        api, delivery_id, lambda d: d["status"] == "FINISHED", timeout=left + 3
-    )
+from tests.flows import efs_delivery, wait_until_finished
 
 
 async def test_efs_relayed_message_is_pending_and_both_rates_start_at_zero(api: Api) -> None:

@@ -4,7 +4,6 @@ LEGACY is the instance default. Feedback comes only from the signed webhook (cap
 """
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from tests import flows
@@ -18,29 +17,13 @@ from tests.feedback_steps import (
     log_state,
     report,
 )
+from tests.flows import wait_until_finished
 
 
 async def legacy_delivery(api: Api, count: int, **extra: Any) -> tuple[str, list[str]]:
-    done, logs = await flows.sent_delivery(
-        api, [f"legacy{i}@example.com" for i in range(count)], **extra
-    )
+    done, message_ids = await flows.delivery_with_ids(api, count, "legacy", **extra)
     assert done["feedbackMode"] == "LEGACY"
-    by_address = {log["address"]: log["messageId"] for log in logs}
-    return done["id"], [by_address[f"legacy{i}@example.com"] for i in range(count)]
-
-
-async def wait_until_finished(api: Api, delivery_id: str) -> dict[str, Any]:
-    """Poll until FINISHED, for at most ~3 s after the end of the validity period."""
-    data = await api.gql(
-        "query($id: ID!) { delivery(id: $id) { validUntil } }", {"id": delivery_id}
-    )
-    valid_until = datetime.fromisoformat(data["delivery"]["validUntil"])
-    if valid_until.tzinfo is None:
-        valid_until = valid_until.replace(tzinfo=UTC)
-    left = max((valid_until - datetime.now(UTC)).total_seconds(), 0.0)
-    return await flows.wait_for(
-        api, delivery_id, lambda d: d["status"] == "FINISHED", timeout=left + 3
-    )
+    return done["id"], message_ids
 
 
 async def test_legacy_is_the_instance_default_and_relayed_counts_as_delivered(api: Api) -> None:

@@ -18,19 +18,8 @@ from server.http.feedback import sign
 from tests import flows
 from tests.client import Api, event
 from tests.conftest import SECRET, api_for
-
-
-async def efs_delivery(api: Api, count: int) -> tuple[str, list[str]]:
-    done, logs = await flows.sent_delivery(
-        api, [f"hook{i}@example.com" for i in range(count)], feedbackMode="EFS"
-    )
-    by_address = {log["address"]: log["messageId"] for log in logs}
-    return done["id"], [by_address[f"hook{i}@example.com"] for i in range(count)]
-
-
-async def snapshot(api: Api, delivery_id: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Everything feedback can change: every log field and every KPI."""
-    return await flows.logs(api, delivery_id), (await flows.delivery(api, delivery_id))["kpis"]
+from tests.flows import efs_delivery
+from tests.flows import feedback_snapshot as snapshot
 
 
 async def log_of(api: Api, delivery_id: str, message_id: str) -> dict[str, Any]:

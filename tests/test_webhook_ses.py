@@ -29,6 +29,7 @@ from server.settings import Settings
 from tests import flows
 from tests.client import Api
 from tests.conftest import api_for
+from tests.flows import efs_delivery
 
 SAMPLES = Path(__file__).parent / "samples" / "ses"
 TOPIC = "arn:aws:sns:us-east-1:123456789012:ses-feedback"
@@ -157,10 +158,6 @@ async def post(api: Api, message: dict[str, Any] | bytes) -> httpx.Response:
             if isinstance(message.get(key), str):
                 headers[f"x-amz-sns-message-{header}"] = message[key]
     return await api.http.post(PATH, content=content, headers=headers)
-
-
-async def efs_delivery(api: Api, count: int) -> tuple[str, list[str]]:
-    return await flows.efs_delivery(api, [f"ses{i}@example.com" for i in range(count)])
 
 
 COUNTS = ("accepted", "duplicates", "unknown", "skipped")

@@ -23,6 +23,7 @@ from server.settings import Settings
 from tests import flows
 from tests.client import Api
 from tests.conftest import api_for
+from tests.flows import efs_delivery
 
 SAMPLES = Path(__file__).parent / "samples" / "sparkpost"
 AUTH = "hook-user:s3cret:with-colon"
@@ -74,10 +75,6 @@ async def hook(make_server: Callable[..., Any]) -> AsyncIterator[Api]:
     running = await make_server(sparkpost_webhook_auth=AUTH)
     async for api in api_for(running):
         yield api
-
-
-async def efs_delivery(api: Api, count: int) -> tuple[str, list[str]]:
-    return await flows.efs_delivery(api, [f"sp{i}@example.com" for i in range(count)])
 
 
 async def quarantined(api: Api, emails: list[str]) -> set[str]:
@@ -143,8 +140,7 @@ async def test_sample_batch_applies_by_event_type_and_bounce_class_and_replays_a
     assert replay.json() == {"accepted": 0, "duplicates": 9, "unknown": 2, "skipped": 6}
     assert await flows.feedback_snapshot(hook, delivery_id) == after
     # The hard bounce quarantined its address; one soft bounce does not (threshold 5).
-    emails = [f"sp{i}@example.com" for i in range(9)]
-    assert await quarantined(hook, emails) == {"sp1@example.com"}
+    assert await quarantined(hook, flows.addresses(9)) == {"efs1@example.com"}
 
 
 async def test_bad_or_missing_basic_auth_gets_401_and_changes_nothing(hook: Api) -> None:
