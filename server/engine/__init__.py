@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 from typing import Any
 
+from models.enums import DeliveryStatus
 from models.relay import release_claims
 from server.bus import DELIVERY_TOPIC, ENGINE_TOPIC, EventBus
 from server.engine.dispatcher import Dispatcher
@@ -59,11 +60,15 @@ class Engine:
 
     async def _watch(self) -> None:
         """Every "delivery changed" (a stop or a pause from any process, over a shared bus):
-        the dispatcher re-checks the status of a delivery whose batch it is handing over."""
+        the dispatcher closes the gate of a delivery whose batch it is handing over when the
+        event says it stopped or paused, and re-checks its status in the database."""
         async with self.bus.subscribe(DELIVERY_TOPIC) as events:
             async for event in events:
                 with contextlib.suppress(TypeError, ValueError):
-                    self.dispatcher.changed(int(event.get("id", 0)))
+                    status = event.get("status")
+                    self.dispatcher.changed(
+                        int(event.get("id", 0)), DeliveryStatus(status) if status else None
+                    )
 
     async def stop(self, grace_seconds: float = 10.0) -> None:
         """Let the dispatcher finish its batch and the scheduler its tick, then cancel what is

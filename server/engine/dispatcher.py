@@ -121,13 +121,21 @@ class Dispatcher:
         self._waits: dict[int, Wait] = {}  # deliveries backing off after a transient error
         self._retries_wait = Wait()
         self._flight: Flight | None = None
+        self._closed_at: dict[int, float] = {}  # when an event said a delivery stopped sending
 
-    def changed(self, delivery_id: int) -> None:
-        """A "delivery changed" event: if that delivery's batch is being handed over, re-read
-        its status at once (a stop or a pause must close the gate now, not at the next
-        record)."""
+    def changed(self, delivery_id: int, status: DeliveryStatus | None = None) -> None:
+        """A "delivery changed" event. If that delivery's batch is being handed over, an event
+        that says it is no longer sending (a stop, a pause) closes the gate now; any event
+        has its status re-read at once. The time of a closing event is kept: a batch claimed
+        just before it, and not yet in flight, starts with its gate closed."""
+        if status is not None and status not in SENDING:
+            self._closed_at[delivery_id] = time.monotonic()
+            if len(self._closed_at) > 10_000:
+                self._closed_at.clear()
         flight = self._flight
         if flight is not None and flight.delivery_id == delivery_id:
+            if status is not None:
+                self._gate(flight, status)
             flight.recheck.set()
 
     async def run(self) -> None:
@@ -167,17 +175,19 @@ class Dispatcher:
                     del self._waits[sending.id]
                 elif now < wait.until:
                     continue
+            claimed_at = time.monotonic()
             batch = await claim_batch(sending.id, self.batch_size, self.lease_seconds, self.domain)
             if not batch:
                 if await mark_sent_if_done(sending.id, utcnow()):
                     self._forget(sending.id)
                     await self.bus.publish(DELIVERY_TOPIC, {"id": sending.id})
                 continue
-            worked = await self._relay(sending.id, sending.mode, batch) or worked
+            worked = await self._relay(sending.id, sending.mode, batch, claimed_at) or worked
         if not self.stopping.is_set() and now >= self._retries_wait.until:
+            claimed_at = time.monotonic()
             retries = await claim_retries(self.batch_size, self.lease_seconds, utcnow())
             for delivery_id, batch in retries.items():
-                worked = await self._relay(delivery_id, None, batch) or worked
+                worked = await self._relay(delivery_id, None, batch, claimed_at) or worked
         return worked
 
     def _forget(self, delivery_id: int) -> None:
@@ -188,7 +198,11 @@ class Dispatcher:
     # ---- one batch -------------------------------------------------------------------------
 
     async def _relay(
-        self, delivery_id: int, mode: FeedbackMode | None, batch: list[Claimed]
+        self,
+        delivery_id: int,
+        mode: FeedbackMode | None,
+        batch: list[Claimed],
+        claimed_at: float,
     ) -> bool:
         """Hand one batch over (first attempts when `mode` is given, else retries), recording
         as it goes; True if the MTA took or refused any of it (it answered)."""
@@ -196,6 +210,9 @@ class Dispatcher:
         flight = Flight(
             delivery_id, mode, content, Handover(batch), SENDING if mode is not None else RETRYING
         )
+        if self._closed_at.get(delivery_id, -1.0) >= claimed_at:
+            # Stopped or paused while the claim ran: the claim may have seen it sending still.
+            flight.handover.open = False
         self._flight = flight
         renewal = asyncio.create_task(self._keep_lease([c.log_id for c in batch]))
         sending = asyncio.create_task(self._hand_over(flight))
