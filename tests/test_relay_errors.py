@@ -299,7 +299,7 @@ def wrapped(outer: BaseException, cause: BaseException) -> BaseException:
             SMTPAuthenticationError(454, "4.7.0 Temporary failure"),
             "authentication unavailable for now",
             False,
-        ),  # noqa: E501
+        ),
         # permanent
         (SMTPAuthenticationError(535, "5.7.8 bad credentials"), "authentication refused", True),
         (
