@@ -79,7 +79,7 @@ def cancelled_per_audit(events: list[dict[str, Any]]) -> int:
 
 
 async def check_figures_match_the_mta(
-    api: Api, delivery_id: str, received: list[str], relayed_status: str, rest: tuple[str, ...]
+    api: Api, delivery_id: str, received: list[str], relayed_status: str, rest: tuple[Any, ...]
 ) -> dict[str, Any]:
     """Every message the SMTP server got is a relayed log, once; every other log is in `rest`
     (status, failure reason); the KPIs and a recount say the same."""
