@@ -242,10 +242,13 @@ class Dispatcher:
             handover.error = handover.error or error
 
     async def _follow(self, flight: Flight, sending: "asyncio.Task[None]") -> None:
-        """While the MTA holds the batch: record what it accepted every `record_interval`
-        (re-checking the status there), and re-check the status at once on a bus event."""
+        """While the MTA holds the batch: record what it accepted every `record_interval`,
+        re-checking the status there. An event that says a stop or a pause closed the gate
+        already (`changed`); any other event about this delivery re-reads its status at once,
+        unless it was read less than a quarter of the interval ago (the dispatcher's own
+        records publish such events)."""
         loop = asyncio.get_running_loop()
-        recorded_at = loop.time()
+        recorded_at = checked_at = loop.time()
         while not sending.done():
             left = max(0.0, recorded_at + self.record_interval - loop.time())
             with contextlib.suppress(TimeoutError):
@@ -254,12 +257,14 @@ class Dispatcher:
             if sending.done():
                 return
             flight.recheck.clear()
+            now = loop.time()
             try:
-                if loop.time() >= recorded_at + self.record_interval:
+                if now >= recorded_at + self.record_interval:
                     await self._record(flight)
-                    recorded_at = loop.time()
-                else:
+                    recorded_at = checked_at = loop.time()
+                elif now >= checked_at + self.record_interval / 4:
                     self._gate(flight, await delivery_status(flight.delivery_id))
+                    checked_at = loop.time()
             except Exception:  # the database is away: the final record retries
                 log.warning("could not record a batch in flight; will retry", exc_info=True)
                 recorded_at = loop.time()
