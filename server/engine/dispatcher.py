@@ -164,7 +164,11 @@ class Dispatcher:
         anything was relayed."""
         worked = False
         now = time.monotonic()
-        for sending in await deliveries_in_progress():
+        active = await deliveries_in_progress()
+        sending_ids = {sending.id for sending in active}
+        for gone in [i for i in self._waits if i not in sending_ids]:
+            del self._waits[gone]  # stopped, paused, failed or finished meanwhile
+        for sending in active:
             if self.stopping.is_set():
                 break
             wait = self._waits.get(sending.id)
