@@ -125,9 +125,9 @@ class Dispatcher:
 
     def changed(self, delivery_id: int, status: DeliveryStatus | None = None) -> None:
         """A "delivery changed" event. If that delivery's batch is being handed over, an event
-        that says it is no longer sending (a stop, a pause) closes the gate now; any event
-        has its status re-read at once. The time of a closing event is kept: a batch claimed
-        just before it, and not yet in flight, starts with its gate closed."""
+        that says it is no longer sending (a stop, a pause) closes the gate now; any other
+        has its status re-read soon (`_follow`). The time of a closing event is kept: a batch
+        claimed just before it, and not yet in flight, starts with its gate closed."""
         if status is not None and status not in SENDING:
             self._closed_at[delivery_id] = time.monotonic()
             if len(self._closed_at) > 10_000:
