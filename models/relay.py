@@ -2,10 +2,12 @@
 
 A claim is one atomic UPDATE that stamps a lease (`claimed_until`, epoch ms) and the message id
 on up to `size` TO_SEND logs; on PostgreSQL the inner SELECT uses FOR UPDATE SKIP LOCKED, so
-concurrent workers always get disjoint rows. After the MTA accepted the batch, one UPDATE records
-it (status from the feedback table's "relayed" row) and one UPDATE moves the counters. A worker
-that dies between the two leaves logs whose lease expires: another worker claims them again,
-which is the only way a message can be relayed twice (the batch in flight).
+concurrent workers always get disjoint rows. While the MTA holds the batch, what it accepted is
+recorded every RELAY_RECORD_INTERVAL_SECONDS: one UPDATE of the logs (status from the feedback
+table's "relayed" row) and one of the counters, in a transaction that also reads the delivery's
+status. A worker that dies between the MTA's answer and its record leaves logs whose lease
+expires: another worker claims them again, which is the only way a message can be relayed twice
+(at most what was accepted since the last record).
 """
 
 import time
