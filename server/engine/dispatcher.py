@@ -47,6 +47,7 @@ from server.mta.base import Content, Handover, Mta, RelayError
 log = logging.getLogger(__name__)
 
 STORE_BACKOFF = (0.05, 1.0)  # first and longest pause between tries of a write that failed
+PUBLISH_INTERVAL = 0.5  # seconds between two "delivery changed" of one batch in flight
 S = DeliveryStatus
 # The statuses in which a batch may still be handed over: first attempts, and planned retries.
 SENDING = frozenset({S.IN_PROGRESS})
@@ -82,7 +83,9 @@ class Flight:
     content: Content
     handover: Handover
     allowed: frozenset[DeliveryStatus]
-    recheck: asyncio.Event = field(default_factory=asyncio.Event)
+    done: asyncio.Event = field(default_factory=asyncio.Event)  # the adapter returned
+    published_at: float = 0.0  # time.monotonic() of the last "delivery changed" it published
+    unpublished: bool = False  # recorded since then
     accepted_done: int = 0
     refused_done: int = 0
 
@@ -124,19 +127,20 @@ class Dispatcher:
         self._closed_at: dict[int, float] = {}  # when an event said a delivery stopped sending
 
     def changed(self, delivery_id: int, status: DeliveryStatus | None = None) -> None:
-        """A "delivery changed" event. If that delivery's batch is being handed over, an event
-        that says it is no longer sending (a stop, a pause) closes the gate now; any other
-        has its status re-read soon (`_follow`). The time of a closing event is kept: a batch
-        claimed just before it, and not yet in flight, starts with its gate closed."""
-        if status is not None and status not in SENDING:
-            self._closed_at[delivery_id] = time.monotonic()
-            if len(self._closed_at) > 10_000:
-                self._closed_at.clear()
+        """A "delivery changed" event that says the delivery is no longer sending (a stop or a
+        pause, published by the mutation with the new status) closes the gate of its batch at
+        once, without a database read. Events without a status (feedback, other workers'
+        records) need nothing: every record re-reads the status anyway. The time of a closing
+        event is kept: a batch claimed just before it, and not yet in flight, starts with its
+        gate closed."""
+        if status is None or status in SENDING:
+            return
+        self._closed_at[delivery_id] = time.monotonic()
+        if len(self._closed_at) > 10_000:
+            self._closed_at.clear()
         flight = self._flight
         if flight is not None and flight.delivery_id == delivery_id:
-            if status is not None:
-                self._gate(flight, status)
-            flight.recheck.set()
+            self._gate(flight, status)
 
     async def run(self) -> None:
         failed = 0  # passes failed in a row (the database down or full): wait longer each time
@@ -220,7 +224,7 @@ class Dispatcher:
         self._flight = flight
         renewal = asyncio.create_task(self._keep_lease([c.log_id for c in batch]))
         sending = asyncio.create_task(self._hand_over(flight))
-        sending.add_done_callback(lambda _: flight.recheck.set())
+        sending.add_done_callback(lambda _: flight.done.set())
         try:
             await self._follow(flight, sending)
             await sending
@@ -247,31 +251,17 @@ class Dispatcher:
 
     async def _follow(self, flight: Flight, sending: "asyncio.Task[None]") -> None:
         """While the MTA holds the batch: record what it accepted every `record_interval`,
-        re-checking the status there. An event that says a stop or a pause closed the gate
-        already (`changed`); any other event about this delivery re-reads its status at once,
-        unless it was read less than a quarter of the interval ago (the dispatcher's own
-        records publish such events)."""
-        loop = asyncio.get_running_loop()
-        recorded_at = checked_at = loop.time()
+        re-reading the delivery's status there (a stop or a pause closes the gate)."""
         while not sending.done():
-            left = max(0.0, recorded_at + self.record_interval - loop.time())
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(left):
-                    await flight.recheck.wait()
+                async with asyncio.timeout(self.record_interval):
+                    await flight.done.wait()
             if sending.done():
                 return
-            flight.recheck.clear()
-            now = loop.time()
             try:
-                if now >= recorded_at + self.record_interval:
-                    await self._record(flight)
-                    recorded_at = checked_at = loop.time()
-                elif now >= checked_at + self.record_interval / 4:
-                    self._gate(flight, await delivery_status(flight.delivery_id))
-                    checked_at = loop.time()
+                await self._record(flight)
             except Exception:  # the database is away: the final record retries
                 log.warning("could not record a batch in flight; will retry", exc_info=True)
-                recorded_at = loop.time()
 
     def _gate(self, flight: Flight, status: DeliveryStatus | None) -> None:
         if flight.handover.open and status not in flight.allowed:
@@ -319,6 +309,9 @@ class Dispatcher:
         if not accepted and not refused:
             if not final:  # nothing to write: re-check the status alone
                 self._gate(flight, await delivery_status(delivery_id))
+            elif flight.unpublished:
+                flight.unpublished = False
+                await self.bus.publish(DELIVERY_TOPIC, {"id": delivery_id})
             return
         now = utcnow()
         plan = {
@@ -343,15 +336,21 @@ class Dispatcher:
                 log.info("delivery %s: the MTA answers again", delivery_id)
         else:
             self._gate(flight, await delivery_status(delivery_id))
-        flight.accepted_done += len(accepted)
-        flight.refused_done += len(refused)
         events = _refusals(refused, now)
         if flight.mode is None:
             by_id = flight.by_id
             events += [_retry_delivered(by_id[log_id], now) for log_id in accepted]
         if events:
             await self.intake(events)
-        await self.bus.publish(DELIVERY_TOPIC, {"id": delivery_id})
+        # Every step above is idempotent: a record that failed half-way is simply done again.
+        flight.accepted_done += len(accepted)
+        flight.refused_done += len(refused)
+        # Live progress coalesces anyway: a batch in flight publishes at most every
+        # PUBLISH_INTERVAL, and its last record always does.
+        flight.unpublished = True
+        if final or time.monotonic() >= flight.published_at + PUBLISH_INTERVAL:
+            flight.published_at, flight.unpublished = time.monotonic(), False
+            await self.bus.publish(DELIVERY_TOPIC, {"id": delivery_id})
 
     async def _settle(self, flight: Flight) -> bool:
         """After the batch: give back what was not handed over, then deal with the error."""
