@@ -171,19 +171,22 @@ async def record_relayed(
     status, _ = after
     async with in_transaction() as conn:
         sql = Sql(conn)
-        row = await _locked_delivery(sql, delivery_id)
-        if row is None:
-            return Recorded(0, None)
-        current = DeliveryStatus(row["status"])
-        if not log_ids:
-            return Recorded(0, current)
+        row: dict[str, Any] | None = None
+        if sql.postgres:  # lock order: the delivery row before its logs (see lock_deliveries)
+            row = await _delivery_row(sql, delivery_id, " FOR UPDATE")
+            if row is None:
+                return Recorded(0, None)
+        count = revived = 0
+        deltas: dict[str, int] = {}
         moves = ", claimed_until = NULL, failure_type = NULL, failure_reason = NULL WHERE id IN "
-        count = await sql.execute(
-            "UPDATE sending_log SET status = ?" + moves + in_list(log_ids) + " AND status = ?",
-            [status.value, *log_ids, SendingLogStatus.TO_SEND.value],
-        )
-        deltas = {k: v * count for k, v in counter_deltas(SendingLogStatus.TO_SEND, status).items()}
-        revived = 0
+        relayed = counter_deltas(SendingLogStatus.TO_SEND, status)
+        if log_ids:
+            count = await sql.execute(
+                "UPDATE sending_log SET status = ?" + moves + in_list(log_ids)
+                + " AND status = 'TO_SEND'",
+                [status.value, *log_ids],
+            )  # fmt: skip
+            deltas = {k: v * count for k, v in relayed.items()}
         if count < len(log_ids):  # rare: a report came first, or a stop / an expiry meanwhile
             revived = await sql.execute(
                 "UPDATE sending_log SET status = ?" + moves + in_list(log_ids)
@@ -195,12 +198,18 @@ async def record_relayed(
                 + " AND status = 'FAILED' AND failure_reason = ?",
                 [status.value, *log_ids, FailureReason.NOT_RELAYED.value],
             )  # fmt: skip
-            for name, value in counter_deltas(SendingLogStatus.TO_SEND, status).items():
+            for name, value in relayed.items():
                 deltas[name] = deltas.get(name, 0) + value * revived
             for name, value in counter_deltas(SendingLogStatus.FAILED, status).items():
                 deltas[name] = deltas.get(name, 0) + value * unfailed
             count += revived + unfailed
-        await add_to_counters(sql, delivery_id, deltas)
+        # The counters' UPDATE reads the status back (RETURNING): no extra round trip.
+        row = await add_to_counters(sql, delivery_id, deltas, returning=True) or row
+        if row is None:
+            row = await _delivery_row(sql, delivery_id, "")
+            if row is None:
+                return Recorded(0, None)
+        current = DeliveryStatus(row["status"])
         if revived and current is DeliveryStatus.STOPPED:
             await _relayed_after_stop(sql, delivery_id, revived, now)
         recovered = False
@@ -209,11 +218,9 @@ async def record_relayed(
     return Recorded(count, current, recovered)
 
 
-async def _locked_delivery(sql: Sql, delivery_id: int) -> dict[str, Any] | None:
-    """The delivery row, locked (PostgreSQL) before any of its logs: the lock order below."""
+async def _delivery_row(sql: Sql, delivery_id: int, lock: str) -> dict[str, Any] | None:
     rows = await sql.rows(
-        "SELECT id, status, waiting_since FROM delivery WHERE id = ?" + sql.for_update(),
-        [delivery_id],
+        "SELECT status, waiting_since FROM delivery WHERE id = ?" + lock, [delivery_id]
     )
     return rows[0] if rows else None
 
@@ -251,15 +258,22 @@ async def lock_deliveries(sql: Sql, delivery_ids: list[int]) -> None:
         )
 
 
-async def add_to_counters(sql: Sql, delivery_id: int, deltas: dict[str, int]) -> None:
+async def add_to_counters(
+    sql: Sql, delivery_id: int, deltas: dict[str, int], *, returning: bool = False
+) -> dict[str, Any] | None:
+    """Add to the delivery's counters; with `returning`, its status and waiting state as the
+    update left them (None when there was nothing to add)."""
     deltas = {k: v for k, v in deltas.items() if v}
     if not deltas:
-        return
+        return None
     sets = ", ".join(f"{name} = {name} + ?" for name in sorted(deltas))
-    await sql.execute(
-        f"UPDATE delivery SET {sets} WHERE id = ?",
-        [deltas[name] for name in sorted(deltas)] + [delivery_id],
-    )
+    params = [deltas[name] for name in sorted(deltas)] + [delivery_id]
+    statement = f"UPDATE delivery SET {sets} WHERE id = ?"
+    if not returning:
+        await sql.execute(statement, params)
+        return None
+    rows = await sql.rows(statement + " RETURNING status, waiting_since", params)
+    return rows[0] if rows else None
 
 
 async def release_claims() -> int:
