@@ -7,9 +7,10 @@ dispatcher relays again on the product's retry plan while the validity period ru
 
 While the MTA holds a batch (`Handover`), the dispatcher records what it accepted every
 `record_interval` seconds (a worker killed mid-batch repeats at most that much) and re-checks
-the delivery's status in the same transaction; a "delivery changed" event re-checks it at once.
-A stopped or paused delivery closes the batch's gate: the adapter starts no new transaction,
-and what it did not hand over stays cancelled (stop) or is given back (pause).
+the delivery's status in the same transaction; a "delivery changed" event that says the
+delivery stopped or paused closes the batch's gate at once. Once the gate is closed the
+adapter starts no new transaction, and what it did not hand over stays cancelled (stop) or is
+given back (pause).
 
 A transient MTA failure makes the delivery wait (`models/waiting.py`) and try again after an
 exponential back-off, capped; it never fails the delivery. Permanent failures do, after
