@@ -25,6 +25,14 @@ class Snapshot(Protocol):
         ...
 
 
+class Changed(Protocol):
+    """Publish "this delivery changed" after the commit; with its new status when a mutation
+    knows it, so that a worker handing the delivery's messages to the MTA stops at once on a
+    stop or a pause (server/engine/dispatcher.py), without reading the database first."""
+
+    async def __call__(self, delivery_id: int, status: str | None = None) -> None: ...
+
+
 class ProgressSource(Protocol):
     def snapshots(self, delivery_id: int) -> AsyncIterator[Snapshot]: ...
 
@@ -39,7 +47,7 @@ class Context:
     token_given: bool
     default_mode: FeedbackMode
     # Publish "this delivery changed" (after the commit) and "wake the engine".
-    changed: Callable[[int], Awaitable[None]]
+    changed: Changed
     wake_engine: Callable[[], Awaitable[None]]
     progress: ProgressSource
     # "This operator was revoked or its token rotated": the server forgets the cached token

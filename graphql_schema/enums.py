@@ -2,9 +2,26 @@
 
 import strawberry
 
-from models.enums import Channel, DeliveryStatus, FailureType, FeedbackMode, Role, SendingLogStatus
+from models.enums import (
+    Channel,
+    DeliveryStatus,
+    FailureType,
+    FeedbackMode,
+    Role,
+    SendingLogStatus,
+    WaitingReason,
+)
 
 for _enum in (Channel, DeliveryStatus, SendingLogStatus, FailureType, FeedbackMode, Role):
     strawberry.enum(_enum)
+strawberry.enum(WaitingReason, description="What a delivery in progress is waiting for.")
 
-__all__ = ["Channel", "DeliveryStatus", "FailureType", "FeedbackMode", "Role", "SendingLogStatus"]
+__all__ = [
+    "Channel",
+    "DeliveryStatus",
+    "FailureType",
+    "FeedbackMode",
+    "Role",
+    "SendingLogStatus",
+    "WaitingReason",
+]

@@ -38,6 +38,11 @@ class AuditAction(StrEnum):
     SENT = "SENT"  # every message relayed
     FINISHED = "FINISHED"  # validity period over, or the last occurrence of a recurrence
     FAILED = "FAILED"
+    # the MTA is down: the delivery waits (recorded once per outage), then it answers again
+    WAITING_FOR_MTA = "WAITING_FOR_MTA"
+    MTA_RECOVERED = "MTA_RECOVERED"
+    # messages inside an SMTP transaction when the stop came, which the MTA then accepted
+    RELAYED_AFTER_STOP = "RELAYED_AFTER_STOP"
     # the administrators' address list actions (no delivery)
     ADDRESS_RELEASED = "ADDRESS_RELEASED"
     ADDRESS_DENYLISTED = "ADDRESS_DENYLISTED"

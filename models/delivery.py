@@ -2,7 +2,8 @@
 
 `LIFECYCLE` is the whole state machine: an action, the statuses it may start from, and where
 it leads. Every status change goes through `Delivery.move`, so a wrong state is always the same
-clear `INVALID_STATE` error.
+clear `INVALID_STATE` error. (Resuming a FAILED delivery also needs its validity period to run:
+`models/lifecycle.py: resume_delivery` checks that.)
 """
 
 from datetime import UTC, datetime, timedelta
@@ -11,7 +12,7 @@ from typing import Any
 from tortoise import fields
 from tortoise.models import Model
 
-from models.enums import Channel, DeliveryStatus, FeedbackMode
+from models.enums import Channel, DeliveryStatus, FeedbackMode, WaitingReason
 from models.errors import InvalidState
 from models.kpis import Kpis
 
@@ -29,9 +30,11 @@ LIFECYCLE: dict[str, tuple[frozenset[DeliveryStatus], DeliveryStatus | None]] = 
     "confirm": (frozenset({S.READY, S.PENDING_CONFIRMATION}), None),  # SCHEDULED / IN_PROGRESS
     "start": (frozenset({S.SCHEDULED}), S.IN_PROGRESS),
     "pause": (frozenset({S.IN_PROGRESS}), S.PAUSED),
-    "resume": (frozenset({S.PAUSED}), S.IN_PROGRESS),
+    # FAILED too, while its validity period runs: the operator fixed the cause (SPEC §2)
+    "resume": (frozenset({S.PAUSED, S.FAILED}), S.IN_PROGRESS),
     "stop": (frozenset({S.PENDING_CONFIRMATION, S.SCHEDULED, S.IN_PROGRESS, S.PAUSED}), S.STOPPED),
     "all_relayed": (frozenset({S.IN_PROGRESS}), S.SENT),
+    # the validity period ends; with messages never relayed it is "fail" instead (SPEC §2)
     "expire": (frozenset({S.SENT, S.IN_PROGRESS, S.PAUSED}), S.FINISHED),
     "end_recurrence": (frozenset({S.SCHEDULED}), S.FINISHED),
     "fail": (frozenset({S.SCHEDULED, S.IN_PROGRESS, S.PAUSED}), S.FAILED),
@@ -71,6 +74,16 @@ class Delivery(Model):
     figures_final = fields.BooleanField(default=False)
     stopped_by = fields.CharField(max_length=200, null=True)
     failure_message = fields.TextField(null=True)
+    # What a delivery IN_PROGRESS is waiting for (the MTA is down: the engine backs off and
+    # retries by itself); all null when it is not waiting. `waiting_cause` is a plain phrase
+    # ("connection refused"), never the MTA's own text.
+    waiting_reason = fields.CharEnumField(
+        WaitingReason, max_length=24, null=True, description="waiting reason"
+    )
+    waiting_since = fields.DatetimeField(null=True)
+    waiting_retry_at = fields.DatetimeField(null=True)
+    waiting_attempts = fields.IntField(default=0, db_default=0)  # rows from before it: 0
+    waiting_cause = fields.CharField(max_length=100, null=True)
     warnings = fields.JSONField[list[str]](default=list)
     # Recurrence: the parent is a template; each occurrence is a delivery of its own.
     recurrence_interval = fields.IntField(null=True)
@@ -133,6 +146,14 @@ class Delivery(Model):
         if target is None:
             raise ValueError(f"action {action} needs an explicit target status")
         self.status = target
+        if target is not S.IN_PROGRESS:
+            self.clear_waiting()  # only a delivery that is sending waits for the MTA
+
+    def clear_waiting(self) -> None:
+        self.waiting_reason = None  # type: ignore[assignment]
+        self.waiting_since = self.waiting_retry_at = None
+        self.waiting_cause = None
+        self.waiting_attempts = 0
 
     def begin_sending(self, now: datetime) -> None:
         """The validity period starts when the sending starts (SPEC §4)."""

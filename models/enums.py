@@ -99,6 +99,15 @@ class FailureReason(StrEnum):
     # additions of this product (documented in docs/sending-logs.md)
     INVALID_ADDRESS = "INVALID_ADDRESS"
     CANCELLED = "CANCELLED"
+    # the validity period ended before the message could be relayed (the MTA stayed down, or
+    # the delivery stayed paused or failed): FAILED / SOFT, counted in processed and failed
+    NOT_RELAYED = "NOT_RELAYED"
+
+
+class WaitingReason(StrEnum):
+    """What a delivery in progress is waiting for before it can go on."""
+
+    MTA_UNAVAILABLE = "MTA_UNAVAILABLE"  # the relay is down, busy or unreachable: retrying
 
 
 # Errors with these reasons are recorded but never change a status or quarantine an address.

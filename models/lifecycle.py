@@ -16,12 +16,19 @@ from tortoise.transactions import in_transaction
 
 from models.audit import ENGINE, Actor, AuditAction
 from models.audit import record as audit
-from models.delivery import LIFECYCLE, MAX_VALIDITY_SECONDS, Delivery
+from models.delivery import LIFECYCLE, MAX_VALIDITY_SECONDS, Delivery, utcnow
 from models.enums import Channel, DeliveryStatus, FeedbackMode, Role
 from models.errors import BadInput, Forbidden, InvalidState, NotFound, PreparationFailed
 from models.preparation import audience_warnings, check_content, create_logs
 from models.profile import Profile
-from models.relay import add_to_counters, cancel_unsent, has_unsent
+from models.relay import (
+    add_to_counters,
+    cancel_unsent,
+    count_unsent,
+    drop_retries,
+    fail_unrelayed,
+    has_unsent,
+)
 from models.sending_log import TABLES, Outcome, counter_deltas
 from models.sql import Sql
 
@@ -293,18 +300,38 @@ async def pause_delivery(delivery_id: int, by: Actor) -> Delivery:
     return await _simple(delivery_id, "pause", AuditAction.PAUSED, by)
 
 
-async def resume_delivery(delivery_id: int, by: Actor) -> Delivery:
-    return await _simple(delivery_id, "resume", AuditAction.RESUMED, by)
+async def resume_delivery(delivery_id: int, by: Actor, now: datetime | None = None) -> Delivery:
+    """PAUSED, or FAILED while its validity period runs (the operator fixed the cause), goes
+    back to IN_PROGRESS and continues where it stopped: a FAILED delivery kept its unrelayed
+    logs TO_SEND and its planned retries, and relayed ones are never sent again."""
+    return await _simple(delivery_id, "resume", AuditAction.RESUMED, by, now or utcnow())
 
 
-async def _simple(delivery_id: int, action: str, audited: AuditAction, by: Actor) -> Delivery:
+async def _simple(
+    delivery_id: int, action: str, audited: AuditAction, by: Actor, now: datetime | None = None
+) -> Delivery:
     async with in_transaction():
         delivery = await _locked(delivery_id)
         before = delivery.status
+        delivery.check(action)
+        if before is S.FAILED:
+            _check_still_valid(delivery, now or utcnow())
+            delivery.failure_message = None  # type: ignore[assignment]
+            delivery.ended_at = None
         delivery.move(action)
         await delivery.save()
         await _moved(audited, by, delivery, before, processed=delivery.processed)
     return delivery
+
+
+def _check_still_valid(delivery: Delivery, now: datetime) -> None:
+    """A FAILED delivery can be resumed only while its validity period runs (SPEC §2)."""
+    if delivery.figures_final or delivery.valid_until is None or delivery.valid_until <= now:
+        ended = delivery.valid_until.isoformat() if delivery.valid_until else "already"
+        raise InvalidState(
+            f"cannot resume delivery {delivery.id}: it FAILED and its validity period ended"
+            f" ({ended}); messages never relayed have failed for good"
+        )
 
 
 async def stop_delivery(delivery_id: int, by: Actor, now: datetime) -> Delivery:
@@ -468,11 +495,25 @@ async def _expire(sql: Sql, delivery: Delivery, now: datetime) -> None:
         for name, value in counter_deltas(status, after).items():
             deltas[name] = deltas.get(name, 0) + value * moved
     await add_to_counters(sql, delivery.id, deltas)
-    await cancel_unsent(sql, delivery.id)
+    await drop_retries(sql, delivery.id)
+    never_relayed = await fail_unrelayed(sql, delivery.id)
     await delivery.refresh_from_db()
     delivery.figures_final = True
     before = delivery.status
-    if delivery.status in (S.SENT, S.IN_PROGRESS, S.PAUSED):
+    if never_relayed and delivery.status in LIFECYCLE["fail"][0]:
+        # SPEC §2: the validity period ending with messages never relayed is a failure.
+        reason = f"the validity period ended with {never_relayed} message(s) never relayed" + (
+            " (the delivery was paused)" if before is S.PAUSED else ""
+        )
+        delivery.move("fail")
+        delivery.failure_message, delivery.ended_at = reason, now
+        await delivery.save()
+        await _moved(
+            AuditAction.FAILED, ENGINE, delivery, before, now, reason=reason,
+            notRelayed=never_relayed,
+        )  # fmt: skip
+        return
+    if delivery.status in LIFECYCLE["expire"][0]:
         delivery.move("expire")
         delivery.ended_at = now
     await delivery.save()
@@ -480,17 +521,30 @@ async def _expire(sql: Sql, delivery: Delivery, now: datetime) -> None:
         await _moved(AuditAction.FINISHED, ENGINE, delivery, before, now)
 
 
-async def deliveries_in_progress() -> list[tuple[int, FeedbackMode]]:
+@dataclass(frozen=True)
+class Sending:
+    """A delivery the dispatcher serves: IN_PROGRESS, with its mode and whether it is waiting
+    for the MTA (as the database says: another worker may have seen the MTA come back)."""
+
+    id: int
+    mode: FeedbackMode
+    waiting: bool
+
+
+async def deliveries_in_progress() -> list[Sending]:
     rows = (
         await Delivery.filter(status=S.IN_PROGRESS)
         .order_by("id")
-        .values_list("id", "feedback_mode")
+        .values_list("id", "feedback_mode", "waiting_since")
     )
-    return [(int(i), FeedbackMode(m)) for i, m in rows]
+    return [Sending(int(i), FeedbackMode(m), w is not None) for i, m, w in rows]
 
 
 async def fail_delivery(delivery_id: int, reason: str, now: datetime) -> bool:
-    """Sending cannot go on: the delivery is FAILED, says why, and unsent logs are cancelled."""
+    """Sending cannot go on (a permanent error): the delivery is FAILED and says why. Its
+    unrelayed logs stay TO_SEND and its planned retries stay planned, so that an operator who
+    fixed the cause can resume it while the validity period runs; at the end of the period
+    they fail for good (NOT_RELAYED)."""
     async with in_transaction() as conn:
         delivery = await _locked(delivery_id)
         if delivery.status not in LIFECYCLE["fail"][0]:
@@ -498,9 +552,9 @@ async def fail_delivery(delivery_id: int, reason: str, now: datetime) -> bool:
         before = delivery.status
         delivery.move("fail")
         delivery.failure_message, delivery.ended_at = reason, now
-        cancelled = await cancel_unsent(Sql(conn), delivery_id)
         await delivery.save()
+        unrelayed = await count_unsent(Sql(conn), delivery_id)
         await _moved(
-            AuditAction.FAILED, ENGINE, delivery, before, now, reason=reason, cancelled=cancelled
+            AuditAction.FAILED, ENGINE, delivery, before, now, reason=reason, notRelayed=unrelayed
         )
     return True

@@ -2,21 +2,34 @@
 
 A claim is one atomic UPDATE that stamps a lease (`claimed_until`, epoch ms) and the message id
 on up to `size` TO_SEND logs; on PostgreSQL the inner SELECT uses FOR UPDATE SKIP LOCKED, so
-concurrent workers always get disjoint rows. After the MTA accepted the batch, one UPDATE records
-it (status from the feedback table's "relayed" row) and one UPDATE moves the counters. A worker
-that dies between the two leaves logs whose lease expires: another worker claims them again,
-which is the only way a message can be relayed twice (the batch in flight).
+concurrent workers always get disjoint rows. While the MTA holds the batch, what it accepted is
+recorded every RELAY_RECORD_INTERVAL_SECONDS: one UPDATE of the logs (status from the feedback
+table's "relayed" row) and one of the counters, in a transaction that also reads the delivery's
+status. A worker that dies between the MTA's answer and its record leaves logs whose lease
+expires: another worker claims them again, which is the only way a message can be relayed twice
+(at most what was accepted since the last record).
 """
 
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from tortoise.transactions import in_transaction
 
-from models.enums import FailureReason, FailureType, FeedbackMode, SendingLogStatus
+from models.audit import ENGINE, AuditAction
+from models.audit import record as audit
+from models.delivery import Delivery
+from models.enums import (
+    DeliveryStatus,
+    FailureReason,
+    FailureType,
+    FeedbackMode,
+    SendingLogStatus,
+)
 from models.sending_log import Outcome, counter_deltas, transition
 from models.sql import Sql, in_list
+from models.waiting import recovered_in
 
 
 def now_ms() -> int:
@@ -129,31 +142,110 @@ async def plan_retries(plan: dict[int, datetime | None]) -> None:
         )
 
 
-async def record_relayed(delivery_id: int, mode: FeedbackMode, log_ids: list[int]) -> int:
-    """Record that the MTA accepted these logs: one UPDATE for the logs, one for the counters.
+@dataclass(frozen=True)
+class Recorded:
+    """What one record did, and the delivery as the record found it under its row lock: the
+    dispatcher re-checks the status there (a stop or a pause closes the batch's gate)."""
 
-    Logs that feedback already moved (a report faster than this write) or that were cancelled
-    by a stop are left alone, except that a cancelled log that was in fact relayed is counted.
+    count: int  # logs moved to the relayed status
+    status: DeliveryStatus | None  # None: the delivery is gone
+    recovered: bool = False  # the delivery was waiting for the MTA, and no longer is
+
+
+async def record_relayed(
+    delivery_id: int, mode: FeedbackMode, log_ids: list[int], now: datetime | None = None
+) -> Recorded:
+    """Record that the MTA took these logs (accepted, or refused at once: either way handed
+    over): one UPDATE for the logs, one for the counters, in one transaction that locks the
+    delivery row and reads its status.
+
+    Logs that feedback already moved (a report faster than this write) are left alone. A log
+    that was inside an SMTP transaction when its delivery was stopped, or when its validity
+    period ended, was relayed all the same: it is moved from CANCELLED or NOT_RELAYED to the
+    relayed status, so that the figures say exactly what the MTA got (for a stop, an audit event
+    `RELAYED_AFTER_STOP` corrects the stop's `cancelled` count). The MTA answered, so a delivery
+    waiting for it is no longer waiting (audited once, as `MTA_RECOVERED`).
     """
-    if not log_ids:
-        return 0
     after = transition(mode, SendingLogStatus.TO_SEND, None, Outcome.RELAYED)
     assert after is not None
     status, _ = after
     async with in_transaction() as conn:
         sql = Sql(conn)
-        await lock_deliveries(sql, [delivery_id])
-        count = await sql.execute(
-            "UPDATE sending_log SET status = ?, claimed_until = NULL, failure_type = NULL,"
-            " failure_reason = NULL WHERE id IN "
-            + in_list(log_ids)
-            + " AND (status = 'TO_SEND' OR (status = 'IGNORED' AND failure_reason = ?"
-            " AND excluded = ?))",
-            [status.value, *log_ids, FailureReason.CANCELLED.value, False],
-        )
-        deltas = counter_deltas(SendingLogStatus.TO_SEND, status)
-        await add_to_counters(sql, delivery_id, {k: v * count for k, v in deltas.items()})
-    return count
+        row: dict[str, Any] | None = None
+        if sql.postgres:  # lock order: the delivery row before its logs (see lock_deliveries)
+            row = await _delivery_row(sql, delivery_id, " FOR UPDATE")
+            if row is None:
+                return Recorded(0, None)
+        count = revived = 0
+        deltas: dict[str, int] = {}
+        moves = ", claimed_until = NULL, failure_type = NULL, failure_reason = NULL WHERE id IN "
+        relayed = counter_deltas(SendingLogStatus.TO_SEND, status)
+        if log_ids:
+            count = await sql.execute(
+                "UPDATE sending_log SET status = ?" + moves + in_list(log_ids)
+                + " AND status = 'TO_SEND'",
+                [status.value, *log_ids],
+            )  # fmt: skip
+            deltas = {k: v * count for k, v in relayed.items()}
+        if count < len(log_ids):  # rare: a report came first, or a stop / an expiry meanwhile
+            revived = await sql.execute(
+                "UPDATE sending_log SET status = ?" + moves + in_list(log_ids)
+                + " AND status = 'IGNORED' AND failure_reason = ? AND excluded = ?",
+                [status.value, *log_ids, FailureReason.CANCELLED.value, False],
+            )  # fmt: skip
+            unfailed = await sql.execute(
+                "UPDATE sending_log SET status = ?" + moves + in_list(log_ids)
+                + " AND status = 'FAILED' AND failure_reason = ?",
+                [status.value, *log_ids, FailureReason.NOT_RELAYED.value],
+            )  # fmt: skip
+            for name, value in relayed.items():
+                deltas[name] = deltas.get(name, 0) + value * revived
+            for name, value in counter_deltas(SendingLogStatus.FAILED, status).items():
+                deltas[name] = deltas.get(name, 0) + value * unfailed
+            count += revived + unfailed
+        # The counters' UPDATE reads the status back (RETURNING): no extra round trip.
+        row = await add_to_counters(sql, delivery_id, deltas, returning=True) or row
+        if row is None:
+            row = await _delivery_row(sql, delivery_id, "")
+            if row is None:
+                return Recorded(0, None)
+        current = DeliveryStatus(row["status"])
+        if revived and current is DeliveryStatus.STOPPED:
+            await _relayed_after_stop(sql, delivery_id, revived, now)
+        recovered = False
+        if row["waiting_since"] is not None:
+            recovered = await recovered_in(sql, delivery_id, now or datetime.now(UTC))
+    return Recorded(count, current, recovered)
+
+
+async def _delivery_row(sql: Sql, delivery_id: int, lock: str) -> dict[str, Any] | None:
+    rows = await sql.rows(
+        "SELECT status, waiting_since FROM delivery WHERE id = ?" + lock, [delivery_id]
+    )
+    return rows[0] if rows else None
+
+
+async def _relayed_after_stop(
+    sql: Sql, delivery_id: int, relayed: int, now: datetime | None
+) -> None:
+    left = await sql.rows(
+        "SELECT COUNT(*) AS n FROM sending_log WHERE delivery_id = ? AND status = 'IGNORED'"
+        " AND failure_reason = ? AND excluded = ?",
+        [delivery_id, FailureReason.CANCELLED.value, False],
+    )
+    await audit(
+        AuditAction.RELAYED_AFTER_STOP,
+        ENGINE,
+        delivery=await Delivery.get(id=delivery_id),
+        at=now,
+        detail={"relayed": relayed, "cancelled": int(left[0]["n"])},
+    )
+
+
+async def delivery_status(delivery_id: int) -> DeliveryStatus | None:
+    """The status alone: the dispatcher's re-check while a batch is being handed over."""
+    rows = await Sql().rows("SELECT status FROM delivery WHERE id = ?", [delivery_id])
+    return DeliveryStatus(rows[0]["status"]) if rows else None
 
 
 async def lock_deliveries(sql: Sql, delivery_ids: list[int]) -> None:
@@ -166,15 +258,22 @@ async def lock_deliveries(sql: Sql, delivery_ids: list[int]) -> None:
         )
 
 
-async def add_to_counters(sql: Sql, delivery_id: int, deltas: dict[str, int]) -> None:
+async def add_to_counters(
+    sql: Sql, delivery_id: int, deltas: dict[str, int], *, returning: bool = False
+) -> dict[str, Any] | None:
+    """Add to the delivery's counters; with `returning`, its status and waiting state as the
+    update left them (None when there was nothing to add)."""
     deltas = {k: v for k, v in deltas.items() if v}
     if not deltas:
-        return
+        return None
     sets = ", ".join(f"{name} = {name} + ?" for name in sorted(deltas))
-    await sql.execute(
-        f"UPDATE delivery SET {sets} WHERE id = ?",
-        [deltas[name] for name in sorted(deltas)] + [delivery_id],
-    )
+    params = [deltas[name] for name in sorted(deltas)] + [delivery_id]
+    statement = f"UPDATE delivery SET {sets} WHERE id = ?"
+    if not returning:
+        await sql.execute(statement, params)
+        return None
+    rows = await sql.rows(statement + " RETURNING status, waiting_since", params)
+    return rows[0] if rows else None
 
 
 async def release_claims() -> int:
@@ -193,18 +292,46 @@ async def has_unsent(delivery_id: int) -> bool:
     return bool(rows)
 
 
-async def cancel_unsent(sql: Sql, delivery_id: int) -> int:
-    """TO_SEND logs become IGNORED (CANCELLED): they will never be relayed; planned retries
-    are dropped (the delivery ended, or its validity period did)."""
+async def drop_retries(sql: Sql, delivery_id: int) -> None:
+    """Planned retries are dropped: the delivery was stopped, or its validity period ended."""
     await sql.execute(
         "UPDATE sending_log SET retry_at = NULL WHERE delivery_id = ? AND retry_at IS NOT NULL",
         [delivery_id],
     )
+
+
+async def cancel_unsent(sql: Sql, delivery_id: int) -> int:
+    """A stop: TO_SEND logs become IGNORED (CANCELLED), never to be relayed, and planned
+    retries are dropped. (A batch being handed over at that moment stops at its next
+    transaction: see server/engine/dispatcher.py.)"""
+    await drop_retries(sql, delivery_id)
     return await sql.execute(
         "UPDATE sending_log SET status = 'IGNORED', failure_type = ?, failure_reason = ?,"
         " claimed_until = NULL WHERE delivery_id = ? AND status = 'TO_SEND'",
         [FailureType.IGNORED.value, FailureReason.CANCELLED.value, delivery_id],
     )
+
+
+async def fail_unrelayed(sql: Sql, delivery_id: int) -> int:
+    """The validity period is over: TO_SEND logs have failed for good (FAILED / SOFT /
+    NOT_RELAYED), counted in `processed` and `failed` so that the send's progress reaches its
+    end and no rate over `processed` can exceed 100 % (docs/kpis.md)."""
+    moved = await sql.execute(
+        "UPDATE sending_log SET status = 'FAILED', failure_type = ?, failure_reason = ?,"
+        " claimed_until = NULL WHERE delivery_id = ? AND status = 'TO_SEND'",
+        [FailureType.SOFT.value, FailureReason.NOT_RELAYED.value, delivery_id],
+    )
+    deltas = counter_deltas(SendingLogStatus.TO_SEND, SendingLogStatus.FAILED)
+    await add_to_counters(sql, delivery_id, {k: v * moved for k, v in deltas.items()})
+    return moved
+
+
+async def count_unsent(sql: Sql, delivery_id: int) -> int:
+    rows = await sql.rows(
+        "SELECT COUNT(*) AS n FROM sending_log WHERE delivery_id = ? AND status = 'TO_SEND'",
+        [delivery_id],
+    )
+    return int(rows[0]["n"])
 
 
 async def release_batch(log_ids: list[int]) -> None:

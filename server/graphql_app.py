@@ -212,8 +212,11 @@ class GraphQLApp(GraphQL[Context, None]):
     def _context(self) -> Context:
         bus = self.bus
 
-        async def changed(delivery_id: int) -> None:
-            await bus.publish(DELIVERY_TOPIC, {"id": delivery_id})
+        async def changed(delivery_id: int, status: str | None = None) -> None:
+            payload: dict[str, object] = {"id": delivery_id}
+            if status is not None:
+                payload["status"] = status
+            await bus.publish(DELIVERY_TOPIC, payload)
 
         async def wake_engine() -> None:
             await bus.publish(ENGINE_TOPIC, {})

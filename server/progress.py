@@ -41,7 +41,8 @@ class Snapshot:
 
     @property
     def key(self) -> tuple[Any, ...]:
-        return (self.delivery.status, *self.delivery.kpis.figures())
+        d = self.delivery
+        return (d.status, *d.kpis.figures(), d.waiting_since, d.waiting_retry_at)
 
     @property
     def final(self) -> bool:

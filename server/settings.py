@@ -33,7 +33,15 @@ class Settings(BaseSettings):
     claim_lease_seconds: float = Field(60.0, gt=0)
     engine_tick_seconds: float = Field(0.25, gt=0)
     progress_interval_seconds: float = Field(0.25, ge=0)
+    # Permanent MTA errors (credentials, sender, TLS, configuration) in a row before FAILED.
     max_relay_failures: int = Field(5, ge=1)
+    # A transient MTA failure (down, busy, unreachable): wait this long, doubling each time
+    # up to the cap, and try again, for as long as the validity period runs (docs/engine.md).
+    relay_backoff_initial_seconds: float = Field(1.0, gt=0)
+    relay_backoff_max_seconds: float = Field(30.0, gt=0)
+    # While the MTA holds a batch, what it accepted is recorded at least this often: a worker
+    # killed mid-batch relays again at most what it accepted since the last record.
+    relay_record_interval_seconds: float = Field(0.1, gt=0)
     message_domain: str = "delivery.local"
     quarantine_threshold: int = Field(5, ge=1)
     quarantine_gap_hours: float = Field(24.0, ge=0)

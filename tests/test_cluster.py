@@ -1,6 +1,7 @@
 """Scale-out (issue 5): several API processes and workers on one PostgreSQL database, with the
 PostgreSQL (or Redis) event bus between them. Live progress crosses processes; a killed worker
-costs at most one batch of duplicates and never a skipped recipient."""
+costs at most what it had not recorded yet (about a tenth of a second's worth) in duplicates,
+and never a skipped recipient."""
 
 import asyncio
 import signal
@@ -116,7 +117,15 @@ async def sent_message_ids(url: str, delivery_id: str) -> set[str]:
     return {row["message_id"] for row in rows}
 
 
-async def test_a_killed_worker_duplicates_at_most_one_batch_and_skips_no_one(
+# What a worker killed at full speed may relay twice (docs/engine.md, "Restart safety"): what it
+# accepted since its last record, one RELAY_RECORD_INTERVAL_SECONDS (0.1 s) at up to 2,000
+# messages/s (200), plus the DATA it had sent unanswered (one per connection: 4), plus room
+# for a record that takes a few tens of milliseconds on a loaded machine. Recording once per
+# batch of 1,000 instead, this test saw 512-764.
+DUPLICATE_BOUND = 250
+
+
+async def test_a_killed_worker_duplicates_at_most_what_it_had_not_recorded(
     tmp_path: Path, record_property: Any
 ) -> None:
     """SPEC: SIGKILL one of two workers in the middle of a 100,000-recipient send over SMTP."""
@@ -130,18 +139,20 @@ async def test_a_killed_worker_duplicates_at_most_one_batch_and_skips_no_one(
             # Live workers renew their leases; the killed worker's batch is claimed again
             # once its lease runs out.
             "CLAIM_LEASE_SECONDS": "5",
+            "RELAY_RECORD_INTERVAL_SECONDS": "0.1",  # the default, which the bound depends on
         }
         async with processes(tmp_path, apis=1, **env) as ((api,), url, workers):
             delivery_id = await bulk_delivery(api, url, n)
             await flows.prepare(api, delivery_id)
             await flows.confirm(api, delivery_id)
             sending = time.monotonic()
-            await sink.wait_for(n * 3 // 10, timeout=120)
+            # Deadlines, not timings: a loaded 2-CPU machine may take ten minutes for the send.
+            await sink.wait_for(n * 3 // 10, timeout=600)
             assert await workers[0].stop(signal.SIGKILL) == -signal.SIGKILL
             at_kill = sink.received
             assert at_kill < n
             await poll(
-                lambda: log_counts(url, delivery_id), lambda c: c == {"SENT": n}, timeout=240
+                lambda: log_counts(url, delivery_id), lambda c: c == {"SENT": n}, timeout=900
             )
             relayed_in = time.monotonic() - sending
             expected = await sent_message_ids(url, delivery_id)
@@ -153,10 +164,11 @@ async def test_a_killed_worker_duplicates_at_most_one_batch_and_skips_no_one(
     record_property("duplicates", duplicates)
     print(
         f"\nworker1 killed at {at_kill:,}/{n:,} in the sink; {duplicates} duplicate relays"
-        f" (bound: its batch of {batch}); relayed in {relayed_in:.1f} s,"
+        f" (bound: {DUPLICATE_BOUND}, what it had not recorded; its batch is {batch});"
+        f" relayed in {relayed_in:.1f} s ({n / relayed_in:,.0f} msgs/s),"
         f" test {time.monotonic() - started:.1f} s"
     )
-    assert duplicates <= batch
+    assert duplicates <= DUPLICATE_BOUND
 
 
 async def test_a_batch_that_outlives_its_lease_is_not_relayed_twice(tmp_path: Path) -> None:

@@ -22,10 +22,6 @@ SCALE = float(os.environ.get("FAULTS_SCALE", "1"))
 RECIPIENTS = int(200 * SCALE)
 OUTAGE_SECONDS = 3.0 * SCALE
 
-NEEDS_ENGINE = pytest.mark.xfail(
-    strict=False, reason="needs the engine's transient-error handling (issue 12 §1)"
-)
-
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
@@ -94,7 +90,6 @@ async def test_sqlite_on_a_full_disk_refuses_the_write_keeps_the_file_and_resume
 # ---- what needs the engine's transient-error handling (issue 12 §1) ---------------------------
 
 
-@NEEDS_ENGINE
 async def test_the_relay_down_mid_send_pauses_the_send_and_it_resumes_with_each_recipient_once(
     tmp_path: Path, storage_url: str
 ) -> None:
@@ -107,7 +102,6 @@ async def test_the_relay_down_mid_send_pauses_the_send_and_it_resumes_with_each_
     )
 
 
-@NEEDS_ENGINE
 async def test_the_relay_answering_421_then_hanging_then_fine_relays_each_recipient_once(
     tmp_path: Path, storage_url: str
 ) -> None:
@@ -121,7 +115,6 @@ async def test_the_relay_answering_421_then_hanging_then_fine_relays_each_recipi
     )
 
 
-@NEEDS_ENGINE
 async def test_a_worker_killed_at_full_speed_duplicates_only_what_was_not_yet_recorded(
     tmp_path: Path, storage_url: str
 ) -> None:

@@ -19,7 +19,7 @@ import pytest
 from models.enums import Channel, FailureReason, FeedbackType
 from models.relay import Claimed
 from server.mta import make_mta
-from server.mta.base import Content
+from server.mta.base import Content, Handover
 from server.mta.smtp import REASONS, SmtpConfig, SmtpMta, StartTls, TokenBucket, classify
 from server.settings import Settings
 from tests import flows
@@ -328,12 +328,14 @@ async def test_a_wrong_password_fails_the_delivery_with_the_auth_error_and_not_t
 ) -> None:
     sink = make_sink(tls=self_signed(tmp_path), credentials=("relay", "s3cret"))
     url = sink.url("relay", "wrong-pass-123", verify="false")
-    async with relaying(make_server, url, max_relay_failures=2) as (api, _):
+    settings = {"max_relay_failures": 2, "relay_backoff_initial_seconds": 0.05}
+    async with relaying(make_server, url, **settings) as (api, _):
         done, logs = await send(api, people("a@example.com"), lambda d: d["status"] == "FAILED")
         message = done["failureMessage"]
         assert "authentication as 'relay' failed: 535" in message, message
         assert "wrong-pass-123" not in message
-        assert logs["a@example.com"]["failureReason"] == "CANCELLED" and sink.messages() == []
+        # A FAILED delivery keeps its unrelayed message, to be resumed once the cause is fixed.
+        assert logs["a@example.com"]["status"] == "TO_SEND" and sink.messages() == []
 
 
 # ---- Alone: MTA_URL, the reply table, the rate limiter, other channels -------------------------
@@ -451,7 +453,8 @@ async def test_sms_and_push_over_smtp_are_refused_for_good() -> None:
     mta = SmtpMta.from_settings(settings)
     batch = [Claimed(1, "+33600000000", None, "d1.1@x"), Claimed(2, "+33600000001", None, "d1.2@x")]
     content = Content(1, Channel.SMS, None, "Hi", datetime.now(UTC), 60)
-    result = await mta.relay(content, batch)
+    result = Handover(batch)
+    await mta.relay(content, result)
     assert result.accepted == [] and result.unsent == [] and result.error is None
     assert [(c.log_id, k, r) for c, k, r in result.refused] == [
         (1, FeedbackType.HARD_BOUNCE, FailureReason.REFUSED),

@@ -67,7 +67,7 @@ from models.sending_log import OUTCOME_OF_FEEDBACK, TABLES, Outcome, State
 from models.sql import Sql, in_list, parse_ts
 from models.stats import recount
 from server.db import apply_migrations, tortoise_config
-from server.http.feedback import sign
+from server.http.feedback import PRODUCT_ONLY_REASONS, sign
 from tests import flows
 from tests.conftest import SECRET, api_for
 
@@ -79,10 +79,9 @@ PHASES = [Phase.explicit, Phase.generate] + (
 )
 VALIDITY = 7200  # seconds: a few hour-long clock steps, or an engine tick, reach its end
 DOMAIN = "fuzz.local"
-# Reasons an MTA may report (the webhook refuses the product's own INVALID_ADDRESS, CANCELLED).
-MTA_REASONS = [
-    r for r in FailureReason if r not in (FailureReason.INVALID_ADDRESS, FailureReason.CANCELLED)
-]
+# Reasons an MTA may report (the webhook refuses the product's own INVALID_ADDRESS, CANCELLED,
+# NOT_RELAYED).
+MTA_REASONS = [r for r in FailureReason if r not in PRODUCT_ONLY_REASONS]
 COUNTERS = ("to_send", "processed", "sent", "pending", "failed")
 OPERATOR = Actor(operator_id=1, name="state-machine")
 
@@ -95,13 +94,14 @@ TO_SEND, PENDING, SENT, FAILED, IGNORED = (
 )
 CANCELLED: State = (IGNORED, FailureType.IGNORED)
 SOFT = FailureType.SOFT
+NOT_RELAYED: State = (FAILED, SOFT)  # never relayed by the end of the validity period
 
 
 def reachable(mode: FeedbackMode) -> set[State]:
-    """Every state the mode's table reaches from TO_SEND, plus a cancelled message (a stop or
-    the end of the validity period before its relay was recorded)."""
+    """Every state the mode's table reaches from TO_SEND, plus a cancelled message (a stop
+    before its relay was recorded) and one never relayed by the end of the validity period."""
     table = TABLES[mode]
-    seen: set[State] = {(TO_SEND, None), CANCELLED}
+    seen: set[State] = {(TO_SEND, None), CANCELLED, NOT_RELAYED}
     frontier: list[State] = [(TO_SEND, None)]
     relayed = table[(TO_SEND, None, Outcome.RELAYED)]
     if relayed not in seen:  # a cancelled message whose relay is recorded afterwards
@@ -155,10 +155,11 @@ class Model:
         return True
 
     def relay(self, log: ModelLog) -> None:
-        """The engine records the relay: a TO_SEND log, or one cancelled while in flight."""
-        if (log.status, log.failure_type, log.failure_reason) == (
-            *CANCELLED,
-            FailureReason.CANCELLED.value,
+        """The engine records the relay: a TO_SEND log, or one cancelled (a stop) or failed as
+        never relayed (the end of the validity period) while it was in flight."""
+        if (log.status, log.failure_type, log.failure_reason) in (
+            (*CANCELLED, FailureReason.CANCELLED.value),
+            (*NOT_RELAYED, FailureReason.NOT_RELAYED.value),
         ):
             log.status, log.failure_type = TO_SEND, None
         if log.status is TO_SEND:
@@ -210,11 +211,19 @@ class Model:
             log.failure_reason = None
 
     def expire(self) -> None:
+        """SPEC §2: messages never relayed by then fail for good, and so does the delivery."""
         for log in self.logs.values():
             self.move(log, Outcome.EXPIRED)
-        self.cancel_unsent()
+        never_relayed = False
+        for log in self.logs.values():
+            if log.status is TO_SEND:
+                log.status, log.failure_type = NOT_RELAYED
+                log.failure_reason = FailureReason.NOT_RELAYED.value
+                never_relayed = True
         self.final = True
-        if self.status in (DeliveryStatus.SENT, DeliveryStatus.IN_PROGRESS):
+        if self.status is DeliveryStatus.IN_PROGRESS and never_relayed:
+            self.status = DeliveryStatus.FAILED
+        elif self.status in (DeliveryStatus.SENT, DeliveryStatus.IN_PROGRESS):
             self.status = DeliveryStatus.FINISHED
 
 

@@ -80,14 +80,14 @@ class DeliveryMutations:
     async def pause_delivery(self, info: Info[Context, None], id: strawberry.ID) -> Delivery:
         by = Actor.of(require(info, Role.START_DELIVERIES))
         paused = await lifecycle.pause_delivery(parse_id(id, "delivery"), by)
-        await info.context.changed(paused.id)
+        await info.context.changed(paused.id, paused.status.value)
         return Delivery.of(paused)
 
     @strawberry.mutation
     async def resume_delivery(self, info: Info[Context, None], id: strawberry.ID) -> Delivery:
         by = Actor.of(require(info, Role.START_DELIVERIES))
         resumed = await lifecycle.resume_delivery(parse_id(id, "delivery"), by)
-        await info.context.changed(resumed.id)
+        await info.context.changed(resumed.id, resumed.status.value)
         await info.context.wake_engine()
         return Delivery.of(resumed)
 
@@ -95,7 +95,7 @@ class DeliveryMutations:
     async def stop_delivery(self, info: Info[Context, None], id: strawberry.ID) -> Delivery:
         by = Actor.of(require(info, Role.START_DELIVERIES))
         stopped = await lifecycle.stop_delivery(parse_id(id, "delivery"), by, utcnow())
-        await info.context.changed(stopped.id)
+        await info.context.changed(stopped.id, stopped.status.value)
         return Delivery.of(stopped)
 
     @strawberry.mutation

@@ -6,7 +6,12 @@ import strawberry
 from strawberry.types import Info
 
 from graphql_schema.context import Context
-from graphql_schema.deliveries.types import Delivery, DeploymentKpis, DeploymentProgress
+from graphql_schema.deliveries.types import (
+    Delivery,
+    DeliveryWaiting,
+    DeploymentKpis,
+    DeploymentProgress,
+)
 from graphql_schema.pagination import parse_id
 from graphql_schema.permissions import require
 from models.errors import NotFound
@@ -42,6 +47,7 @@ class DeliverySubscriptions:
                         status=d.status,
                         kpis=DeploymentKpis.of(d.kpis),
                         at=snap.at,
+                        waiting_for=DeliveryWaiting.of(d),
                     )
                 yield progress
             if not seen:

@@ -15,6 +15,7 @@ from graphql_schema.enums import (
     FailureType,
     FeedbackMode,
     SendingLogStatus,
+    WaitingReason,
 )
 from graphql_schema.loaders import PageKey
 from graphql_schema.pagination import (
@@ -165,6 +166,32 @@ async def sending_log_page(
     )
 
 
+@strawberry.type(
+    description="What a delivery IN_PROGRESS is waiting for: the MTA is down, busy or"
+    " unreachable, so the engine backs off and tries again by itself (docs/engine.md)."
+)
+class DeliveryWaiting:
+    reason: WaitingReason
+    since: datetime = strawberry.field(description="When the wait began (the first failure).")
+    retry_at: datetime | None = strawberry.field(description="When the engine tries next.")
+    attempts: int = strawberry.field(description="Failed attempts since the wait began.")
+    cause: str | None = strawberry.field(
+        description='A plain account of the last failure, e.g. "connection refused".'
+    )
+
+    @classmethod
+    def of(cls, d: m_delivery.Delivery) -> "DeliveryWaiting | None":
+        if d.waiting_reason is None or d.waiting_since is None:
+            return None
+        return cls(
+            reason=d.waiting_reason,
+            since=d.waiting_since,
+            retry_at=d.waiting_retry_at,
+            attempts=d.waiting_attempts,
+            cause=d.waiting_cause,
+        )
+
+
 @strawberry.type
 class Recurrence:
     interval_seconds: int
@@ -216,6 +243,10 @@ class Delivery:
     def failure_message(self, info: Info[Context, None]) -> str | None:
         detail = self._model.failure_message
         return detail if is_administrator(info) else plain_failure(detail)
+
+    @strawberry.field(description="What the delivery waits for before it can go on, or null.")
+    def waiting_for(self) -> DeliveryWaiting | None:
+        return DeliveryWaiting.of(self._model)
 
     @strawberry.field(description="Exclusions at preparation, counted by reason.")
     async def exclusions(self, info: Info[Context, None]) -> list[ExclusionCause]:
@@ -303,5 +334,8 @@ class DeploymentProgress:
     status: DeliveryStatus
     kpis: DeploymentKpis
     at: datetime
+    waiting_for: DeliveryWaiting | None = strawberry.field(
+        default=None, description="What the delivery waits for before it can go on, or null."
+    )
     # One snapshot's results, shared by its subscribers (graphql_schema/execution.py).
     shared_results: strawberry.Private[dict[Any, Any]] = dataclasses.field(default_factory=dict)

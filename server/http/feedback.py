@@ -18,8 +18,11 @@ from models.feedback import MAX_EVENTS, Event, FeedbackResult
 from server.http import auth_failures, json_input
 
 SIGNATURE_HEADER = "x-feedback-signature"
-# Reasons the product itself gives (preparation, stop); an MTA never reports them.
-PRODUCT_ONLY_REASONS = frozenset({FailureReason.INVALID_ADDRESS, FailureReason.CANCELLED})
+# Reasons the product itself gives (preparation, stop, the end of the validity period); an MTA
+# never reports them.
+PRODUCT_ONLY_REASONS = frozenset(
+    {FailureReason.INVALID_ADDRESS, FailureReason.CANCELLED, FailureReason.NOT_RELAYED}
+)
 
 
 class Malformed(ValueError):

@@ -26,25 +26,58 @@ class Content:
     validity_period: int  # seconds, as the delivery was configured
 
 
-@dataclass
-class RelayResult:
-    """What became of each message of a batch.
+class RelayError(Exception):
+    """Why the MTA took none, or not all, of a batch.
 
-    `accepted`: log ids the MTA took. `refused`: messages it refused (a 5xx is a hard bounce,
-    a 4xx a soft one that the engine retries later). `unsent`: messages it never took (the
-    connection dropped before their turn): the engine gives them back to be claimed again.
-    `error` says why some were unsent; it counts as a failed relay.
+    A transient error (the relay is down, busy, unreachable, or dropped the connection) never
+    fails a delivery: the engine backs off and tries again until the MTA answers. A permanent
+    one (our credentials or our sender refused, STARTTLS required but not offered, an untrusted
+    certificate, a configuration error) fails it after MAX_RELAY_FAILURES in a row. `cause` is
+    a plain phrase that operators read ("connection refused"): never the MTA's own text, which
+    may hold addresses or hosts. Anything else an adapter raises counts as transient.
     """
 
+    def __init__(self, message: str, *, cause: str, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.cause, self.permanent = cause, permanent
+
+
+@dataclass
+class Handover:
+    """One batch on its way to the MTA, shared by the dispatcher and the adapter while it runs.
+
+    The adapter asks `may_send()` before each transaction it starts: the dispatcher closes the
+    gate as soon as it learns that the delivery was stopped or paused (a bus event, or the
+    status it re-reads at least every RELAY_RECORD_INTERVAL_SECONDS), so that at most the
+    transactions already started (one per connection) still reach the MTA. The adapter appends
+    each message's fate as soon as it is known, so that the dispatcher records what the MTA
+    accepted while the batch is still going, not only at its end.
+
+    `accepted`: log ids the MTA took. `refused`: messages it refused (a 5xx is a hard bounce, a
+    4xx a soft one that the engine retries later). `unsent`: messages never handed over because
+    the connection failed: given back, to be claimed again. `withheld`: messages never handed
+    over because the gate closed: given back (pause) or left cancelled (stop). `error` says why
+    some were unsent.
+    """
+
+    batch: list[Claimed]
     accepted: list[int] = field(default_factory=list)
     refused: list[tuple[Claimed, FeedbackType, FailureReason]] = field(default_factory=list)
     unsent: list[int] = field(default_factory=list)
+    withheld: list[int] = field(default_factory=list)
     error: Exception | None = None
+    open: bool = True
+
+    def may_send(self) -> bool:
+        return self.open
+
+    def withhold(self, rest: list[Claimed]) -> None:
+        self.withheld += [c.log_id for c in rest]
 
 
 class Mta(Protocol):
     async def start(self, sink: FeedbackSink) -> None: ...
 
-    async def relay(self, content: Content, batch: list[Claimed]) -> RelayResult: ...
+    async def relay(self, content: Content, handover: Handover) -> None: ...
 
     async def close(self) -> None: ...

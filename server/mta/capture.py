@@ -3,8 +3,7 @@ webhook. It remembers what it relayed, for tests and for driving feedback by han
 
 from collections import Counter
 
-from models.relay import Claimed
-from server.mta.base import Content, FeedbackSink, RelayResult
+from server.mta.base import Content, FeedbackSink, Handover
 
 
 class CaptureMta:
@@ -14,10 +13,14 @@ class CaptureMta:
     async def start(self, sink: FeedbackSink) -> None:
         return None
 
-    async def relay(self, content: Content, batch: list[Claimed]) -> RelayResult:
-        for message in batch:
+    async def relay(self, content: Content, handover: Handover) -> None:
+        """The whole batch in one step: the gate is asked once, just before."""
+        if not handover.may_send():
+            handover.withhold(handover.batch)
+            return
+        for message in handover.batch:
             self.relayed[message.message_id] += 1
-        return RelayResult(accepted=[m.log_id for m in batch])
+        handover.accepted += [m.log_id for m in handover.batch]
 
     async def close(self) -> None:
         return None

@@ -24,8 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from models.enums import FailureReason, FeedbackType
 from models.feedback import MAX_EVENTS, Event
-from models.relay import Claimed
-from server.mta.base import Content, FeedbackSink, RelayResult
+from server.mta.base import Content, FeedbackSink, Handover
 
 log = logging.getLogger(__name__)
 HOUR = 3600.0
@@ -99,7 +98,12 @@ class SimulatorMta:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    async def relay(self, content: Content, batch: list[Claimed]) -> RelayResult:
+    async def relay(self, content: Content, handover: Handover) -> None:
+        """The whole batch in one step: the gate is asked once, just before."""
+        if not handover.may_send():
+            handover.withhold(handover.batch)
+            return
+        batch = handover.batch
         now = time.monotonic()
         wall = datetime.now(UTC)
         remaining = max(0.0, (content.valid_until - wall).total_seconds())
@@ -113,7 +117,7 @@ class SimulatorMta:
         for message in batch:
             self._plan(message.message_id, now, wall, offsets)
         self._wake.set()
-        return RelayResult(accepted=[m.log_id for m in batch])
+        handover.accepted += [m.log_id for m in batch]
 
     def _push(
         self,

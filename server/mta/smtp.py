@@ -14,12 +14,16 @@ A connection that fails hands back the message in hand and the rest of its share
 (the engine claims them again): what the MTA answered 250 is never sent again, and the only
 message that can arrive twice is the one whose DATA was sent but not answered. A connection
 closed between two transactions is re-opened once at MAIL FROM, which sends nothing twice.
+Each failure is transient (the engine waits for the MTA) or permanent (the delivery fails):
+see `SessionError` and docs/smtp.md. Before each transaction the share asks the batch's gate
+(`Handover.may_send`): a stop or a pause ends the share there.
 """
 
 import asyncio
 import contextlib
 import logging
 import re
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -31,6 +35,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from aiosmtplib import (
     SMTP,
     SMTPAuthenticationError,
+    SMTPConnectError,
     SMTPDataError,
     SMTPException,
     SMTPRecipientRefused,
@@ -41,7 +46,7 @@ from aiosmtplib import (
 from models.enums import Channel, FailureReason, FeedbackType
 from models.relay import Claimed
 from models.template import field_values
-from server.mta.base import Content, FeedbackSink, RelayResult
+from server.mta.base import Content, FeedbackSink, Handover, RelayError
 from server.mta.compose import Compiled, Composer
 from server.settings import Settings
 
@@ -84,6 +89,9 @@ BASIC_REASONS: dict[int, FailureReason] = {
 # Replies about the session, not the recipient: the connection stops and the message is
 # handed back unsent (421: the server is closing; 503: out of sequence; 530: auth required).
 SESSION_CODES = frozenset({421, 503, 530})
+# Of those, and of the replies to MAIL FROM, the ones that waiting will not cure: the delivery
+# fails (530: we were expected to authenticate; other 5xx to MAIL FROM: our sender refused).
+TRANSIENT_SESSION_CODES = frozenset({421, 503})
 _ENHANCED = re.compile(r"\s*[245]\.(\d{1,3})\.(\d{1,3})(?!\d)")
 
 
@@ -292,15 +300,98 @@ class TokenBucket:
 # ---- Connections ------------------------------------------------------------------------------
 
 
-class SessionError(Exception):
+class SessionError(RelayError):
     """The connection cannot go on: the message in hand and the rest of the share are unsent.
-    Its text is what an operator reads in the delivery's failure message: never a password."""
+    Its text is what an operator reads in the delivery's failure message: never a password.
+    Transient unless `permanent` (see RelayError)."""
 
 
 def _reply(error: BaseException) -> str:
     if isinstance(error, SMTPResponseException):
         return f"{error.code} {error.message}"
     return str(error) or type(error).__name__
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    """The error and what caused it (aiosmtplib wraps socket and TLS errors)."""
+    seen: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def _connect_failure(config: "SmtpConfig", error: BaseException) -> SessionError:
+    """Why a connection could not be opened, transient or permanent (docs/smtp.md)."""
+    where = config.where
+    chain = _chain(error)
+    if isinstance(error, SMTPAuthenticationError):
+        permanent = error.code >= 500
+        return SessionError(
+            f"SMTP {where}: authentication as {config.user!r} failed: {_reply(error)}",
+            cause="authentication refused" if permanent else "authentication unavailable for now",
+            permanent=permanent,
+        )
+    if any(isinstance(e, ssl.SSLCertVerificationError) for e in chain):
+        return SessionError(
+            f"SMTP {where}: cannot connect: {_reply(error)}",
+            cause="the MTA's certificate is not trusted",
+            permanent=True,
+        )
+    if isinstance(error, SMTPResponseException):  # the greeting, EHLO or STARTTLS refused
+        busy = error.code == 421 or error.code < 500
+        return SessionError(
+            f"SMTP {where}: cannot connect: {_reply(error)}",
+            cause=f"the MTA {'is busy' if busy else 'refused us'} ({error.code})",
+            permanent=not busy,
+        )
+    timeout = any(isinstance(e, TimeoutError) for e in chain)
+    if isinstance(error, SMTPException) and not isinstance(
+        error, SMTPServerDisconnected | SMTPConnectError | TimeoutError
+    ):  # aiosmtplib's own checks: STARTTLS or AUTH required but not offered
+        offered = "STARTTLS" if "STARTTLS" in str(error) else "authentication"
+        return SessionError(
+            f"SMTP {where}: cannot connect: {_reply(error)}",
+            cause=f"{offered} required but not offered by the MTA",
+            permanent=True,
+        )
+    if timeout:
+        cause = "timed out"
+    elif any(isinstance(e, socket.gaierror) for e in chain):
+        cause = "the MTA's host name does not resolve"
+    elif any(isinstance(e, ConnectionRefusedError) for e in chain):
+        cause = "connection refused"
+    elif any(isinstance(e, ssl.SSLError) for e in chain):
+        cause = "TLS handshake failed"
+    elif any(isinstance(e, SMTPServerDisconnected | ConnectionError) for e in chain):
+        cause = "connection lost"
+    else:
+        cause = "cannot connect"
+    return SessionError(f"SMTP {where}: cannot connect: {_reply(error)}", cause=cause)
+
+
+def _session_reply(config: "SmtpConfig", what: str, error: SMTPResponseException) -> SessionError:
+    """A reply that ends the session: 421 and other 4xx are transient, 5xx permanent but 503."""
+    transient = error.code in TRANSIENT_SESSION_CODES or error.code < 500
+    if error.code == 421:
+        cause = "the MTA is busy (421)"
+    elif transient:
+        cause = f"the MTA ended the session ({error.code})"
+    elif error.code == 530:
+        cause = "the MTA requires authentication"
+    else:
+        cause = f"the MTA refused our sender ({error.code})"
+    text = f"SMTP {config.where}: the MTA {what}: {_reply(error)}"
+    return SessionError(text, cause=cause, permanent=not transient)
+
+
+def _lost(config: "SmtpConfig", error: BaseException) -> SessionError:
+    timeout = any(isinstance(e, TimeoutError) for e in _chain(error))
+    return SessionError(
+        f"SMTP {config.where}: connection lost: {_reply(error)}",
+        cause="timed out" if timeout else "connection lost",
+    )
 
 
 Refusal = tuple[int, str]
@@ -334,12 +425,9 @@ class _Connection:
         )
         try:
             await client.connect()
-        except SMTPAuthenticationError as error:
-            raise SessionError(
-                f"SMTP {c.where}: authentication as {c.user!r} failed: {_reply(error)}"
-            ) from None
         except (SMTPException, OSError) as error:  # ssl.SSLError is an OSError
-            raise SessionError(f"SMTP {c.where}: cannot connect: {_reply(error)}") from None
+            client.close()
+            raise _connect_failure(c, error) from None
         self.client = client
         return client
 
@@ -367,9 +455,7 @@ class _Connection:
             except SMTPServerDisconnected as error:
                 self.close()
                 if attempt == 2:
-                    raise SessionError(
-                        f"SMTP {self.config.where}: connection lost: {_reply(error)}"
-                    ) from None
+                    raise _lost(self.config, error) from None
             except SMTPResponseException as error:
                 self.close()
                 what = (
@@ -377,9 +463,7 @@ class _Connection:
                     if error.code in SESSION_CODES
                     else f"refused the sender <{sender}>"
                 )
-                raise SessionError(
-                    f"SMTP {self.config.where}: the MTA {what}: {_reply(error)}"
-                ) from None
+                raise _session_reply(self.config, what, error) from None
         raise AssertionError("unreachable")
 
     async def send(self, sender: str, recipient: str, data: bytes) -> Refusal | None:
@@ -393,15 +477,11 @@ class _Connection:
         except (SMTPRecipientRefused, SMTPDataError) as error:
             if error.code in SESSION_CODES:
                 self.close()
-                raise SessionError(
-                    f"SMTP {self.config.where}: the MTA ended the session: {_reply(error)}"
-                ) from None
+                raise _session_reply(self.config, "ended the session", error) from None
             refusal = (error.code, error.message)
         except (SMTPException, OSError) as error:
             self.close()
-            raise SessionError(
-                f"SMTP {self.config.where}: connection lost: {_reply(error)}"
-            ) from None
+            raise _lost(self.config, error) from None
         try:
             await client.rset()
         except (SMTPException, OSError):
@@ -410,14 +490,6 @@ class _Connection:
 
 
 # ---- The adapter ------------------------------------------------------------------------------
-
-
-@dataclass
-class _Share:
-    accepted: list[int] = field(default_factory=list)
-    refused: list[tuple[Claimed, FeedbackType, FailureReason]] = field(default_factory=list)
-    unsent: list[int] = field(default_factory=list)
-    error: Exception | None = None
 
 
 def _sendable(address: str) -> bool:
@@ -463,11 +535,13 @@ class SmtpMta:
     async def close(self) -> None:
         await asyncio.gather(*(connection.quit() for connection in self._pool))
 
-    async def relay(self, content: Content, batch: list[Claimed]) -> RelayResult:
+    async def relay(self, content: Content, handover: Handover) -> None:
+        batch = handover.batch
         if content.channel is not Channel.EMAIL:
-            return self._refuse_channel(content, batch)
+            self._refuse_channel(content, handover)
+            return
         if not batch:
-            return RelayResult()
+            return
         async with self._lock:
             email = self.composer.compiled(content.delivery_id, content.subject, content.body)
             values = await field_values(batch)
@@ -476,19 +550,12 @@ class SmtpMta:
             connections = sorted(self._pool, key=lambda c: not c.open)[:count]
             n = len(batch)
             shares = [batch[i * n // count : (i + 1) * n // count] for i in range(count)]
-            parts = await asyncio.gather(
+            await asyncio.gather(
                 *(
-                    self._send_share(connection, share, email, content.delivery_id, values)
-                    for connection, share in zip(connections, shares, strict=True)
+                    self._send_share(connection, part, email, content.delivery_id, values, handover)
+                    for connection, part in zip(connections, shares, strict=True)
                 )
             )
-        result = RelayResult()
-        for part in parts:
-            result.accepted += part.accepted
-            result.refused += part.refused
-            result.unsent += part.unsent
-            result.error = result.error or part.error
-        return result
 
     async def _send_share(
         self,
@@ -497,36 +564,42 @@ class SmtpMta:
         email: Compiled,
         delivery_id: int,
         values: dict[int, dict[str, str | None]],
-    ) -> _Share:
-        """One connection's part of a batch, message after message. Whatever goes wrong, the
-        message in hand and those after it are handed back unsent."""
-        out = _Share()
+        out: Handover,
+    ) -> None:
+        """One connection's part of a batch, message after message, each one's fate written
+        into `out` as soon as the MTA answers. Before each transaction the gate is asked (after
+        the rate limit's wait): once it is closed, the rest of the share is withheld. Whatever
+        goes wrong, the message in hand and those after it are handed back unsent."""
         for i, claimed in enumerate(share):
             if not _sendable(claimed.address):
                 out.refused.append((claimed, FeedbackType.HARD_BOUNCE, FR.REFUSED))
                 continue
             try:
-                if self._bucket is not None:
+                if self._bucket is not None and out.may_send():
                     await self._bucket.take()
+                if not out.may_send():
+                    out.withhold(share[i:])
+                    return
                 data = self.composer.message(email, delivery_id, claimed, values[claimed.log_id])
                 refusal = await connection.send(self.composer.sender, claimed.address, data)
             except Exception as error:
                 connection.close()
-                out.unsent = [c.log_id for c in share[i:]]
+                out.unsent += [c.log_id for c in share[i:]]
                 if isinstance(error, SessionError):
-                    out.error = error
+                    out.error = out.error or error
                 else:
                     log.exception("unexpected error while relaying over SMTP")
-                    out.error = SessionError(f"SMTP {self.config.where}: {error!r}")
-                return out
+                    out.error = out.error or SessionError(
+                        f"SMTP {self.config.where}: {error!r}", cause="unexpected error"
+                    )
+                return
             if refusal is None:
                 out.accepted.append(claimed.log_id)
             else:
                 kind, reason = classify(*refusal)
                 out.refused.append((claimed, kind, reason))
-        return out
 
-    def _refuse_channel(self, content: Content, batch: list[Claimed]) -> RelayResult:
+    def _refuse_channel(self, content: Content, handover: Handover) -> None:
         """An SMTP relay carries email only: SMS and push messages are refused for good."""
         if content.delivery_id not in self._warned:
             self._warned.add(content.delivery_id)
@@ -536,4 +609,4 @@ class SmtpMta:
                 content.delivery_id,
                 content.channel,
             )
-        return RelayResult(refused=[(c, FeedbackType.HARD_BOUNCE, FR.REFUSED) for c in batch])
+        handover.refused += [(c, FeedbackType.HARD_BOUNCE, FR.REFUSED) for c in handover.batch]

@@ -11,7 +11,8 @@ const LOGS_PAGE = 10;
 const CONFIRMABLE = new Set(["READY", "PENDING_CONFIRMATION"]);
 const KPIS = `kpis { toSend processed sent pending failed deliveredRate bouncesAndErrorsRate
   opens clicks openRate clickThroughRate statsComputedAt }`;
-const DELIVERY = `id label status channel version failureMessage ${KPIS}`;
+const WAITING = "waitingFor { reason since retryAt attempts cause }";
+const DELIVERY = `id label status channel version failureMessage ${WAITING} ${KPIS}`;
 
 const Q = {
   me: "{ me { name roles } }",
@@ -19,7 +20,7 @@ const Q = {
     totalCount pageInfo { hasNextPage endCursor } edges { node { id label status channel } } } }`,
   delivery: `query($id: ID!) { delivery(id: $id) { ${DELIVERY} } }`,
   progress: `subscription($id: ID!) { deploymentProgress(deliveryId: $id) {
-    status at delivery { label version failureMessage } ${KPIS} } }`,
+    status at delivery { label version failureMessage } ${WAITING} ${KPIS} } }`,
   confirm: `mutation($id: ID!, $version: Int) { confirmSend(deliveryId: $id, version: $version) {
     ${DELIVERY} } }`,
   stats: `mutation($id: ID!) { computeStats(deliveryId: $id) {
@@ -45,7 +46,8 @@ const when = (iso) => (iso ? new Date(iso).toLocaleString() : "—");
 const state = {
   token: null,
   deliveries: { after: null, byId: new Map() },
-  current: null, // { id, status, version, reviewed, kpis, points, live }
+  current: null, // { id, status, version, reviewed, kpis, points, live, waiting }
+  waitingTimer: null, // refreshes "retrying in …" every second
   logs: { status: "", cursors: [null], index: 0, next: null },
 };
 
@@ -167,6 +169,7 @@ function deliveryItem(delivery) {
 function closeDelivery() {
   if (state.current && state.current.live) state.current.live.close();
   state.current = null;
+  showWaiting(null);
   show($("deployment"), false);
   show($("placeholder"));
 }
@@ -198,6 +201,7 @@ async function openDelivery(id) {
   show($("placeholder"), false);
   show($("deployment"));
   render(delivery.label, delivery.status, delivery.kpis, delivery.failureMessage, delivery.version);
+  showWaiting(delivery.waitingFor);
   addPoint(delivery.kpis, Date.now());
   state.logs = { status: $("logs-filter").value, cursors: [null], index: 0, next: null };
   loadLogs();
@@ -209,6 +213,7 @@ async function openDelivery(id) {
       if (state.current !== current) return;
       const p = data.deploymentProgress;
       render(p.delivery.label, p.status, p.kpis, p.delivery.failureMessage, p.delivery.version);
+      showWaiting(p.waitingFor);
       addPoint(p.kpis, Date.parse(p.at) || Date.now());
     },
     onState: (s) => {
@@ -237,6 +242,33 @@ function render(label, status, kpis, failure, version) {
   $("confirm-send").title = CONFIRMABLE.has(status)
     ? "Start sending this delivery"
     : `Only a READY or PENDING_CONFIRMATION delivery can be confirmed (this one is ${status}).`;
+}
+
+// "Waiting for the MTA since …, retrying in …": the engine backs off while the MTA is down and
+// goes on by itself; the countdown is refreshed every second until the next snapshot.
+const WAITING_FOR = { MTA_UNAVAILABLE: "the MTA" };
+
+function showWaiting(waiting) {
+  clearInterval(state.waitingTimer);
+  state.waitingTimer = null;
+  const node = $("waiting");
+  if (!waiting) {
+    show(node, false);
+    delete node.dataset.reason;
+    return;
+  }
+  const what = WAITING_FOR[waiting.reason] || waiting.reason;
+  const draw = () => {
+    const left = waiting.retryAt ? Math.round((Date.parse(waiting.retryAt) - Date.now()) / 1000) : null;
+    const next = left === null ? "" : left > 0 ? `, retrying in ${left} s` : ", retrying now";
+    const cause = waiting.cause ? ` (${waiting.cause}; ${waiting.attempts} attempts)` : "";
+    node.textContent = `Waiting for ${what} since ${when(waiting.since)}${next}${cause}. `
+      + "Sending goes on by itself when it answers.";
+  };
+  node.dataset.reason = waiting.reason;
+  draw();
+  show(node);
+  state.waitingTimer = setInterval(draw, 1000);
 }
 
 function renderKpis(kpis) {
