@@ -27,9 +27,9 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
+from typing import Annotated
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from aiosmtplib import (
@@ -42,6 +42,16 @@ from aiosmtplib import (
     SMTPResponseException,
     SMTPServerDisconnected,
 )
+from annotated_types import Ge, Gt, Le
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    FilePath,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic import Field as PydanticField
 
 from models.enums import Channel, FailureReason, FeedbackType
 from models.relay import Claimed
@@ -121,88 +131,73 @@ class StartTls(StrEnum):
     OFF = "off"  # never (a local relay on a trusted network)
 
 
-def _int(low: int, high: int) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
-        if not raw.strip().isdigit() or not low <= int(raw) <= high:
-            raise ValueError(f"must be a whole number from {low} to {high}")
-        return int(raw)
-
-    return parse
-
-
-def _seconds(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 < value <= 3600:
-        raise ValueError("must be a number of seconds, more than 0 and at most 3600")
-    return value
-
-
-def _rate(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= 1_000_000:
-        raise ValueError("must be messages per second, 0 (no limit) or more")
-    return value
-
-
-def _bool(raw: str) -> bool:
-    words = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
-    if raw.lower() not in words:
-        raise ValueError("must be true or false")
-    return words[raw.lower()]
-
-
-def _starttls(raw: str) -> StartTls:
-    try:
-        return StartTls(raw.lower())
-    except ValueError:
-        raise ValueError("must be auto, require or off") from None
-
-
-def _file(raw: str) -> str:
-    if not Path(raw).is_file():
-        raise ValueError("is not a readable file")
-    return raw
-
-
-_HOSTNAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
-
-
-def _helo(raw: str) -> str:
-    if not _HOSTNAME.match(raw):
-        raise ValueError("must be a host name")
-    return raw
-
-
-OPTIONS: dict[str, Callable[[str], object]] = {
-    "starttls": _starttls,
-    "pool": _int(1, 64),
-    "rate": _rate,
-    "timeout": _seconds,
-    "cafile": _file,
-    "verify": _bool,
-    "helo": _helo,
-}
-
-
 @dataclass(frozen=True)
-class SmtpConfig:
+class Complaint:
+    """What an option's error says about a bad value (pydantic's own messages name types and
+    bounds in its words; an operator reading MTA_URL's error wants ours)."""
+
+    text: str
+
+
+HOSTNAME = r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$"
+HOST = "must be a host name"
+SECONDS = "must be a number of seconds, more than 0 and at most 3600"
+
+
+class SmtpConfig(BaseModel):
+    """MTA_URL, validated: the URL's parts, and its query-string options (each option's bounds
+    and the sentence that refuses a bad value sit on its field)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
     host: str
     port: int = 25
     user: str | None = None
-    password: str | None = field(default=None, repr=False)
-    starttls: StartTls = StartTls.AUTO
-    pool: int = 4
-    rate: float = 0.0  # messages per second across the pool; 0 = no limit
-    timeout: float = 30.0  # seconds, for connecting and for each command
-    cafile: str | None = None
-    verify: bool = True
-    helo: str | None = None  # the name given in EHLO (default: this host's FQDN)
+    password: str | None = PydanticField(default=None, repr=False)
+    starttls: Annotated[StartTls, Complaint("must be auto, require or off")] = StartTls.AUTO
+    pool: Annotated[int, Ge(1), Le(64), Complaint("must be a whole number from 1 to 64")] = 4
+    # messages per second across the pool; 0 = no limit
+    rate: Annotated[
+        float, Ge(0), Le(1_000_000), Complaint("must be messages per second, 0 (no limit) or more")
+    ] = 0.0
+    # seconds, for connecting and for each command
+    timeout: Annotated[
+        float,
+        Gt(0),
+        Le(3600),
+        Complaint("must be a number of seconds, more than 0 and at most 3600"),
+    ] = 30.0
+    cafile: Annotated[FilePath | None, Complaint("is not a readable file")] = None
+    verify: Annotated[bool, Complaint("must be true or false")] = True
+    # the name given in EHLO (default: this host's FQDN)
+    helo: Annotated[
+        str | None, PydanticField(pattern=HOSTNAME), Complaint("must be a host name")
+    ] = None
+
+    @field_validator("starttls", mode="before")
+    @classmethod
+    def _any_case(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("pool", mode="before")
+    @classmethod
+    def _digits(cls, value: object) -> object:
+        """A pool is counted in connections: "4", not "4.0" or " 4"."""
+        if isinstance(value, str) and not value.isdigit():
+            raise ValueError("not a whole number")
+        return value
+
+    @model_validator(mode="after")
+    def _tls_options(self) -> "SmtpConfig":
+        if self.starttls is StartTls.OFF and (self.cafile or not self.verify):
+            raise ValueError("cafile and verify are for TLS, and starttls=off")
+        if self.cafile and not self.verify:
+            raise ValueError("give cafile (to trust a certificate) or verify=false")
+        return self
+
+    @classmethod
+    def options(cls) -> list[str]:
+        return [name for name in cls.model_fields if name not in URL_PARTS]
 
     @classmethod
     def from_url(cls, url: str) -> "SmtpConfig":
@@ -225,25 +220,21 @@ class SmtpConfig:
             raise ValueError("MTA_URL has a password but no user: smtp://user:password@host")
         if user and not password:
             raise ValueError("MTA_URL has a user but no password: smtp://user:password@host")
-        values: dict[str, object] = {}
-        for name, raw in parse_qsl(parts.query, keep_blank_values=True):
+        raw: dict[str, str] = {}
+        for name, value in parse_qsl(parts.query, keep_blank_values=True):
             key = name.lower()
-            if key not in OPTIONS:
-                known = ", ".join(OPTIONS)
+            if key not in cls.options():
+                known = ", ".join(cls.options())
                 raise ValueError(f"MTA_URL: unknown smtp option {name!r} (known: {known})")
-            if key in values:
+            if key in raw:
                 raise ValueError(f"MTA_URL: smtp option {key!r} is given twice")
-            try:
-                values[key] = OPTIONS[key](raw)
-            except ValueError as error:
-                raise ValueError(f"MTA_URL: smtp option {key}={raw!r} {error}") from None
-        values.setdefault("starttls", StartTls.REQUIRE if user else StartTls.AUTO)
-        config = cls(host=parts.hostname, port=port, user=user, password=password, **values)  # type: ignore[arg-type]
-        if config.starttls is StartTls.OFF and (config.cafile or not config.verify):
-            raise ValueError("MTA_URL: cafile and verify are for TLS, and starttls=off")
-        if config.cafile and not config.verify:
-            raise ValueError("MTA_URL: give cafile (to trust a certificate) or verify=false")
-        return config
+            raw[key] = value
+        # A password never travels in clear by default.
+        raw.setdefault("starttls", StartTls.REQUIRE if user else StartTls.AUTO)
+        try:
+            return cls(host=parts.hostname, port=port, user=user, password=password, **raw)
+        except ValidationError as error:
+            raise ValueError(_option_error(error, raw)) from None
 
     @property
     def where(self) -> str:
@@ -268,6 +259,21 @@ class SmtpConfig:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
         return context
+
+
+URL_PARTS = ("host", "port", "user", "password")
+
+
+def _option_error(error: ValidationError, raw: dict[str, str]) -> str:
+    """The first problem, in the words of the option's Complaint; never the URL itself."""
+    first = error.errors()[0]
+    name = str(first["loc"][0]) if first["loc"] else ""
+    if name in raw:
+        field = SmtpConfig.model_fields[name]
+        complaint = next((m.text for m in field.metadata if isinstance(m, Complaint)), "is wrong")
+        return f"MTA_URL: smtp option {name}={raw[name]!r} {complaint}"
+    cause = first.get("ctx", {}).get("error")
+    return f"MTA_URL: {cause if cause is not None else first['msg']}"
 
 
 # ---- Rate limit -------------------------------------------------------------------------------
