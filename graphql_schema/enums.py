@@ -2,9 +2,33 @@
 
 import strawberry
 
-from models.enums import Channel, DeliveryStatus, FailureType, FeedbackMode, Role, SendingLogStatus
+from models.enums import (
+    Channel,
+    DeliveryStatus,
+    DenylistReason,
+    FailureType,
+    FeedbackMode,
+    Role,
+    SendingLogStatus,
+)
 
-for _enum in (Channel, DeliveryStatus, SendingLogStatus, FailureType, FeedbackMode, Role):
+for _enum in (
+    Channel,
+    DeliveryStatus,
+    SendingLogStatus,
+    FailureType,
+    FeedbackMode,
+    Role,
+    DenylistReason,
+):
     strawberry.enum(_enum)
 
-__all__ = ["Channel", "DeliveryStatus", "FailureType", "FeedbackMode", "Role", "SendingLogStatus"]
+__all__ = [
+    "Channel",
+    "DeliveryStatus",
+    "DenylistReason",
+    "FailureType",
+    "FeedbackMode",
+    "Role",
+    "SendingLogStatus",
+]

@@ -58,7 +58,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     endpoints: list[Endpoints] = [
         GraphiQL(settings),
         Dashboard(settings),
-        TrackingEndpoints(settings),
+        TrackingEndpoints(settings, intake.changed),
         SparkPostWebhook(settings, intake),
         SesWebhook(settings, intake),
     ]

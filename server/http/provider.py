@@ -9,11 +9,9 @@ whole batch and the chunks already applied come back as duplicates, so nothing c
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
 
 from starlette.responses import JSONResponse
 
-from models.enums import IGNORED_REASONS, FailureReason, FeedbackType
 from models.feedback import MAX_EVENTS, Event, FeedbackResult
 from server.http.feedback import Malformed
 
@@ -21,67 +19,6 @@ Intake = Callable[[list[Event]], Awaitable[FeedbackResult]]
 
 MESSAGE_ID_LIMIT = 128  # sending_log.message_id
 EVENT_ID_LIMIT = 200  # feedback_event.event_id
-
-# SPEC §4's lists: which reasons a hard or a soft failure may carry.
-HARD_REASONS = frozenset(
-    {
-        FailureReason.USER_UNKNOWN,
-        FailureReason.ADDRESS_EMPTY,
-        FailureReason.QUARANTINED_ADDRESS,
-        FailureReason.DENYLISTED,
-        FailureReason.UNREACHABLE,
-        FailureReason.REFUSED,
-        FailureReason.ACCOUNT_DISABLED,
-    }
-)
-SOFT_REASONS = frozenset(
-    {
-        FailureReason.MAILBOX_FULL,
-        FailureReason.INVALID_DOMAIN,
-        FailureReason.UNDEFINED,
-        FailureReason.UNREACHABLE,
-        FailureReason.REFUSED,
-        FailureReason.ACCOUNT_DISABLED,
-    }
-)
-
-
-class Verdict(StrEnum):
-    HARD = "hard"
-    SOFT = "soft"
-    IGNORED = "ignored"  # recorded, changes nothing (an IGNORED_REASONS reason)
-
-
-ALLOWED_REASONS = {
-    Verdict.HARD: HARD_REASONS,
-    Verdict.SOFT: SOFT_REASONS,
-    Verdict.IGNORED: IGNORED_REASONS,
-}
-
-
-@dataclass(frozen=True)
-class Bounce:
-    """One row of a provider's bounce table. A row that breaks SPEC §4's lists fails at import."""
-
-    verdict: Verdict
-    reason: FailureReason
-
-    def __post_init__(self) -> None:
-        if self.reason not in ALLOWED_REASONS[self.verdict]:
-            raise ValueError(f"{self.reason} is not a {self.verdict} reason (SPEC §4)")
-
-    @property
-    def type(self) -> FeedbackType:
-        # An ignored report is stored as a soft bounce; its reason makes it change nothing.
-        return (
-            FeedbackType.HARD_BOUNCE if self.verdict is Verdict.HARD else FeedbackType.SOFT_BOUNCE
-        )
-
-    def as_soft(self) -> "Bounce":
-        """For a delay: a soft bounce, with this row's reason when a soft one may carry it."""
-        if self.reason in SOFT_REASONS:
-            return Bounce(Verdict.SOFT, self.reason)
-        return Bounce(Verdict.SOFT, FailureReason.UNDEFINED)
 
 
 def our_message_id(value: object) -> str | None:

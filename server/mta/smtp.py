@@ -39,6 +39,7 @@ from aiosmtplib import (
 )
 
 from models.enums import Channel, FailureReason, FeedbackType
+from models.reasons import Verdict, check_table
 from models.relay import Claimed
 from models.template import field_values
 from server.mta.base import Content, FeedbackSink, RelayResult
@@ -81,6 +82,14 @@ BASIC_REASONS: dict[int, FailureReason] = {
     551: FR.USER_UNKNOWN,  # user not local
     553: FR.USER_UNKNOWN,  # mailbox name not allowed
 }
+check_table(
+    "SMTP replies (REASONS, server/mta/smtp.py)",
+    ((k, Verdict.HARD if k[0] == "5" else Verdict.SOFT, r) for k, r in REASONS.items()),
+)
+check_table(
+    "SMTP replies (BASIC_REASONS, server/mta/smtp.py)",
+    ((k, Verdict.HARD if k >= 500 else Verdict.SOFT, r) for k, r in BASIC_REASONS.items()),
+)
 # Replies about the session, not the recipient: the connection stops and the message is
 # handed back unsent (421: the server is closing; 503: out of sequence; 530: auth required).
 SESSION_CODES = frozenset({421, 503, 530})
