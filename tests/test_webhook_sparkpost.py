@@ -237,3 +237,41 @@ async def test_a_batch_larger_than_max_events_is_applied_in_chunks(hook: Api) ->
     assert [flows.failure_state(log) for log in logs] == [
         ("FAILED", "SOFT", "MAILBOX_FULL", 750)
     ] * 2
+
+
+async def test_complaints_and_unsubscribes_deny_list_and_count_once(hook: Api) -> None:
+    """SparkPost `spam_complaint`, `list_unsubscribe` and `link_unsubscribe` (issue 15): the
+    deny list with the reason, the KPIs (once per recipient), and nothing written on a bad
+    request; an `fbtype` of not-spam is skipped."""
+    from tests.test_optouts import excluded_later, opt_out_kpis, recounted, standing
+
+    delivery_id, ids = await efs_delivery(hook, 4)
+    complaint = sparkpost_event(ids[0], "sc-1", "spam_complaint", fbtype="abuse")
+    list_unsub = sparkpost_event(ids[1], "lu-1", "list_unsubscribe")
+    list_unsub["msys"] = {"unsubscribe_event": list_unsub["msys"]["message_event"]}
+    link_unsub = sparkpost_event(ids[2], "ku-1", "link_unsubscribe")
+    link_unsub["msys"] = {"unsubscribe_event": link_unsub["msys"]["message_event"]}
+    not_spam = sparkpost_event(ids[3], "ns-1", "spam_complaint", fbtype="not-spam")
+    batch = [complaint, list_unsub, link_unsub, not_spam]
+
+    assert (await post(hook, batch, basic("hook-user:wrong"))).status_code == 401
+    broken = [*batch, sparkpost_event(ids[3], "", "spam_complaint")]  # no event_id
+    assert (await post(hook, broken)).status_code == 400
+    assert (await opt_out_kpis(hook, delivery_id))["complaints"] == 0
+    assert await standing(hook, "sp0@example.com") is None
+
+    response = await post(hook, batch)
+    assert response.json() == {"accepted": 3, "duplicates": 0, "unknown": 0, "skipped": 1}
+    again = [sparkpost_event(ids[0], "sc-2", "spam_complaint"), *batch]  # a second complaint
+    response = await post(hook, again)
+    assert response.json() == {"accepted": 1, "duplicates": 3, "unknown": 0, "skipped": 1}
+    kpis = await opt_out_kpis(hook, delivery_id)
+    assert (kpis["complaints"], kpis["unsubscriptions"]) == (1, 2)
+    assert await recounted(hook, delivery_id) == kpis
+    reasons = {}
+    for i in range(4):
+        found = await standing(hook, f"sp{i}@example.com")
+        reasons[i] = found and found["denylistReason"]
+    assert reasons == {0: "COMPLAINT", 1: "UNSUBSCRIBED", 2: "UNSUBSCRIBED", 3: None}
+    emails = [f"sp{i}@example.com" for i in range(4)]
+    assert await excluded_later(hook, emails) == {e: "DENYLISTED" for e in emails[:3]}

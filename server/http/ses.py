@@ -28,7 +28,7 @@ from starlette.routing import BaseRoute, Route
 from models.enums import FailureReason, FeedbackType
 from models.feedback import Event
 from models.optouts import is_complaint
-from models.reasons import Bounce, Verdict
+from models.reasons import Bounce, Verdict, check_table
 from server.http import auth_failures, json_input
 from server.http.feedback import Malformed, parse_json
 from server.http.provider import (
@@ -103,6 +103,7 @@ DELAYS: dict[str, FailureReason] = {
     "TransientCommunicationFailure": R.UNREACHABLE,
     "BYOIPHostNameLookupUnavailable": R.UNREACHABLE,
 }
+check_table("SES delays (DELAYS, server/http/ses.py)", ((k, SOFT, r) for k, r in DELAYS.items()))
 # The SES notification types that are feedback, and the key of their details.
 FEEDBACK_KINDS = {
     "Bounce": "bounce",
