@@ -80,9 +80,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await mta.start(intake)
             if engine is not None:
                 await engine.start()
+            if core.inbound is not None:  # INBOUND_SMTP: bounces by mail (docs/bounces.md)
+                await core.inbound.start()
             try:
                 yield
             finally:
+                if core.inbound is not None:
+                    await core.inbound.close()
                 if engine is not None:
                     await engine.stop()
                 await mta.close()

@@ -451,7 +451,13 @@ class SmtpMta:
                 "smtp:// needs PUBLIC_URL: tracking links, the open pixel and the unsubscribe"
                 " link in each email point to it (`serve` fills it from --host/--port)"
             )
-        composer = Composer(settings.public_url, settings.tracking_key, settings.mail_from)
+        domain = settings.bounce_domain  # VERP envelope senders (models/verp.py)
+        composer = Composer(
+            settings.public_url,
+            settings.tracking_key,
+            settings.mail_from,
+            (domain, settings.feedback_secret) if domain else None,
+        )
         if config.rate and settings.batch_size / config.rate > settings.claim_lease_seconds / 2:
             log.warning(
                 "MTA_URL rate=%s: a batch of BATCH_SIZE=%s takes %.0f s, more than half of"
@@ -518,7 +524,8 @@ class SmtpMta:
                 if self._bucket is not None:
                     await self._bucket.take()
                 data = self.composer.message(email, delivery_id, claimed, values[claimed.log_id])
-                refusal = await connection.send(self.composer.sender, claimed.address, data)
+                sender = self.composer.envelope_sender(claimed.log_id)
+                refusal = await connection.send(sender, claimed.address, data)
             except Exception as error:
                 connection.close()
                 out.unsent = [c.log_id for c in share[i:]]
