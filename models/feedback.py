@@ -80,6 +80,10 @@ class FeedbackResult:
     duplicates: int = 0
     unknown: int = 0
     deliveries: set[int] = field(default_factory=set)
+    # Which events were new, and which named no log (the rest were duplicates): a caller that
+    # applies several sources' events in one batch tells each its own outcome.
+    recorded: set[str] = field(default_factory=set)
+    unmatched: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -117,13 +121,16 @@ async def apply_feedback(
         message_ids = sorted({e.message_id for e in unique.values() if e.message_id})
         if not message_ids:
             result.unknown = len(unique)
+            result.unmatched = set(unique)
             return result
         if sql.postgres:
             await lock_deliveries(sql, await _deliveries_of(sql, message_ids))
         logs = await _load_logs(sql, message_ids)
         known = [e for e in unique.values() if e.message_id in logs]
         result.unknown = len(unique) - len(known)
+        result.unmatched = {e.event_id for e in unique.values() if e.message_id not in logs}
         inserted = await _record_events(sql, known, now)
+        result.recorded = inserted
         result.duplicates += len(known) - len(inserted)
         result.accepted = len(inserted)
         fresh = sorted(
