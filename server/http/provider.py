@@ -1,5 +1,6 @@
-"""What the provider webhooks (SparkPost, Amazon SES) share: the verdict a bounce table gives,
-our message id as an event may carry it, event times, and the reply.
+"""What the provider webhooks (SparkPost, Amazon SES) share: our message id as an event may carry
+it, event times, and the reply. (The rows of their bounce tables, `Bounce`, and their check
+against SPEC §4's lists are in models/reasons.py.)
 
 A provider batch is validated whole first; the events are then handed to the intake in chunks
 of MAX_EVENTS (each chunk one transaction). If a later chunk fails, the provider retries the
