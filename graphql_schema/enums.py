@@ -5,6 +5,7 @@ import strawberry
 from models.enums import (
     Channel,
     DeliveryStatus,
+    DenylistReason,
     FailureType,
     FeedbackMode,
     Role,
@@ -12,13 +13,22 @@ from models.enums import (
     WaitingReason,
 )
 
-for _enum in (Channel, DeliveryStatus, SendingLogStatus, FailureType, FeedbackMode, Role):
+for _enum in (
+    Channel,
+    DeliveryStatus,
+    SendingLogStatus,
+    FailureType,
+    FeedbackMode,
+    Role,
+    DenylistReason,
+):
     strawberry.enum(_enum)
 strawberry.enum(WaitingReason, description="What a delivery in progress is waiting for.")
 
 __all__ = [
     "Channel",
     "DeliveryStatus",
+    "DenylistReason",
     "FailureType",
     "FeedbackMode",
     "Role",

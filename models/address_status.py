@@ -16,6 +16,7 @@ from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
 from models.addresses import MAX_ADDRESS_LENGTH, normalise_address
+from models.enums import DenylistReason
 from models.errors import BadInput
 from models.sql import Sql, in_list, parse_ts
 
@@ -29,6 +30,12 @@ class AddressStatus(Model):
     quarantined_at = fields.DatetimeField(null=True)
     quarantine_reason = fields.CharField(max_length=32, null=True)
     denylisted = fields.BooleanField(default=False)
+    # Why and since when the address is on the deny list (null for entries made before the
+    # reasons were recorded, and when it is not on the list).
+    denylist_reason = fields.CharEnumField(
+        DenylistReason, max_length=16, null=True, description="deny-list reason"
+    )
+    denylisted_at = fields.DatetimeField(null=True)
 
     class Meta:
         table = "address_status"
@@ -44,6 +51,8 @@ class AddressState:
     quarantined_at: datetime | None = None
     quarantine_reason: str | None = None
     denylisted: bool = False
+    denylist_reason: DenylistReason | None = None
+    denylisted_at: datetime | None = None
 
 
 def state_of(row: AddressStatus) -> AddressState:
@@ -54,6 +63,8 @@ def state_of(row: AddressStatus) -> AddressState:
         quarantined_at=row.quarantined_at,
         quarantine_reason=row.quarantine_reason,
         denylisted=row.denylisted,
+        denylist_reason=row.denylist_reason,
+        denylisted_at=row.denylisted_at,
     )
 
 
@@ -77,7 +88,7 @@ async def load_address_states(sql: Sql, addresses: list[str]) -> dict[str, Addre
         )
     rows = await sql.rows(
         "SELECT address, error_count, last_error_at, quarantined_at, quarantine_reason,"
-        " denylisted FROM address_status WHERE address IN "
+        " denylisted, denylist_reason, denylisted_at FROM address_status WHERE address IN "
         + in_list(addresses)
         + " ORDER BY address"
         + sql.for_update(),
@@ -91,6 +102,8 @@ async def load_address_states(sql: Sql, addresses: list[str]) -> dict[str, Addre
             quarantined_at=parse_ts(r["quarantined_at"]),
             quarantine_reason=r["quarantine_reason"],
             denylisted=bool(r["denylisted"]),
+            denylist_reason=DenylistReason(r["denylist_reason"]) if r["denylist_reason"] else None,
+            denylisted_at=parse_ts(r["denylisted_at"]),
         )
         for r in rows
     }

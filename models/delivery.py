@@ -103,6 +103,9 @@ class Delivery(Model):
     failed = fields.IntField(default=0)
     opens = fields.IntField(default=0)
     clicks = fields.IntField(default=0)
+    # Recipients who complained (spam reports) and who unsubscribed (models/optouts.py).
+    complaints = fields.IntField(default=0, db_default=0)
+    unsubscriptions = fields.IntField(default=0, db_default=0)
     stats_computed_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
@@ -128,6 +131,8 @@ class Delivery(Model):
             opens=self.opens,
             clicks=self.clicks,
             stats_computed_at=self.stats_computed_at,
+            complaints=self.complaints,
+            unsubscriptions=self.unsubscriptions,
         )
 
     def check(self, action: str) -> None:

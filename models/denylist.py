@@ -1,9 +1,14 @@
 """The deny list: an address on it is excluded by every later preparation (DENYLISTED).
 
-Recipients join it by unsubscribing (`server/http/unsubscribe.py`), administrators add and
-remove addresses. The flag lives on the address's `address_status` row
-(`models/address_status.py`) beside its quarantine state, which the deny list never changes.
+Recipients join it by complaining or unsubscribing (`models/optouts.py`: the providers' reports,
+feedback-loop reports and the product's own unsubscribe link), administrators add and remove
+addresses. Each entry keeps its reason (`DenylistReason`) and the time it was made. The flag
+lives on the address's `address_status` row (`models/address_status.py`) beside its quarantine
+state, which the deny list never changes.
 """
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
@@ -12,17 +17,30 @@ from models.address_status import AddressState, AddressStatus, Page, page, state
 from models.addresses import normalise_address
 from models.audit import Actor, AuditAction
 from models.audit import record as audit
+from models.enums import DenylistReason
 from models.errors import NotFound
 from models.sql import Sql
 
+Entry = tuple[str, DenylistReason, datetime]  # (address as preparation stores it, why, when)
 
-async def denylist(sql: Sql, address: str) -> None:
-    """Put an address (as preparation stores it) on the deny list; idempotent. An upsert of the
-    flag alone: the address's error counter and quarantine are left as they are."""
-    await sql.execute(
-        "INSERT INTO address_status (address, error_count, denylisted) VALUES (?, ?, ?)"
-        " ON CONFLICT (address) DO UPDATE SET denylisted = excluded.denylisted",
-        [address, 0, True],
+
+async def denylist(sql: Sql, entries: Sequence[Entry]) -> None:
+    """Put addresses on the deny list; idempotent. An address already on it keeps the reason
+    and time it joined with. An upsert of the deny-list columns alone: the addresses' error
+    counters and quarantine are left as they are. Rows are written in address order (the order
+    feedback locks them in), and an address given twice keeps its earliest entry."""
+    first: dict[str, Entry] = {}
+    for entry in sorted(entries, key=lambda e: e[2]):
+        first.setdefault(entry[0], entry)
+    await sql.many(
+        "INSERT INTO address_status (address, error_count, denylisted, denylist_reason,"
+        " denylisted_at) VALUES (?, 0, ?, ?, ?) ON CONFLICT (address) DO UPDATE SET"
+        " denylist_reason = CASE WHEN address_status.denylisted"
+        " THEN address_status.denylist_reason ELSE excluded.denylist_reason END,"
+        " denylisted_at = CASE WHEN address_status.denylisted"
+        " THEN address_status.denylisted_at ELSE excluded.denylisted_at END,"
+        " denylisted = excluded.denylisted",
+        [[a, True, reason.value, sql.ts(at)] for a, reason, at in sorted(first.values())],
     )
 
 
@@ -33,7 +51,7 @@ async def add_to_denylist(address: str, by: Actor) -> AddressState:
     """An administrator deny-lists an address (idempotent), with its audit event."""
     address = normalise_address(address)
     async with in_transaction() as conn:
-        await denylist(Sql(conn), address)
+        await denylist(Sql(conn), [(address, DenylistReason.ADMINISTRATOR, datetime.now(UTC))])
         await audit(AuditAction.ADDRESS_DENYLISTED, by, detail={"address": address})
         return state_of(await AddressStatus.get(address=address))
 
@@ -42,7 +60,7 @@ async def remove_from_denylist(address: str, by: Actor) -> AddressState:
     address = normalise_address(address)
     async with in_transaction():
         removed = await AddressStatus.filter(address=address, denylisted=True).update(
-            denylisted=False
+            denylisted=False, denylist_reason=None, denylisted_at=None
         )
         if not removed:
             raise NotFound(f"{address} is not on the deny list")

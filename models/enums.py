@@ -74,6 +74,18 @@ class FeedbackType(StrEnum):
     DELIVERED = "delivered"
     HARD_BOUNCE = "hard_bounce"
     SOFT_BOUNCE = "soft_bounce"
+    # The recipient said no (issue 15): a spam complaint (a feedback loop, SES, SparkPost) and
+    # an unsubscribe. They change no status; the address goes on the deny list.
+    COMPLAINT = "complaint"
+    UNSUBSCRIBE = "unsubscribe"
+
+
+class DenylistReason(StrEnum):
+    """Why an address is on the deny list (issue 15)."""
+
+    COMPLAINT = "COMPLAINT"  # the recipient reported a message as spam (a feedback loop)
+    UNSUBSCRIBED = "UNSUBSCRIBED"  # the recipient unsubscribed (our link, or the provider's)
+    ADMINISTRATOR = "ADMINISTRATOR"  # an administrator added it (denylistAddress)
 
 
 class FailureReason(StrEnum):
@@ -110,7 +122,19 @@ class WaitingReason(StrEnum):
     MTA_UNAVAILABLE = "MTA_UNAVAILABLE"  # the relay is down, busy or unreachable: retrying
 
 
+# SPEC §4's reason lists, row by row, as data. Every provider table is checked against them
+# when its module is imported (models/reasons.py).
+R = FailureReason
+HARD_ONLY = frozenset({R.USER_UNKNOWN, R.ADDRESS_EMPTY, R.QUARANTINED_ADDRESS, R.DENYLISTED})
+SOFT_ONLY = frozenset({R.MAILBOX_FULL, R.INVALID_DOMAIN, R.UNDEFINED})
+EITHER = frozenset({R.UNREACHABLE, R.REFUSED, R.ACCOUNT_DISABLED})  # as the MTA qualifies it
 # Errors with these reasons are recorded but never change a status or quarantine an address.
-IGNORED_REASONS = frozenset(
-    {FailureReason.DUPLICATE, FailureReason.ERROR_IGNORED, FailureReason.NOT_CONNECTED}
-)
+IGNORED_REASONS = frozenset({R.DUPLICATE, R.ERROR_IGNORED, R.NOT_CONNECTED})
+# The product's own reasons (docs/sending-logs.md): preparation, a stop and the end of the
+# validity period with messages never relayed give them; an MTA
+# never reports them.
+PRODUCT_ONLY = frozenset({R.INVALID_ADDRESS, R.CANCELLED, R.NOT_RELAYED})
+
+HARD_REASONS = HARD_ONLY | EITHER  # what a hard failure may carry
+SOFT_REASONS = SOFT_ONLY | EITHER  # what a soft failure may carry
+MTA_REASONS = HARD_REASONS | SOFT_REASONS | IGNORED_REASONS  # what an MTA may report

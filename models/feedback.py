@@ -2,12 +2,16 @@
 
 Every event is recorded once by its `eventId` (a replay changes nothing). An event whose
 message id matches no log is counted `unknown` and not recorded, so that it can be sent again
-once the log exists. A recorded event changes nothing when the delivery's validity period is
-over, when it is older than the log's last event, or when its reason is an ignored one.
+once the log exists. A recorded bounce or delivery report changes nothing when the delivery's
+validity period is over, when it is older than the log's last event, or when its reason is an
+ignored one. Complaints and unsubscribes change no status and always apply (models/optouts.py).
+
+An event names its log by the MTA message id, or, when the source knows the log itself (a
+bounce to the message's VERP address, server/inbound/), by `log_id`.
 """
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -24,17 +28,25 @@ from models.enums import (
     FeedbackType,
     SendingLogStatus,
 )
+from models.optouts import KINDS as OPT_OUTS
+from models.optouts import OptOut, record_opt_outs
 from models.quarantine import (
     QuarantinePolicy,
     on_hard_error,
     on_soft_error,
     on_success_after_retry,
 )
+from models.reasons import Bounce, Verdict
 from models.relay import add_to_counters, lock_deliveries
 from models.sending_log import OUTCOME_OF_FEEDBACK, Outcome, counter_deltas, transition
 from models.sql import Sql, in_list, parse_ts
 
 MAX_EVENTS = 1000
+# The reason of a bounce reported without one (the contract's webhook makes `reason` optional).
+DEFAULT_REASONS: dict[FeedbackType, Bounce] = {
+    FeedbackType.HARD_BOUNCE: Bounce(Verdict.HARD, FailureReason.USER_UNKNOWN),
+    FeedbackType.SOFT_BOUNCE: Bounce(Verdict.SOFT, FailureReason.UNDEFINED),
+}
 
 
 class FeedbackEvent(Model):
@@ -58,6 +70,8 @@ class Event:
     type: FeedbackType
     timestamp: datetime
     reason: FailureReason | None = None
+    # The sending log, when the source names it directly (then `message_id` may be empty).
+    log_id: int | None = None
 
 
 @dataclass
@@ -66,6 +80,10 @@ class FeedbackResult:
     duplicates: int = 0
     unknown: int = 0
     deliveries: set[int] = field(default_factory=set)
+    # Which events were new, and which named no log (the rest were duplicates): a caller that
+    # applies several sources' events in one batch tells each its own outcome.
+    recorded: set[str] = field(default_factory=set)
+    unmatched: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -97,15 +115,22 @@ async def apply_feedback(
             unique[event.event_id] = event
     if not unique:
         return result
-    message_ids = sorted({e.message_id for e in unique.values()})
     async with in_transaction() as conn:
         sql = Sql(conn)
+        unique = await _resolve_log_ids(sql, unique)
+        message_ids = sorted({e.message_id for e in unique.values() if e.message_id})
+        if not message_ids:
+            result.unknown = len(unique)
+            result.unmatched = set(unique)
+            return result
         if sql.postgres:
             await lock_deliveries(sql, await _deliveries_of(sql, message_ids))
         logs = await _load_logs(sql, message_ids)
         known = [e for e in unique.values() if e.message_id in logs]
         result.unknown = len(unique) - len(known)
+        result.unmatched = {e.event_id for e in unique.values() if e.message_id not in logs}
         inserted = await _record_events(sql, known, now)
+        result.recorded = inserted
         result.duplicates += len(known) - len(inserted)
         result.accepted = len(inserted)
         fresh = sorted(
@@ -113,8 +138,13 @@ async def apply_feedback(
         )
         addresses: dict[str, list[tuple[str, datetime, str]]] = defaultdict(list)
         deltas: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        opt_outs: list[OptOut] = []
         for event in fresh:
             log = logs[event.message_id]
+            if event.type in OPT_OUTS:
+                at = _effective_time(event, now)
+                opt_outs.append(OptOut(log.id, log.delivery_id, log.address, event.type, at))
+                continue
             effect = _apply_one(log, event, now, deltas[log.delivery_id])
             if effect:
                 at = _effective_time(event, now)
@@ -137,10 +167,28 @@ async def apply_feedback(
         )
         for delivery_id, delta in deltas.items():
             await add_to_counters(sql, delivery_id, delta)
+        # Every address this batch touches is locked at once, in address order, so that
+        # concurrent batches cannot deadlock between the quarantine and the deny list.
+        states = await load_address_states(sql, [*addresses, *(o.address for o in opt_outs)])
         if addresses:
-            await _update_addresses(sql, addresses, policy)
-        result.deliveries = {log.delivery_id for log in changed}
+            await _update_addresses(sql, states, addresses, policy)
+        counted = await record_opt_outs(sql, opt_outs) if opt_outs else set()
+        result.deliveries = {log.delivery_id for log in changed} | counted
     return result
+
+
+async def _resolve_log_ids(sql: Sql, events: dict[str, Event]) -> dict[str, Event]:
+    """Events that name their log by id get its message id; a log that does not exist, or was
+    never relayed (no message id), leaves the event without one: it counts `unknown`."""
+    ids = sorted({e.log_id for e in events.values() if e.log_id is not None})
+    if not ids:
+        return events
+    rows = await sql.rows("SELECT id, message_id FROM sending_log WHERE id IN " + in_list(ids), ids)
+    message_ids = {r["id"]: r["message_id"] or "" for r in rows}
+    return {
+        key: e if e.log_id is None else replace(e, message_id=message_ids.get(e.log_id, ""))
+        for key, e in events.items()
+    }
 
 
 def _effective_time(event: Event, now: datetime) -> datetime:
@@ -149,11 +197,11 @@ def _effective_time(event: Event, now: datetime) -> datetime:
 
 
 def _reason(event: Event) -> str:
+    """The failure reason a bounce leaves on the log (unused for a delivery report)."""
     if event.reason is not None:
         return event.reason.value
-    if event.type is FeedbackType.SOFT_BOUNCE:
-        return FailureReason.UNDEFINED.value
-    return FailureReason.USER_UNKNOWN.value
+    default = DEFAULT_REASONS.get(event.type, DEFAULT_REASONS[FeedbackType.HARD_BOUNCE])
+    return default.reason.value
 
 
 def _apply_one(log: _Log, event: Event, now: datetime, deltas: dict[str, int]) -> str | None:
@@ -261,9 +309,12 @@ async def _record_events(sql: Sql, events: list[Event], now: datetime) -> set[st
 
 
 async def _update_addresses(
-    sql: Sql, effects: dict[str, list[tuple[str, datetime, str]]], policy: QuarantinePolicy
+    sql: Sql,
+    states: dict[str, AddressState],
+    effects: dict[str, list[tuple[str, datetime, str]]],
+    policy: QuarantinePolicy,
 ) -> None:
-    states = await load_address_states(sql, list(effects))
+    states = {a: s for a, s in states.items() if a in effects}
     for address, items in effects.items():
         state = states.setdefault(address, AddressState(address=address))
         for effect, at, reason in items:

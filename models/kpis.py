@@ -21,6 +21,8 @@ class Kpis:
     opens: int
     clicks: int
     stats_computed_at: datetime | None
+    complaints: int = 0  # recipients who reported a message as spam
+    unsubscriptions: int = 0  # recipients who unsubscribed
 
     @property
     def delivered_rate(self) -> float:
@@ -38,6 +40,10 @@ class Kpis:
     def click_through_rate(self) -> float:
         return rate(self.clicks, self.sent)
 
+    @property
+    def complaint_rate(self) -> float:
+        return rate(self.complaints, self.sent)
+
     def figures(self) -> tuple[int, ...]:
         """What a dashboard sees change (the time of the last recount is not a change)."""
         return (
@@ -48,4 +54,6 @@ class Kpis:
             self.failed,
             self.opens,
             self.clicks,
+            self.complaints,
+            self.unsubscriptions,
         )

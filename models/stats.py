@@ -12,10 +12,12 @@ from models.tracking import count_opens_and_clicks
 
 
 async def recount(sql: Sql, delivery_id: int) -> dict[str, int]:
-    """Every counter of a delivery as the sending and tracking logs say, in two queries."""
+    """Every counter of a delivery as the sending and tracking logs say, in two queries (a
+    recipient who complained or unsubscribed twice counts once: the log keeps the first time)."""
     rows = await sql.rows(
-        "SELECT status, COUNT(*) AS n FROM sending_log WHERE delivery_id = ? AND excluded = ?"
-        " GROUP BY status",
+        "SELECT status, COUNT(*) AS n, COUNT(complained_at) AS complaints,"
+        " COUNT(unsubscribed_at) AS unsubscriptions FROM sending_log"
+        " WHERE delivery_id = ? AND excluded = ? GROUP BY status",
         [delivery_id, False],
     )
     by_status = {r["status"]: int(r["n"]) for r in rows}
@@ -29,6 +31,8 @@ async def recount(sql: Sql, delivery_id: int) -> dict[str, int]:
         "failed": failed,
         "opens": opens,
         "clicks": clicks,
+        "complaints": sum(int(r["complaints"]) for r in rows),
+        "unsubscriptions": sum(int(r["unsubscriptions"]) for r in rows),
     }
 
 

@@ -68,7 +68,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     endpoints: list[Endpoints] = [
         GraphiQL(settings),
         Dashboard(settings),
-        TrackingEndpoints(settings),
+        TrackingEndpoints(settings, intake.changed),
         SparkPostWebhook(settings, intake),
         SesWebhook(settings, intake),
     ]
@@ -92,9 +92,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 await engine.start()
             if getattr(app.state, "freeze_gc_after_startup", False):  # set by `serve`
                 freeze_startup_objects()
+            if core.inbound is not None:  # INBOUND_SMTP: bounces by mail (docs/bounces.md)
+                await core.inbound.start()
             try:
                 yield
             finally:
+                if core.inbound is not None:
+                    await core.inbound.close()
                 if engine is not None:
                     await engine.stop()
                 await mta.close()

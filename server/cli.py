@@ -1,4 +1,4 @@
-"""`python -m server serve | worker | migrate | operator create|revoke|rotate NAME ...`"""
+"""`python -m server serve | worker | inbound | migrate | operator create|revoke|rotate NAME ...`"""
 
 import argparse
 import asyncio
@@ -19,6 +19,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     commands.add_parser(
         "worker", help="apply migrations and run the sending engine without the HTTP API"
+    )
+    commands.add_parser(
+        "inbound",
+        help="apply migrations and run the inbound SMTP listener alone (bounces and feedback-loop"
+        " reports to the VERP addresses of BOUNCE_DOMAIN; needs INBOUND_SMTP)",
     )
     commands.add_parser("migrate", help="apply pending database migrations and exit")
     operator = commands.add_parser("operator", help="manage operators")
@@ -120,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             ws_per_message_deflate=settings.ws_per_message_deflate,
         )
         return 0
-    if args.command == "worker":
+    if args.command in ("worker", "inbound"):
         import logging
 
         from server.worker import run_worker
@@ -128,8 +133,11 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
         )
+        if args.command == "inbound" and not settings.inbound_smtp:
+            print("configuration error: inbound needs INBOUND_SMTP=host:port", file=sys.stderr)
+            return 2
         try:
-            asyncio.run(run_worker(settings))
+            asyncio.run(run_worker(settings, engine=args.command == "worker"))
         except ValueError as error:
             print(f"configuration error: {error}", file=sys.stderr)
             return 2

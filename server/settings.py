@@ -54,6 +54,14 @@ class Settings(BaseSettings):
     # ... then one every this many seconds until the validity period is over.
     retry_later_seconds: float = Field(86400.0, gt=0)
 
+    # Bounces and feedback-loop reports by mail (docs/bounces.md): the domain of each message's
+    # VERP envelope sender, and where the inbound SMTP listener listens (`host:port`).
+    bounce_domain: str | None = Field(
+        None, max_length=253, pattern=r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,63}$"
+    )
+    inbound_smtp: str | None = Field(None, pattern=r"^\[?[^\s\]]*\]?:\d{1,5}$")
+    inbound_max_bytes: int = Field(1024 * 1024, ge=1024)  # a larger message gets 552
+
     # Tracking (docs/tracking.md): the key that signs tracking ids; FEEDBACK_SECRET when unset.
     tracking_secret: str | None = None
     tracking_flush_seconds: float = Field(0.2, gt=0)

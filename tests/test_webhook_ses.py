@@ -220,8 +220,7 @@ async def test_signed_v1_and_v2_notifications_apply_and_replay_as_duplicates(
     ]
     after = await flows.feedback_snapshot(hook, delivery_id)
 
-    skipped = [
-        envelope(sns, ses_message("complaint", ids[3])),
+    skipped = [  # complaints: tests/test_optouts.py
         envelope(sns, "Successfully validated SNS topic for Amazon SES event publishing."),
     ]
     for message in skipped:
@@ -346,3 +345,45 @@ async def test_malformed_messages_get_400_and_an_unusable_certificate_502(
     assert await flows.feedback_snapshot(hook, delivery_id) == before
 
     assert (await post(hook, envelope(sns, body))).json() == counts(accepted=1)
+
+
+async def test_a_complaint_deny_lists_the_address_and_counts_once(hook: Api, sns: FakeSns) -> None:
+    """SES `Complaint` (issue 15): recorded on the log, counted, the address deny-listed as
+    COMPLAINT at the complaint's time; a redelivery is a duplicate, a second report of the same
+    recipient counts nothing again, a "not-spam" report is skipped, and a forged or malformed
+    one writes nothing."""
+    from tests.test_optouts import excluded_later, log_marks, opt_out_kpis, recounted, standing
+
+    delivery_id, ids = await efs_delivery(hook, 3)
+    for i in (0, 2):
+        await post(hook, envelope(sns, ses_message("delivery", ids[i])))
+    forged = envelope(sns, ses_message("complaint", ids[0]))
+    forged["Message"] = forged["Message"].replace("abuse", "other")  # the signature breaks
+    assert (await post(hook, forged)).status_code == 401
+    no_mail = json.loads(ses_message("complaint", ids[0]))
+    del no_mail["mail"]
+    assert (await post(hook, envelope(sns, json.dumps(no_mail)))).status_code == 400
+    assert (await opt_out_kpis(hook, delivery_id))["complaints"] == 0
+    assert await standing(hook, "ses0@example.com") is None
+
+    complaint = envelope(sns, ses_message("complaint", ids[0]))
+    assert (await post(hook, complaint)).json() == counts(accepted=1)
+    assert (await post(hook, complaint)).json() == counts(duplicates=1)
+    again = envelope(sns, ses_message("complaint", ids[0]))  # another SNS message, same recipient
+    assert (await post(hook, again)).json() == counts(accepted=1)
+    not_spam = json.loads(ses_message("complaint", ids[1]))
+    not_spam["complaint"]["complaintFeedbackType"] = "not-spam"
+    assert (await post(hook, envelope(sns, json.dumps(not_spam)))).json() == counts(skipped=1)
+
+    expected = {"toSend": 3, "sent": 2, "complaints": 1, "unsubscriptions": 0}
+    assert await opt_out_kpis(hook, delivery_id) == {**expected, "complaintRate": 50.0}
+    assert await recounted(hook, delivery_id) == {**expected, "complaintRate": 50.0}
+    marks = await log_marks(hook, delivery_id)
+    assert marks["ses0@example.com"][0] == "SENT"
+    assert marks["ses0@example.com"][1].startswith("2016-01-27T14:59:38")  # the complaint's time
+    assert marks["ses1@example.com"][1] is None
+    ses0 = await standing(hook, "ses0@example.com")
+    assert ses0 is not None and ses0["denylistReason"] == "COMPLAINT"
+    assert ses0["denylistedAt"].startswith("2016-01-27T14:59:38")
+    emails = [f"ses{i}@example.com" for i in range(3)]
+    assert await excluded_later(hook, emails) == {"ses0@example.com": "DENYLISTED"}

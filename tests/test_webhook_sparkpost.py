@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from models.enums import IGNORED_REASONS
-from server.http.provider import HARD_REASONS, SOFT_REASONS, Verdict
+from models.enums import HARD_REASONS, IGNORED_REASONS, SOFT_REASONS
+from models.reasons import Verdict
 from server.http.sparkpost import BOUNCE_CLASSES, PATH, SparkPostWebhook
 from server.settings import Settings
 from tests import flows
@@ -116,9 +116,10 @@ async def test_sample_batch_applies_by_event_type_and_bounce_class_and_replays_a
     batch = sample(ids)
     response = await post(hook, batch)
     assert response.status_code == 200, response.text
-    # 9 of ours; opens, clicks, injection, complaint, unsubscribe and relay events skipped;
-    # one delivery without our id and one with an id no log has.
-    assert response.json() == {"accepted": 9, "duplicates": 0, "unknown": 2, "skipped": 6}
+    # 9 of ours and a complaint and an unsubscribe (tests/test_optouts.py); opens, clicks,
+    # injection and relay events skipped; one delivery without our id and one with an id no
+    # log has.
+    assert response.json() == {"accepted": 11, "duplicates": 0, "unknown": 2, "skipped": 4}
 
     logs = {log["messageId"]: log for log in await flows.logs(hook, delivery_id)}
     assert [flows.failure_state(logs[m]) for m in ids] == [
@@ -137,7 +138,7 @@ async def test_sample_batch_applies_by_event_type_and_bounce_class_and_replays_a
     assert (kpis["sent"], kpis["failed"], kpis["pending"]) == (1, 5, 3)
 
     replay = await post(hook, batch)
-    assert replay.json() == {"accepted": 0, "duplicates": 9, "unknown": 2, "skipped": 6}
+    assert replay.json() == {"accepted": 0, "duplicates": 11, "unknown": 2, "skipped": 4}
     assert await flows.feedback_snapshot(hook, delivery_id) == after
     # The hard bounce quarantined its address; one soft bounce does not (threshold 5).
     assert await quarantined(hook, flows.addresses(9)) == {"efs1@example.com"}
@@ -232,3 +233,41 @@ async def test_a_batch_larger_than_max_events_is_applied_in_chunks(hook: Api) ->
     assert [flows.failure_state(log) for log in logs] == [
         ("FAILED", "SOFT", "MAILBOX_FULL", 750)
     ] * 2
+
+
+async def test_complaints_and_unsubscribes_deny_list_and_count_once(hook: Api) -> None:
+    """SparkPost `spam_complaint`, `list_unsubscribe` and `link_unsubscribe` (issue 15): the
+    deny list with the reason, the KPIs (once per recipient), and nothing written on a bad
+    request; an `fbtype` of not-spam is skipped."""
+    from tests.test_optouts import excluded_later, opt_out_kpis, recounted, standing
+
+    delivery_id, ids = await efs_delivery(hook, 4)
+    complaint = sparkpost_event(ids[0], "sc-1", "spam_complaint", fbtype="abuse")
+    list_unsub = sparkpost_event(ids[1], "lu-1", "list_unsubscribe")
+    list_unsub["msys"] = {"unsubscribe_event": list_unsub["msys"]["message_event"]}
+    link_unsub = sparkpost_event(ids[2], "ku-1", "link_unsubscribe")
+    link_unsub["msys"] = {"unsubscribe_event": link_unsub["msys"]["message_event"]}
+    not_spam = sparkpost_event(ids[3], "ns-1", "spam_complaint", fbtype="not-spam")
+    batch = [complaint, list_unsub, link_unsub, not_spam]
+
+    assert (await post(hook, batch, basic("hook-user:wrong"))).status_code == 401
+    broken = [*batch, sparkpost_event(ids[3], "", "spam_complaint")]  # no event_id
+    assert (await post(hook, broken)).status_code == 400
+    assert (await opt_out_kpis(hook, delivery_id))["complaints"] == 0
+    assert await standing(hook, "sp0@example.com") is None
+
+    response = await post(hook, batch)
+    assert response.json() == {"accepted": 3, "duplicates": 0, "unknown": 0, "skipped": 1}
+    again = [sparkpost_event(ids[0], "sc-2", "spam_complaint"), *batch]  # a second complaint
+    response = await post(hook, again)
+    assert response.json() == {"accepted": 1, "duplicates": 3, "unknown": 0, "skipped": 1}
+    kpis = await opt_out_kpis(hook, delivery_id)
+    assert (kpis["complaints"], kpis["unsubscriptions"]) == (1, 2)
+    assert await recounted(hook, delivery_id) == kpis
+    reasons = {}
+    for i in range(4):
+        found = await standing(hook, f"sp{i}@example.com")
+        reasons[i] = found and found["denylistReason"]
+    assert reasons == {0: "COMPLAINT", 1: "UNSUBSCRIBED", 2: "UNSUBSCRIBED", 3: None}
+    emails = [f"sp{i}@example.com" for i in range(4)]
+    assert await excluded_later(hook, emails) == {e: "DENYLISTED" for e in emails[:3]}

@@ -4,6 +4,7 @@ from datetime import datetime
 
 import strawberry
 
+from graphql_schema.enums import DenylistReason
 from graphql_schema.pagination import PageInfo
 from models.address_status import AddressState
 
@@ -21,6 +22,13 @@ class AddressStatus:
         description="The hard bounce's failure reason, or SOFT_ERRORS."
     )
     denylisted: bool
+    denylist_reason: DenylistReason | None = strawberry.field(
+        description="Why the address is on the deny list: COMPLAINT, UNSUBSCRIBED or"
+        " ADMINISTRATOR (null when it is not, or was listed before reasons were recorded)."
+    )
+    denylisted_at: datetime | None = strawberry.field(
+        description="When the address went on the deny list."
+    )
 
     @classmethod
     def of(cls, s: AddressState) -> "AddressStatus":
@@ -32,6 +40,8 @@ class AddressStatus:
             quarantined_at=s.quarantined_at,
             quarantine_reason=s.quarantine_reason,
             denylisted=s.denylisted,
+            denylist_reason=s.denylist_reason,
+            denylisted_at=s.denylisted_at,
         )
 
 

@@ -50,6 +50,13 @@ class DeploymentKpis:
     open_rate: float
     click_through_rate: float
     stats_computed_at: datetime | None
+    complaints: int = strawberry.field(
+        description="Recipients who reported a message of this delivery as spam."
+    )
+    unsubscriptions: int = strawberry.field(
+        description="Recipients who unsubscribed from a message of this delivery."
+    )
+    complaint_rate: float = strawberry.field(description="complaints / sent * 100.")
 
     @classmethod
     def of(cls, k: Kpis) -> "DeploymentKpis":
@@ -66,6 +73,9 @@ class DeploymentKpis:
             open_rate=k.open_rate,
             click_through_rate=k.click_through_rate,
             stats_computed_at=k.stats_computed_at,
+            complaints=k.complaints,
+            unsubscriptions=k.unsubscriptions,
+            complaint_rate=k.complaint_rate,
         )
 
 
@@ -103,6 +113,16 @@ class SendingLog:
     def message_id(self, info: Info[Context, None]) -> str | None:
         require(info, Role.ADMINISTRATION)
         return self._log.message_id
+
+    @strawberry.field(description="When the recipient first reported this message as spam.")
+    def complained_at(self, info: Info[Context, None]) -> datetime | None:
+        require(info, Role.ADMINISTRATION)
+        return self._log.complained_at
+
+    @strawberry.field(description="When the recipient first unsubscribed from this message.")
+    def unsubscribed_at(self, info: Info[Context, None]) -> datetime | None:
+        require(info, Role.ADMINISTRATION)
+        return self._log.unsubscribed_at
 
     @strawberry.field
     async def profile(

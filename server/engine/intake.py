@@ -16,5 +16,9 @@ class FeedbackIntake:
     async def __call__(self, events: list[Event]) -> FeedbackResult:
         result = await apply_feedback(events, utcnow(), self.policy)
         for delivery_id in sorted(result.deliveries):  # after the commit
-            await self.bus.publish(DELIVERY_TOPIC, {"id": delivery_id})
+            await self.changed(delivery_id)
         return result
+
+    async def changed(self, delivery_id: int) -> None:
+        """Tell dashboards a delivery's figures moved (after the commit that moved them)."""
+        await self.bus.publish(DELIVERY_TOPIC, {"id": delivery_id})

@@ -13,15 +13,38 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from models.enums import FailureReason, FeedbackType
+from models.enums import (
+    HARD_REASONS,
+    IGNORED_REASONS,
+    MTA_REASONS,
+    SOFT_REASONS,
+    FailureReason,
+    FeedbackType,
+)
 from models.feedback import MAX_EVENTS, Event, FeedbackResult
+from models.reasons import Verdict, check_table
 from server.http import auth_failures, json_input
 
 SIGNATURE_HEADER = "x-feedback-signature"
-# Reasons the product itself gives (preparation, stop, the end of the validity period); an MTA
-# never reports them.
-PRODUCT_ONLY_REASONS = frozenset(
-    {FailureReason.INVALID_ADDRESS, FailureReason.CANCELLED, FailureReason.NOT_RELAYED}
+# The contract's webhook: the reasons each type of report may carry. A bounce carries one that
+# SPEC §4 allows for its kind, or an ignored one (recorded, changes nothing); a delivery report's
+# reason is not kept (an ignored one makes it change nothing); a complaint or an unsubscribe
+# carries none. A report without a reason gets DEFAULT_REASONS (models/feedback.py).
+ACCEPTED_REASONS: dict[FeedbackType, frozenset[FailureReason]] = {
+    FeedbackType.DELIVERED: MTA_REASONS,
+    FeedbackType.HARD_BOUNCE: HARD_REASONS | IGNORED_REASONS,
+    FeedbackType.SOFT_BOUNCE: SOFT_REASONS | IGNORED_REASONS,
+    FeedbackType.COMPLAINT: frozenset(),
+    FeedbackType.UNSUBSCRIBE: frozenset(),
+}
+_VERDICTS = {FeedbackType.HARD_BOUNCE: Verdict.HARD, FeedbackType.SOFT_BOUNCE: Verdict.SOFT}
+check_table(
+    "the feedback webhook (ACCEPTED_REASONS, server/http/feedback.py)",
+    (
+        (kind.value, Verdict.IGNORED if r in IGNORED_REASONS else verdict, r)
+        for kind, verdict in _VERDICTS.items()
+        for r in ACCEPTED_REASONS[kind]
+    ),
 )
 
 
@@ -79,12 +102,18 @@ def parse_events(body: bytes) -> list[Event]:
         reason = item.get("reason")
         try:
             parsed_reason = FailureReason(reason) if reason is not None else None
-            if parsed_reason in PRODUCT_ONLY_REASONS:
-                raise ValueError(reason)
+            if parsed_reason is not None and parsed_reason not in MTA_REASONS:
+                raise ValueError(reason)  # the product's own (INVALID_ADDRESS, CANCELLED)
         except ValueError:
             raise Malformed(
                 f"events[{i}].reason {str(reason)[:40]!r} is not a known reason"
             ) from None
+        if parsed_reason is not None and parsed_reason not in ACCEPTED_REASONS[kind]:
+            allowed = ", ".join(sorted(ACCEPTED_REASONS[kind])) or "none"
+            raise Malformed(
+                f"events[{i}].reason {parsed_reason.value} is not a reason a {kind.value} report"
+                f" may carry (SPEC §4; allowed: {allowed})"
+            )
         stamp = _text(item, "timestamp", i, 64)
         try:
             at = datetime.fromisoformat(stamp.replace("Z", "+00:00"))

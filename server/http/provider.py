@@ -1,5 +1,6 @@
-"""What the provider webhooks (SparkPost, Amazon SES) share: the verdict a bounce table gives,
-our message id as an event may carry it, event times, and the reply.
+"""What the provider webhooks (SparkPost, Amazon SES) share: our message id as an event may carry
+it, event times, and the reply. (The rows of their bounce tables, `Bounce`, and their check
+against SPEC §4's lists are in models/reasons.py.)
 
 A provider batch is validated whole first; the events are then handed to the intake in chunks
 of MAX_EVENTS (each chunk one transaction). If a later chunk fails, the provider retries the
@@ -9,11 +10,9 @@ whole batch and the chunks already applied come back as duplicates, so nothing c
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
 
 from starlette.responses import JSONResponse
 
-from models.enums import IGNORED_REASONS, FailureReason, FeedbackType
 from models.feedback import MAX_EVENTS, Event, FeedbackResult
 from server.http.feedback import Malformed
 
@@ -21,67 +20,6 @@ Intake = Callable[[list[Event]], Awaitable[FeedbackResult]]
 
 MESSAGE_ID_LIMIT = 128  # sending_log.message_id
 EVENT_ID_LIMIT = 200  # feedback_event.event_id
-
-# SPEC §4's lists: which reasons a hard or a soft failure may carry.
-HARD_REASONS = frozenset(
-    {
-        FailureReason.USER_UNKNOWN,
-        FailureReason.ADDRESS_EMPTY,
-        FailureReason.QUARANTINED_ADDRESS,
-        FailureReason.DENYLISTED,
-        FailureReason.UNREACHABLE,
-        FailureReason.REFUSED,
-        FailureReason.ACCOUNT_DISABLED,
-    }
-)
-SOFT_REASONS = frozenset(
-    {
-        FailureReason.MAILBOX_FULL,
-        FailureReason.INVALID_DOMAIN,
-        FailureReason.UNDEFINED,
-        FailureReason.UNREACHABLE,
-        FailureReason.REFUSED,
-        FailureReason.ACCOUNT_DISABLED,
-    }
-)
-
-
-class Verdict(StrEnum):
-    HARD = "hard"
-    SOFT = "soft"
-    IGNORED = "ignored"  # recorded, changes nothing (an IGNORED_REASONS reason)
-
-
-ALLOWED_REASONS = {
-    Verdict.HARD: HARD_REASONS,
-    Verdict.SOFT: SOFT_REASONS,
-    Verdict.IGNORED: IGNORED_REASONS,
-}
-
-
-@dataclass(frozen=True)
-class Bounce:
-    """One row of a provider's bounce table. A row that breaks SPEC §4's lists fails at import."""
-
-    verdict: Verdict
-    reason: FailureReason
-
-    def __post_init__(self) -> None:
-        if self.reason not in ALLOWED_REASONS[self.verdict]:
-            raise ValueError(f"{self.reason} is not a {self.verdict} reason (SPEC §4)")
-
-    @property
-    def type(self) -> FeedbackType:
-        # An ignored report is stored as a soft bounce; its reason makes it change nothing.
-        return (
-            FeedbackType.HARD_BOUNCE if self.verdict is Verdict.HARD else FeedbackType.SOFT_BOUNCE
-        )
-
-    def as_soft(self) -> "Bounce":
-        """For a delay: a soft bounce, with this row's reason when a soft one may carry it."""
-        if self.reason in SOFT_REASONS:
-            return Bounce(Verdict.SOFT, self.reason)
-        return Bounce(Verdict.SOFT, FailureReason.UNDEFINED)
 
 
 def our_message_id(value: object) -> str | None:

@@ -27,13 +27,13 @@ from starlette.routing import BaseRoute, Route
 
 from models.enums import FailureReason, FeedbackType
 from models.feedback import Event
+from models.optouts import is_complaint
+from models.reasons import Bounce, Verdict, check_table
 from server.http import auth_failures, json_input
 from server.http.feedback import Malformed, parse_json
 from server.http.provider import (
     Batch,
-    Bounce,
     Intake,
-    Verdict,
     apply,
     error,
     event_id,
@@ -103,8 +103,14 @@ DELAYS: dict[str, FailureReason] = {
     "TransientCommunicationFailure": R.UNREACHABLE,
     "BYOIPHostNameLookupUnavailable": R.UNREACHABLE,
 }
-# The SES notification types that are delivery feedback, and the key of their details.
-FEEDBACK_KINDS = {"Bounce": "bounce", "Delivery": "delivery", "DeliveryDelay": "deliveryDelay"}
+check_table("SES delays (DELAYS, server/http/ses.py)", ((k, SOFT, r) for k, r in DELAYS.items()))
+# The SES notification types that are feedback, and the key of their details.
+FEEDBACK_KINDS = {
+    "Bounce": "bounce",
+    "Delivery": "delivery",
+    "DeliveryDelay": "deliveryDelay",
+    "Complaint": "complaint",  # the deny list (COMPLAINT) and the delivery's complaints
+}
 
 
 class Unauthorized(Exception):
@@ -210,6 +216,10 @@ def ses_batch(message: dict[str, Any], sent_at: datetime) -> Batch:
     reason: FailureReason | None = None
     if kind == "Delivery":
         type_ = FeedbackType.DELIVERED
+    elif kind == "Complaint":
+        if not is_complaint(detail.get("complaintFeedbackType")):
+            return Batch(skipped=1)  # a "not spam" report
+        type_ = FeedbackType.COMPLAINT
     elif kind == "Bounce":
         bounce_type, sub_type = detail.get("bounceType"), detail.get("bounceSubType")
         if not isinstance(bounce_type, str):

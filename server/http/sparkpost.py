@@ -18,13 +18,13 @@ from starlette.routing import BaseRoute, Route
 
 from models.enums import FailureReason, FeedbackType
 from models.feedback import Event
+from models.optouts import is_complaint
+from models.reasons import Bounce, Verdict
 from server.http import auth_failures
 from server.http.feedback import Malformed, parse_json
 from server.http.provider import (
     Batch,
-    Bounce,
     Intake,
-    Verdict,
     apply,
     error,
     event_id,
@@ -74,6 +74,8 @@ class Rule(Enum):
     BY_CLASS = "by bounce_class"
     DELAY = "soft bounce, reason by bounce_class"
     IGNORED = "ignored"
+    COMPLAINT = "complaint (unless fbtype says not-spam)"
+    UNSUBSCRIBE = "unsubscribe"
 
 
 # Event types that are delivery feedback; every other type is counted `skipped`.
@@ -87,8 +89,12 @@ EVENT_RULES: dict[str, Rule] = {
     "generation_rejection": Rule.BY_CLASS,
     # The provider could not build the message: nothing about the address is known.
     "generation_failure": Rule.IGNORED,
+    # The recipient said no: the deny list (COMPLAINT, UNSUBSCRIBED) and the delivery's KPIs.
+    "spam_complaint": Rule.COMPLAINT,
+    "list_unsubscribe": Rule.UNSUBSCRIBE,
+    "link_unsubscribe": Rule.UNSUBSCRIBE,
 }
-FEEDBACK_WRAPPERS = frozenset({"message_event", "gen_event"})
+FEEDBACK_WRAPPERS = frozenset({"message_event", "gen_event", "unsubscribe_event"})
 
 
 def bounce_of(raw: dict[str, Any], where: str) -> Bounce:
@@ -106,6 +112,10 @@ def bounce_of(raw: dict[str, Any], where: str) -> Bounce:
 def outcome(rule: Rule, raw: dict[str, Any], where: str) -> tuple[FeedbackType, R | None]:
     if rule is Rule.DELIVERED:
         return FeedbackType.DELIVERED, None
+    if rule is Rule.COMPLAINT:
+        return FeedbackType.COMPLAINT, None
+    if rule is Rule.UNSUBSCRIBE:
+        return FeedbackType.UNSUBSCRIBE, None
     if rule is Rule.IGNORED:
         bounce = Bounce(IGNORED, R.ERROR_IGNORED)
     elif rule is Rule.DELAY:
@@ -142,6 +152,9 @@ def parse_batch(body: bytes) -> Batch:
             rule = EVENT_RULES.get(str(raw.get("type")))
             if wrapper not in FEEDBACK_WRAPPERS or rule is None:
                 batch.skipped += 1
+                continue
+            if rule is Rule.COMPLAINT and not is_complaint(raw.get("fbtype")):
+                batch.skipped += 1  # a "not spam" report
                 continue
             eid = event_id("sparkpost", raw.get("event_id"), f"{where}.event_id")
             at = parse_time(raw.get("timestamp"), f"{where}.timestamp")

@@ -36,7 +36,7 @@ from models.tracking import (
     token_in_range,
     tracking_url,
 )
-from server.http.unsubscribe import Unsubscribe
+from server.http.unsubscribe import Changed, Unsubscribe
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -177,12 +177,12 @@ class LinkCache:
 
 
 class TrackingEndpoints:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, changed: Changed | None = None) -> None:
         self.settings = settings
         self.key = settings.tracking_key
         self.recorder = Recorder(settings.tracking_flush_seconds, settings.tracking_batch_size)
         self.links = LinkCache()
-        self.unsubscribe = Unsubscribe(settings)
+        self.unsubscribe = Unsubscribe(settings, changed)
         self.routes: list[BaseRoute] = [
             Route(f"/{TRACKING_PATHS[TokenKind.OPEN]}/{{token}}", self.open, methods=["GET"]),
             Route(f"/{TRACKING_PATHS[TokenKind.CLICK]}/{{token}}", self.click, methods=["GET"]),

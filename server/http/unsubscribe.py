@@ -1,16 +1,20 @@
 """One-click unsubscribe (RFC 8058): `GET /u/{id}` asks, `POST /u/{id}` puts the recipient's
-address on the deny list.
+address on the deny list (reason UNSUBSCRIBED) and counts in the delivery's `unsubscriptions`
+(once per recipient: models/optouts.py).
 
 A GET never unsubscribes: mail scanners and link previews follow every link in a message. The
 POST is what a mail client sends for `List-Unsubscribe-Post: List-Unsubscribe=One-Click`, and
 what the page's button sends; it needs nothing but the signed id, and repeating it is harmless.
 """
 
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from models.denylist import denylist
+from models.optouts import unsubscribe
 from models.sql import Sql
 from models.tracking import TRACKING_PATHS, TokenKind, read_token, recipient_of, token_in_range
 from server.settings import Settings
@@ -47,19 +51,27 @@ DONE_PAGE = _PAGE.format(
 )
 
 
+Changed = Callable[[int], Awaitable[None]]  # publish that a delivery's KPIs moved
+
+
 class Unsubscribe:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, changed: Changed | None = None) -> None:
         self.key = settings.tracking_key
+        self.changed = changed
         path = f"/{TRACKING_PATHS[TokenKind.UNSUBSCRIBE]}/{{token}}"
         self.routes: list[BaseRoute] = [Route(path, self.page, methods=["GET", "POST"])]
 
     async def page(self, request: Request) -> Response:
         token = read_token(self.key, TokenKind.UNSUBSCRIBE, request.path_params["token"])
-        sql = Sql()
-        recipient = None
+        found: bool | None = None
         if token is not None and token_in_range(token):
-            recipient = await recipient_of(sql, token.delivery_id, token.log_id)
-        if recipient is None:
+            if request.method == "POST":
+                found = await unsubscribe(token.delivery_id, token.log_id, datetime.now(UTC))
+                if found and self.changed is not None:  # after the commit
+                    await self.changed(token.delivery_id)
+            else:
+                found = await exists(token.delivery_id, token.log_id)
+        if found is None:
             return JSONResponse(
                 {"error": "unknown or invalid unsubscribe link"},
                 status_code=404,
@@ -67,5 +79,9 @@ class Unsubscribe:
             )
         if request.method != "POST":
             return HTMLResponse(CONFIRM_PAGE, headers=PAGE_HEADERS)
-        await denylist(sql, recipient.address)
         return HTMLResponse(DONE_PAGE, headers=PAGE_HEADERS)
+
+
+async def exists(delivery_id: int, log_id: int) -> bool | None:
+    """True when the sending log is in that delivery, else None (the page answers 404)."""
+    return True if await recipient_of(Sql(), delivery_id, log_id) is not None else None

@@ -43,6 +43,7 @@ from models.template import (
     render,
 )
 from models.tracking import Token, TokenKind, tracking_url
+from models.verp import verp_address
 
 # A field no template can name (field names are identifiers): the open pixel's URL.
 OPEN_FIELD = "$open"
@@ -237,14 +238,31 @@ class Composer:
 
     CACHE_SIZE = 256
 
-    def __init__(self, public_url: str, key: str, mail_from: str) -> None:
+    def __init__(
+        self,
+        public_url: str,
+        key: str,
+        mail_from: str,
+        bounces: tuple[str, str] | None = None,
+    ) -> None:
+        """`bounces`: (BOUNCE_DOMAIN, the key that signs VERP addresses); without it every
+        message's envelope sender is MAIL_FROM's address."""
         name, address = parseaddr(mail_from)
         if "@" not in address or not address.isascii():
             raise ValueError(f"MAIL_FROM {mail_from!r} has no usable address (name <a@b.example>)")
         self.public_url, self.key = public_url, key
-        self.sender = address  # the envelope sender (MAIL FROM)
+        self.sender = address  # the envelope sender (MAIL FROM) when there is no BOUNCE_DOMAIN
+        self.bounces = bounces
         self.from_header = formataddr((name, address), charset="utf-8")
         self._compiled: dict[int, Compiled] = {}
+
+    def envelope_sender(self, log_id: int) -> str:
+        """Where the message's bounces go: its own VERP address on BOUNCE_DOMAIN
+        (models/verp.py), or MAIL_FROM's address. The header From is MAIL_FROM either way."""
+        if self.bounces is None:
+            return self.sender
+        domain, key = self.bounces
+        return verp_address(key, domain, log_id)
 
     def compiled(self, delivery_id: int, subject: str | None, body: str) -> Compiled:
         """The delivery's compiled email, cached by delivery id (and checked against its

@@ -24,6 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from models.enums import FailureReason, FeedbackType
 from models.feedback import MAX_EVENTS, Event
+from models.reasons import Verdict, check_table
 from server.mta.base import Content, FeedbackSink, Handover
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,8 @@ LINGER = 0.1  # seconds: reports due this close together go in one batch
 FIRST_DAY_RETRIES = 5
 HARD_REASONS = [FailureReason.USER_UNKNOWN, FailureReason.USER_UNKNOWN, FailureReason.REFUSED]
 SOFT_REASONS = [FailureReason.MAILBOX_FULL, FailureReason.INVALID_DOMAIN, FailureReason.UNREACHABLE]
+check_table("the simulator's hard reasons", ((r, Verdict.HARD, r) for r in HARD_REASONS))
+check_table("the simulator's soft reasons", ((r, Verdict.SOFT, r) for r in SOFT_REASONS))
 
 
 @dataclass(frozen=True)

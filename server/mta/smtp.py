@@ -54,6 +54,7 @@ from pydantic import (
 from pydantic import Field as PydanticField
 
 from models.enums import Channel, FailureReason, FeedbackType
+from models.reasons import Verdict, check_table
 from models.relay import Claimed
 from models.template import field_values
 from server.mta.base import Content, FeedbackSink, Handover, RelayError
@@ -96,6 +97,14 @@ BASIC_REASONS: dict[int, FailureReason] = {
     551: FR.USER_UNKNOWN,  # user not local
     553: FR.USER_UNKNOWN,  # mailbox name not allowed
 }
+check_table(
+    "SMTP replies (REASONS, server/mta/smtp.py)",
+    ((k, Verdict.HARD if k[0] == "5" else Verdict.SOFT, r) for k, r in REASONS.items()),
+)
+check_table(
+    "SMTP replies (BASIC_REASONS, server/mta/smtp.py)",
+    ((k, Verdict.HARD if k >= 500 else Verdict.SOFT, r) for k, r in BASIC_REASONS.items()),
+)
 # Replies about the session, not the recipient: the connection stops and the message is
 # handed back unsent (421: the server is closing; 503: out of sequence; 530: auth required).
 SESSION_CODES = frozenset({421, 503, 530})
@@ -520,7 +529,13 @@ class SmtpMta:
                 "smtp:// needs PUBLIC_URL: tracking links, the open pixel and the unsubscribe"
                 " link in each email point to it (`serve` fills it from --host/--port)"
             )
-        composer = Composer(settings.public_url, settings.tracking_key, settings.mail_from)
+        domain = settings.bounce_domain  # VERP envelope senders (models/verp.py)
+        composer = Composer(
+            settings.public_url,
+            settings.tracking_key,
+            settings.mail_from,
+            (domain, settings.feedback_secret) if domain else None,
+        )
         if config.rate and settings.batch_size / config.rate > settings.claim_lease_seconds / 2:
             log.warning(
                 "MTA_URL rate=%s: a batch of BATCH_SIZE=%s takes %.0f s, more than half of"
@@ -587,7 +602,8 @@ class SmtpMta:
                     out.withhold(share[i:])
                     return
                 data = self.composer.message(email, delivery_id, claimed, values[claimed.log_id])
-                refusal = await connection.send(self.composer.sender, claimed.address, data)
+                sender = self.composer.envelope_sender(claimed.log_id)
+                refusal = await connection.send(sender, claimed.address, data)
             except Exception as error:
                 connection.close()
                 out.unsent += [c.log_id for c in share[i:]]
