@@ -354,7 +354,7 @@ async def test_a_complaint_deny_lists_the_address_and_counts_once(hook: Api, sns
     one writes nothing."""
     from tests.test_optouts import excluded_later, log_marks, opt_out_kpis, recounted, standing
 
-    delivery_id, ids = await efs_delivery(hook, 3)
+    delivery_id, ids = await efs_delivery(hook, 3, prefix="ses")
     for i in (0, 2):
         await post(hook, envelope(sns, ses_message("delivery", ids[i])))
     forged = envelope(sns, ses_message("complaint", ids[0]))

@@ -241,7 +241,7 @@ async def test_complaints_and_unsubscribes_deny_list_and_count_once(hook: Api) -
     request; an `fbtype` of not-spam is skipped."""
     from tests.test_optouts import excluded_later, opt_out_kpis, recounted, standing
 
-    delivery_id, ids = await efs_delivery(hook, 4)
+    delivery_id, ids = await efs_delivery(hook, 4, prefix="sp")
     complaint = sparkpost_event(ids[0], "sc-1", "spam_complaint", fbtype="abuse")
     list_unsub = sparkpost_event(ids[1], "lu-1", "list_unsubscribe")
     list_unsub["msys"] = {"unsubscribe_event": list_unsub["msys"]["message_event"]}
