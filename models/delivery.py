@@ -27,6 +27,7 @@ LIFECYCLE: dict[str, tuple[frozenset[DeliveryStatus], DeliveryStatus | None]] = 
     "delete": (frozenset({S.DRAFT, S.READY}), None),
     "prepare": (frozenset({S.DRAFT}), S.READY),
     "approve": (frozenset({S.READY}), S.READY),
+    "send_proof_of": (frozenset({S.READY}), S.READY),  # a proof changes nothing but proofed_at
     "confirm": (frozenset({S.READY, S.PENDING_CONFIRMATION}), None),  # SCHEDULED / IN_PROGRESS
     "start": (frozenset({S.SCHEDULED}), S.IN_PROGRESS),
     "pause": (frozenset({S.IN_PROGRESS}), S.PAUSED),
@@ -59,6 +60,9 @@ class Delivery(Model):
     scheduled_at = fields.DatetimeField(null=True)
     validity_period = fields.IntField()
     require_approval = fields.BooleanField(default=False)
+    # confirmSend waits for a proof that the MTA accepted since the last edit (models/proofs.py).
+    require_proof = fields.BooleanField(default=False, db_default=False)
+    proofed_at = fields.DatetimeField(null=True)  # that proof's time; an edit clears it
     # What an operator reviewed: +1 on every edit, preparation and approval, so that confirmSend
     # can refuse a delivery that changed since the confirmer looked at it.
     version = fields.IntField(default=1, db_default=1)  # rows from before it existed: 1

@@ -21,6 +21,7 @@ from models.enums import Channel, DeliveryStatus, FeedbackMode, Role
 from models.errors import BadInput, Forbidden, InvalidState, NotFound, PreparationFailed
 from models.preparation import audience_warnings, check_content, create_logs
 from models.profile import Profile
+from models.proofs import check_proof
 from models.relay import (
     add_to_counters,
     cancel_unsent,
@@ -51,6 +52,7 @@ class DeliveryDraft:
     feedback_mode: FeedbackMode | None = None
     # None: false for a new delivery, unchanged by an edit
     require_approval: bool | None = None
+    require_proof: bool | None = None  # None: false for a new delivery, unchanged by an edit
     recurrence_interval: int | None = None
     recurrence_count: int | None = None
     confirm_each_occurrence: bool = False
@@ -122,7 +124,10 @@ async def _validate(draft: DeliveryDraft) -> dict[str, Any]:
         "recurrence_interval": interval,
         "recurrence_count": count,
         "confirm_each_occurrence": draft.confirm_each_occurrence,
-    } | ({} if draft.require_approval is None else {"require_approval": draft.require_approval})
+    } | (
+        ({} if draft.require_approval is None else {"require_approval": draft.require_approval})
+        | ({} if draft.require_proof is None else {"require_proof": draft.require_proof})
+    )
 
 
 async def create_delivery(draft: DeliveryDraft, default_mode: FeedbackMode, by: Actor) -> Delivery:
@@ -186,6 +191,7 @@ async def update_delivery(delivery_id: int, draft: DeliveryDraft, by: Actor) -> 
         delivery.move("edit")
         delivery.version += 1
         _reset_figures(delivery)  # the approval too: what was approved is no more
+        delivery.proofed_at = None  # and a proof of what it was (requireProof)
         await Sql(conn).execute("DELETE FROM sending_log WHERE delivery_id = ?", [delivery_id])
         await delivery.save()
         await _moved(AuditAction.UPDATED, by, delivery, before)
@@ -272,6 +278,7 @@ async def confirm_send(
             )
         if delivery.require_approval and delivery.approved_at is None:
             raise InvalidState(f"delivery {delivery_id} requires approval before it is sent")
+        check_proof(delivery)
         before = delivery.status
         delivery.confirmed_by, delivery.confirmed_at = by.name, now
         if delivery.is_recurring:
