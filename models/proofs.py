@@ -17,7 +17,7 @@ least one message, that the delivery has had its proof.
 import uuid
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -37,6 +37,9 @@ from models.sql import Sql
 from models.template import compile_text, field_values, render
 
 MAX_PROOF_RECIPIENTS = 20
+# Proofs an operator may send in an hour: a proof mails anyone with any content, so a stolen
+# preparer's token must not make the server an open relay.
+MAX_PROOFS_PER_HOUR = 30
 # The log id a proof's unsubscribe URL names: no sending log has it, so the link unsubscribes
 # nobody (the page answers "unknown or invalid unsubscribe link").
 NO_LOG = 0
@@ -72,6 +75,7 @@ class Proof(Model):
     class Meta:
         table = "proof"
         unique_together = (("delivery_id", "number"),)
+        indexes = (("operator_id", "sent_at"),)  # an operator's last hour (the rate limit)
 
     @property
     def accepted(self) -> int:
@@ -127,8 +131,9 @@ class Preview:
 
 async def preview_delivery(delivery_id: int, profile_id: int, tracker: Tracker) -> Preview:
     """The profile's copy as the MTA would get it. Once the delivery is prepared and the
-    profile targeted, the links and pixel carry its sending log, exactly as sent; otherwise
-    they name no log (NO_LOG) and record nothing."""
+    profile targeted (not excluded), the links and pixel carry its sending log, exactly as
+    sent; otherwise they name no log (NO_LOG). Either way, following them before the message
+    is handed to the MTA records nothing (HANDED_OVER, models/tracking.py)."""
     delivery = await Delivery.get_or_none(id=delivery_id)
     if delivery is None:
         raise NotFound(f"no delivery with id {delivery_id}")
@@ -137,8 +142,8 @@ async def preview_delivery(delivery_id: int, profile_id: int, tracker: Tracker) 
         raise NotFound(f"no profile with id {profile_id}")
     rows = await Sql().rows(
         "SELECT id, address FROM sending_log WHERE profile_id = ? AND delivery_id = ?"
-        " ORDER BY id LIMIT 1",
-        [profile_id, delivery_id],
+        " AND status <> ? ORDER BY id LIMIT 1",
+        [profile_id, delivery_id, "IGNORED"],
     )
     log_id = int(rows[0]["id"]) if rows else NO_LOG
     address = rows[0]["address"] if rows else (profile.email or "")
@@ -220,6 +225,18 @@ async def _sample(delivery: Delivery) -> dict[str, str | None] | None:
     return await _values(-1, profile.id, profile.email or "")
 
 
+async def _check_rate(by: Actor, now: datetime) -> None:
+    if by.operator_id is None:
+        return
+    since = now - timedelta(hours=1)
+    recent = await Proof.filter(operator_id=by.operator_id, sent_at__gt=since).count()
+    if recent >= MAX_PROOFS_PER_HOUR:
+        raise BadInput(
+            f"at most {MAX_PROOFS_PER_HOUR} proofs an hour per operator: no proof was sent;"
+            " try again later"
+        )
+
+
 async def start_proof(
     delivery_id: int,
     addresses: Sequence[str],
@@ -241,6 +258,7 @@ async def start_proof(
                 " use previewDelivery to see its message"
             )
         targets = await _targets(delivery, addresses, profile_ids)
+        await _check_rate(by, now)
         last = await Proof.filter(delivery_id=delivery_id).order_by("-number").first()
         number = (last.number if last else 0) + 1
         proof = await Proof.create(

@@ -7,16 +7,18 @@ the send only. The capture test is the careless and hostile client: roles, revok
 too many or bad recipients (nothing sent), a wrong status, and requireProof across an edit.
 """
 
+import asyncio
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 
+from models.sql import Sql
 from tests import flows
 from tests.client import Api
 from tests.conftest import RunningServer, api_for
-from tests.smtp_sink import SmtpSink
+from tests.smtp_sink import Script, SmtpSink
 
 BODY = (
     "<html><body><h1>Hello {{firstName}}</h1>"
@@ -38,8 +40,8 @@ FIGURES = "toSend processed sent pending failed opens clicks unsubscriptions com
 def make_sink() -> Iterator[Callable[..., SmtpSink]]:
     sinks: list[SmtpSink] = []
 
-    def start(**options: Any) -> SmtpSink:
-        sink = SmtpSink(None, **options).__enter__()
+    def start(script: Script | None = None) -> SmtpSink:
+        sink = SmtpSink(script).__enter__()
         sinks.append(sink)
         return sink
 
@@ -63,6 +65,20 @@ async def figures(api: Api, delivery_id: str) -> dict[str, Any]:
     return kpis
 
 
+async def tracking_rows(delivery_id: int) -> list[dict[str, Any]]:
+    """The delivery's tracking logs, read in the server's database (same process)."""
+    return await Sql().rows(
+        "SELECT kind, hits FROM tracking_log WHERE delivery_id = ? ORDER BY id", [delivery_id]
+    )
+
+
+def url_in(html: str, attribute: str, path: str) -> str:
+    """The first URL in `html` written as `attribute` whose path has `path`."""
+    return next(
+        chunk.split('"')[0] for chunk in html.split(attribute)[1:] if path in chunk.split('"')[0]
+    )
+
+
 def parts(received: Any) -> tuple[str, str, str]:
     message = received.message
     html, text = message.get_body(("html",)), message.get_body(("plain",))
@@ -72,9 +88,12 @@ def parts(received: Any) -> tuple[str, str, str]:
 async def test_a_proof_over_smtp_and_a_preview_show_the_message_the_mta_then_gets(
     make_sink: Callable[..., SmtpSink], make_server: Callable[..., Any]
 ) -> None:
-    sink = make_sink()
+    sink = make_sink(Script(always={"nobody@example.org": "550 5.1.1 No such user"}))
     running: RunningServer = await make_server(
-        mta_url=sink.url(), mail_from="Shop <shop@example.org>", feedback_mode="EFS"
+        mta_url=sink.url(),
+        mail_from="Shop <shop@example.org>",
+        feedback_mode="EFS",
+        tracking_flush_seconds=0.05,
     )
     async for api in api_for(running):
         ids = await people(api, "Ada", "Bob")
@@ -92,6 +111,15 @@ async def test_a_proof_over_smtp_and_a_preview_show_the_message_the_mta_then_get
         assert f"{running.base_url}/t/o/" in preview["html"]  # the open pixel
         assert f"{running.base_url}/t/c/" in preview["html"]  # the tracked link
         assert "Hello Ada" in preview["text"] and "/t/c/" in preview["text"]
+        # Its URLs are Ada's own; followed before the send, they record nothing.
+        pixel = url_in(preview["html"], 'src="', "/t/o/")
+        click = url_in(preview["html"], 'href="', "/t/c/")
+        preview_unsubscribe = url_in(preview["html"], 'href="', "/u/")
+        async with httpx.AsyncClient() as http:
+            assert (await http.get(pixel)).status_code == 200
+            redirect = await http.get(click)
+            assert redirect.headers["location"] == "https://example.com/offer?who=ada%40example.com"
+            assert (await http.post(preview_unsubscribe)).status_code == 404
 
         # Two proofs: to a profile (as itself) and to a bare address (as the audience's first).
         first = (
@@ -132,12 +160,27 @@ async def test_a_proof_over_smtp_and_a_preview_show_the_message_the_mta_then_get
         async with httpx.AsyncClient() as http:
             assert (await http.post(unsubscribe)).status_code == 404
 
+        refused = (
+            await api.gql(
+                SEND_PROOF,
+                {"id": delivery_id, "i": {"addresses": ["nobody@example.org"]}},
+                as_="preparer",
+            )
+        )["sendProof"]
+        assert refused["number"] == 2 and refused["accepted"] == 0
+        assert refused["recipients"][0]["outcome"] == "REFUSED"
+        assert refused["recipients"][0]["detail"] == "refused by the MTA (550)"
+        status = await api.gql(
+            'query { addressStatus(address: "nobody@example.org") { quarantined errorCount } }'
+        )
+        assert status["addressStatus"] in (None, {"quarantined": False, "errorCount": 0})
+
         second = await api.gql(
             SEND_PROOF, {"id": delivery_id, "i": {"profileIds": [ids["Ada"]]}}, as_="starter"
         )
-        assert second["sendProof"]["number"] == 2
+        assert second["sendProof"]["number"] == 3
         received = await sink.wait_for(3)
-        assert parts(received[-1])[0] == "[Proof #2] Hello Ada"
+        assert parts(received[-1])[0] == "[Proof #3] Hello Ada"
 
         # Proofs never count: no KPI, no log, no history.
         kpis = await figures(api, delivery_id)
@@ -149,13 +192,13 @@ async def test_a_proof_over_smtp_and_a_preview_show_the_message_the_mta_then_get
             {"status": "TO_SEND"}
         ]
         proofs = (await api.gql(PROOFS, {"id": delivery_id}))["delivery"]["proofs"]
-        assert [(p["number"], p["accepted"]) for p in proofs] == [(2, 1), (1, 2)]
+        assert [(p["number"], p["accepted"]) for p in proofs] == [(3, 1), (2, 0), (1, 2)]
         trail = await api.gql(
             "query($id: ID!) { delivery(id: $id) { auditTrail { edges { node { action } } } } }",
             {"id": delivery_id},
         )
         actions = [e["node"]["action"] for e in trail["delivery"]["auditTrail"]["edges"]]
-        assert actions.count("PROOF_SENT") == 2
+        assert actions.count("PROOF_SENT") == 3
 
         # The real send: Ada's message is her preview, byte for byte.
         await flows.confirm(api, delivery_id)
@@ -172,6 +215,16 @@ async def test_a_proof_over_smtp_and_a_preview_show_the_message_the_mta_then_get
         kpis = await figures(api, delivery_id)
         assert (kpis["toSend"], kpis["processed"], kpis["sent"], kpis["pending"]) == (2, 2, 0, 2)
         assert (kpis["unsubscriptions"], kpis["opens"], kpis["clicks"]) == (0, 0, 0)
+        assert await tracking_rows(int(delivery_id)) == []  # the preview's hits were dropped
+        # Now that the message is Ada's, the same pixel is her open.
+        async with httpx.AsyncClient() as http:
+            assert (await http.get(pixel)).status_code == 200
+        for _ in range(200):
+            rows = await tracking_rows(int(delivery_id))
+            if rows:
+                break
+            await asyncio.sleep(0.05)
+        assert [(r["kind"], r["hits"]) for r in rows] == [("OPEN", 1)]
 
         # Once sent, no more proofs.
         error = await api.error(
@@ -289,3 +342,14 @@ async def test_proofs_refuse_the_wrong_caller_bad_recipients_and_a_confirm_witho
             "html": None,
             "text": "Hi Ann",
         }
+
+        # An operator sends at most 30 proofs an hour (2 so far); others are not held back.
+        again = await flows.create_delivery(api, [ids["Ann"]])
+        await flows.prepare(api, again["id"])
+        more = {"id": again["id"], "i": {"addresses": ["qa@example.org"]}}
+        for _ in range(28):
+            await api.gql(SEND_PROOF, more, as_="preparer")
+        error = await api.error(SEND_PROOF, more, as_="preparer")
+        assert error["extensions"]["code"] == "BAD_USER_INPUT"
+        assert "at most 30 proofs an hour" in error["message"]
+        assert (await api.gql(SEND_PROOF, more, as_="starter"))["sendProof"]["number"] == 29

@@ -7,6 +7,7 @@ import functools
 from json import dumps, loads
 from tortoise.fields.base import OnDelete
 from tortoise import fields
+from tortoise.indexes import Index
 
 class Migration(migrations.Migration):
     dependencies = [('models', '0008_complaints_unsubscribes')]
@@ -26,7 +27,7 @@ class Migration(migrations.Migration):
                 ('operator_id', fields.IntField(null=True)),
                 ('version', fields.IntField()),
             ],
-            options={'table': 'proof', 'app': 'models', 'unique_together': (('delivery_id', 'number'),), 'pk_attr': 'id', 'table_description': "One proof: its number in the delivery, who sent it and when, each recipient's outcome."},
+            options={'table': 'proof', 'app': 'models', 'unique_together': (('delivery_id', 'number'),), 'indexes': [Index(fields=['operator_id', 'sent_at'])], 'pk_attr': 'id', 'table_description': "One proof: its number in the delivery, who sent it and when, each recipient's outcome."},
             bases=['Model'],
         ),
         ops.AddField(
