@@ -17,7 +17,7 @@ import pytest
 from models.sql import Sql
 from tests import flows
 from tests.client import Api
-from tests.conftest import RunningServer, api_for
+from tests.conftest import RunningServer, api_for, free_port
 from tests.smtp_sink import Script, SmtpSink
 
 BODY = (
@@ -353,3 +353,31 @@ async def test_proofs_refuse_the_wrong_caller_bad_recipients_and_a_confirm_witho
         assert error["extensions"]["code"] == "BAD_USER_INPUT"
         assert "at most 30 proofs an hour" in error["message"]
         assert (await api.gql(SEND_PROOF, more, as_="starter"))["sendProof"]["number"] == 29
+
+
+async def test_a_proof_the_mta_never_got_is_recorded_as_not_sent_and_does_not_count(
+    make_server: Callable[..., Any],
+) -> None:
+    """Nothing listens on the relay's port: the proof is recorded, NOT_SENT with the plain
+    cause, and requireProof still waits for one the MTA accepted."""
+    running: RunningServer = await make_server(mta_url=f"smtp://127.0.0.1:{free_port()}?timeout=5")
+    async for api in api_for(running):
+        ids = await people(api, "Cy")
+        created = await flows.create_delivery(api, [ids["Cy"]], requireProof=True)
+        await flows.prepare(api, created["id"])
+        variables = {"id": created["id"], "i": {"addresses": ["qa@example.org", "qb@example.org"]}}
+        proof = (await api.gql(SEND_PROOF, variables, as_="preparer"))["sendProof"]
+        assert proof["accepted"] == 0
+        assert [(r["outcome"], r["detail"]) for r in proof["recipients"]] == [
+            ("NOT_SENT", "connection refused"),
+            ("NOT_SENT", "connection refused"),
+        ]
+        assert (await api.gql(PROOFS, {"id": created["id"]}))["delivery"]["proofs"] == [
+            {"number": 1, "sentBy": proof["sentBy"], "accepted": 0}
+        ]
+        error = await api.error(
+            "mutation($id: ID!) { confirmSend(deliveryId: $id) { status } }",
+            {"id": created["id"]},
+            as_="starter",
+        )
+        assert "requires a proof" in error["message"]
