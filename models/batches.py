@@ -25,8 +25,10 @@ CHUNK = 200
 class PageRequest:
     parent: int
     limit: int  # rows to read (a page asks for one more, to know whether another follows)
-    after: int | None = None  # the keyset: ids after this one (before it, newest first)
+    after: int | None = None  # the keyset: ids after this one in the list's order
     where: tuple[tuple[str, Any], ...] = ()  # more columns that must be equal
+    before: int | None = None  # and before this one
+    backward: bool = False  # the last rows of the window (a Relay `last`), not the first
 
 
 def _param(value: Any) -> Any:
@@ -36,29 +38,32 @@ def _param(value: Any) -> Any:
 async def child_pages(
     model: type[M], column: str, requests: Iterable[PageRequest], *, newest_first: bool = False
 ) -> dict[PageRequest, list[M]]:
-    """The rows of each request, in page order."""
+    """The rows of each request in the order read: the list's order, or its reverse for a
+    backward request (which reads the last rows of its window)."""
     wanted = [r for r in dict.fromkeys(requests) if r.limit > 0]
     table = model._meta.db_table
     ids: dict[PageRequest, list[int]] = {r: [] for r in wanted}
-    order, after = ("DESC", "<") if newest_first else ("ASC", ">")
+    later, earlier = ("<", ">") if newest_first else (">", "<")
     sql = Sql()
     for start in range(0, len(wanted), CHUNK):
         parts, params = [], []
         for index, r in enumerate(wanted[start : start + CHUNK]):
             conditions = [f"{column} = ?", *(f"{name} = ?" for name, _ in r.where)]
             params += [r.parent, *(_param(v) for _, v in r.where)]
-            if r.after is not None:
-                conditions.append(f"id {after} ?")
-                params.append(r.after)
+            for key, sign in ((r.after, later), (r.before, earlier)):
+                if key is not None:
+                    conditions.append(f"id {sign} ?")
+                    params.append(key)
             params.append(r.limit)
+            order = "DESC" if newest_first != r.backward else "ASC"
             parts.append(
                 f"SELECT id, k FROM (SELECT id, {index} AS k FROM {table} WHERE"
                 f" {' AND '.join(conditions)} ORDER BY id {order} LIMIT ?) AS p{index}"
             )
         for row in await sql.rows(" UNION ALL ".join(parts), params):
             ids[wanted[start + int(row["k"])]].append(int(row["id"]))
-    for found in ids.values():  # UNION ALL keeps no order between its parts' rows
-        found.sort(reverse=newest_first)
+    for r, found in ids.items():  # UNION ALL keeps no order between its parts' rows
+        found.sort(reverse=newest_first != r.backward)
     every = [i for found in ids.values() for i in found]
     rows = {row.pk: row for row in await model.filter(id__in=every)} if every else {}
     return {r: [rows[i] for i in found if i in rows] for r, found in ids.items()}

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 from strawberry.types import Info
 
-from graphql_schema.audit.types import KIND, AuditEventConnection, audit_connection
+from graphql_schema.audit.types import AUDIT_EVENTS, AuditEvent, audit_connection
 from graphql_schema.context import Context
 from graphql_schema.enums import (
     Channel,
@@ -18,17 +18,12 @@ from graphql_schema.enums import (
     WaitingReason,
 )
 from graphql_schema.loaders import PageKey
-from graphql_schema.pagination import (
-    PageInfo,
-    decode_cursor,
-    encode_cursor,
-    page_info,
-    page_size,
-)
-from graphql_schema.permissions import is_administrator, require, require_any_role
+from graphql_schema.pagination import Connection, Cursors, by_id, connection, window
+from graphql_schema.permissions import ANY_ROLE, is_administrator, needs
 from models import delivery as m_delivery
 from models import sending_log as m_log
 from models.enums import Role
+from models.keyset import Window
 from models.kpis import Kpis
 from models.redaction import plain_failure
 
@@ -99,38 +94,38 @@ class SendingLog:
 
     # A profile's history is open to every role; its failure details and message ids are
     # for administrators only (SPEC §1), whichever path reaches the log.
-    @strawberry.field
+    @strawberry.field(extensions=needs(Role.ADMINISTRATION))
     def failure_type(self, info: Info[Context, None]) -> FailureType | None:
-        require(info, Role.ADMINISTRATION)
         return self._log.failure_type
 
-    @strawberry.field
+    @strawberry.field(extensions=needs(Role.ADMINISTRATION))
     def failure_reason(self, info: Info[Context, None]) -> str | None:
-        require(info, Role.ADMINISTRATION)
         return self._log.failure_reason
 
-    @strawberry.field
+    @strawberry.field(extensions=needs(Role.ADMINISTRATION))
     def message_id(self, info: Info[Context, None]) -> str | None:
-        require(info, Role.ADMINISTRATION)
         return self._log.message_id
 
-    @strawberry.field(description="When the recipient first reported this message as spam.")
+    @strawberry.field(
+        description="When the recipient first reported this message as spam.",
+        extensions=needs(Role.ADMINISTRATION),
+    )
     def complained_at(self, info: Info[Context, None]) -> datetime | None:
-        require(info, Role.ADMINISTRATION)
         return self._log.complained_at
 
-    @strawberry.field(description="When the recipient first unsubscribed from this message.")
+    @strawberry.field(
+        description="When the recipient first unsubscribed from this message.",
+        extensions=needs(Role.ADMINISTRATION),
+    )
     def unsubscribed_at(self, info: Info[Context, None]) -> datetime | None:
-        require(info, Role.ADMINISTRATION)
         return self._log.unsubscribed_at
 
-    @strawberry.field
+    @strawberry.field(extensions=needs(ANY_ROLE))
     async def profile(
         self, info: Info[Context, None]
     ) -> Annotated["Profile", strawberry.lazy("graphql_schema.profiles.types")] | None:
         from graphql_schema.profiles.types import Profile
 
-        require_any_role(info)
         if self.profile_id is None:
             return None
         found = await info.context.loaders.profiles.load(self.profile_id)
@@ -151,39 +146,21 @@ class SendingLog:
         )
 
 
-@strawberry.type
-class SendingLogEdge:
-    cursor: str
-    node: SendingLog
-
-
-@strawberry.type
-class SendingLogConnection:
-    edges: list[SendingLogEdge]
-    page_info: PageInfo
-    total_count: int
+SENDING_LOGS = Cursors("SendingLog")
 
 
 async def sending_log_page(
     info: Info[Context, None],
     delivery_id: int,
     status: SendingLogStatus | None,
-    first: int | None,
-    after: str | None,
-) -> SendingLogConnection:
-    """Sending logs hold personal data: administrators only (SPEC §1). One query for the pages
-    of every delivery the execution asks about (graphql_schema/loaders.py)."""
-    require(info, Role.ADMINISTRATION)
+    asked: Window,
+) -> Connection[SendingLog]:
+    """Sending logs hold personal data: administrators only (SPEC §1; both fields that call
+    this declare it). One query for the pages of every delivery the execution asks about
+    (graphql_schema/loaders.py)."""
     where = (("status", status),) if status is not None else ()
-    key = PageKey(delivery_id, page_size(first), decode_cursor("SendingLog", after), where)
-    page = await info.context.loaders.sending_logs.load(key)
-    edges = [
-        SendingLogEdge(cursor=encode_cursor("SendingLog", r.id), node=SendingLog.of(r))
-        for r in page.rows
-    ]
-    return SendingLogConnection(
-        edges=edges, page_info=page_info(edges, page.has_next), total_count=page.total
-    )
+    page = await info.context.loaders.sending_logs.load(PageKey(delivery_id, asked, where))
+    return connection(page, asked, SENDING_LOGS, by_id, SendingLog.of)
 
 
 @strawberry.type(
@@ -273,27 +250,35 @@ class Delivery:
         causes = await info.context.loaders.exclusions.load(self._model.id)
         return [ExclusionCause(reason=r, count=n) for r, n in causes]
 
-    @strawberry.field
+    @strawberry.field(extensions=needs(Role.ADMINISTRATION))
     async def sending_logs(
         self,
         info: Info[Context, None],
         status: SendingLogStatus | None = None,
         first: int | None = None,
         after: str | None = None,
-    ) -> SendingLogConnection:
-        return await sending_log_page(info, self._model.id, status, first, after)
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[SendingLog]:
+        asked = window(SENDING_LOGS, first, after, last, before)
+        return await sending_log_page(info, self._model.id, status, asked)
 
     @strawberry.field(
         description="Who did what to this delivery and when, oldest first (the engine's own"
-        " steps too). Any operator may read it, as confirmedBy."
+        " steps too). Any operator may read it, as confirmedBy.",
+        extensions=needs(),
     )
     async def audit_trail(
-        self, info: Info[Context, None], first: int | None = None, after: str | None = None
-    ) -> AuditEventConnection:
-        require(info)
-        key = PageKey(self._model.id, page_size(first), decode_cursor(KIND, after))
-        page = await info.context.loaders.audit_trails.load(key)
-        return audit_connection(page.rows, page.has_next, page.total)
+        self,
+        info: Info[Context, None],
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[AuditEvent]:
+        asked = window(AUDIT_EVENTS, first, after, last, before)
+        page = await info.context.loaders.audit_trails.load(PageKey(self._model.id, asked))
+        return audit_connection(page, asked)
 
     @classmethod
     def of(cls, d: m_delivery.Delivery) -> "Delivery":
@@ -333,19 +318,6 @@ class Delivery:
             recurrence=recurrence,
             _model=d,
         )
-
-
-@strawberry.type
-class DeliveryEdge:
-    cursor: str
-    node: Delivery
-
-
-@strawberry.type
-class DeliveryConnection:
-    edges: list[DeliveryEdge]
-    page_info: PageInfo
-    total_count: int
 
 
 @strawberry.type

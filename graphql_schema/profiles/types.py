@@ -8,9 +8,10 @@ from graphql_schema.context import Context
 from graphql_schema.deliveries.types import SendingLog
 from graphql_schema.loaders import PageKey
 from graphql_schema.pagination import parse_id
-from graphql_schema.permissions import require_any_role
+from graphql_schema.permissions import ANY_ROLE, needs
 from models import profile as m_profile
 from models.errors import BadInput
+from models.keyset import Window
 from models.profile import DATA_FIELDS, ProfileData
 
 HISTORY_PAGE = 50  # messages when `first` is not given
@@ -28,7 +29,8 @@ class Profile:
     @strawberry.field(
         description=f"The messages targeted at this profile, newest first: `first` of them"
         f" ({HISTORY_PAGE} when not given, at most {HISTORY_MAX}), older than the message"
-        " whose id is `after` when given."
+        " whose id is `after` when given.",
+        extensions=needs(ANY_ROLE),
     )
     async def history(
         self,
@@ -36,12 +38,12 @@ class Profile:
         first: int | None = None,
         after: strawberry.ID | None = None,
     ) -> list[SendingLog]:
-        require_any_role(info)  # whichever path reached the profile
         size = HISTORY_PAGE if first is None else first
         if not 0 <= size <= HISTORY_MAX:
             raise BadInput(f"'first' must be between 0 and {HISTORY_MAX}")
         older = parse_id(after, "sending log") if after is not None else None
-        key = PageKey(int(self.id), size, older, (("excluded", False),))
+        asked = Window(size, after=None if older is None else (older,))
+        key = PageKey(int(self.id), asked, (("excluded", False),))
         page = await info.context.loaders.histories.load(key)
         return [SendingLog.of(log) for log in page.rows]
 
