@@ -17,7 +17,9 @@ from tortoise.models import Model
 from models import audit as m_audit
 from models import sending_log as m_log
 from models.batches import PageRequest, child_counts, child_pages
+from models.delivery import Delivery
 from models.keyset import Key, Page, Window
+from models.operator import Operator
 from models.preparation import exclusion_causes
 from models.profile import Profile
 
@@ -76,6 +78,18 @@ async def _load_profiles(ids: list[int]) -> list[Profile | None]:
     return [found.get(i) for i in ids]
 
 
+async def _load_deliveries(ids: list[int]) -> list[Delivery | None]:
+    found = {d.id: d for d in await Delivery.filter(id__in=ids)}
+    return [found.get(i) for i in ids]
+
+
+async def _load_operators(names: list[str]) -> list[Operator | None]:
+    """Operators by name: deliveries name who confirmed, approved or stopped them (names are
+    unique and never reused, revoked ones included)."""
+    found = {o.name: o for o in await Operator.filter(name__in=names)}
+    return [found.get(n) for n in names]
+
+
 async def _load_exclusions(ids: list[int]) -> list[list[tuple[str, int]]]:
     causes = await exclusion_causes(ids)
     return [causes[i] for i in ids]
@@ -90,6 +104,19 @@ class Loaders:
     @cached_property
     def profiles(self) -> DataLoader[int, Profile | None]:
         return DataLoader(load_fn=_load_profiles)
+
+    @cached_property
+    def deliveries(self) -> DataLoader[int, Delivery | None]:
+        return DataLoader(load_fn=_load_deliveries)
+
+    @cached_property
+    def operators(self) -> DataLoader[str, Operator | None]:
+        return DataLoader(load_fn=_load_operators)
+
+    @cached_property
+    def occurrences(self) -> DataLoader[PageKey, Page[Delivery]]:
+        """A recurring delivery's occurrences, newest first."""
+        return _pages(Delivery, "parent_id", newest_first=True)
 
     @cached_property
     def exclusions(self) -> DataLoader[int, list[tuple[str, int]]]:
@@ -108,3 +135,8 @@ class Loaders:
         """A profile's messages, newest first (the caller's `where` leaves out the recipients
         excluded at preparation)."""
         return _pages(m_log.SendingLog, "profile_id", newest_first=True, counted=False)
+
+    @cached_property
+    def history_pages(self) -> DataLoader[PageKey, Page[m_log.SendingLog]]:
+        """The same, counted: Profile.historyConnection's totalCount."""
+        return _pages(m_log.SendingLog, "profile_id", newest_first=True)

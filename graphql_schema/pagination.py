@@ -20,6 +20,7 @@ from models.errors import BadInput
 from models.keyset import Key, Page, Window
 
 N = TypeVar("N")
+E = TypeVar("E")
 R = TypeVar("R")
 DEFAULT_PAGE = 50
 MAX_PAGE = 500
@@ -158,6 +159,30 @@ def connection(
         end_cursor=edges[-1].cursor if edges else None,
     )
     return Connection(edges=edges, page_info=info, total_count=page.total)
+
+
+MAX_SEARCH = 320  # characters of a search term: an address at most
+
+
+def search_term(raw: str | None) -> str | None:
+    """A filter's case-insensitive part of a text; none (or blank) filters nothing."""
+    if raw is None or not raw.strip():
+        return None
+    if len(raw) > MAX_SEARCH:
+        raise BadInput(f"'search' is longer than {MAX_SEARCH} characters")
+    return raw.strip()
+
+
+def one_of(values: list[E], name: str, cap: int) -> list[E]:
+    """A filter's list of allowed values (an enum's: at most all of them, each once)."""
+    if len(values) > cap:
+        raise BadInput(f"'{name}' holds at most {cap} values (got {len(values)})")
+    return list(dict.fromkeys(values))
+
+
+def aware(value: datetime) -> datetime:
+    """A DateTime argument without an offset is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def by_id(row: Any) -> Key:

@@ -32,6 +32,11 @@ ROLE_MESSAGES = {
     ),
 }
 ANY_ROLE = "ANY_ROLE"  # needs(ANY_ROLE): one of the four roles, whichever
+# needs(OWN), on a field of an Operator: read through `me` (or an administrator's mutation), or
+# by an administrator. Who holds which role is not for every operator to read, though names are
+# (confirmedBy, the audit trail). It depends on the path and the roles, never on who asks: a
+# subscription's result is shared by the subscribers with the same roles (Context.audience).
+OWN = "OWN"
 
 
 def operator_of(info: Info[Context, None]) -> Operator:
@@ -74,6 +79,14 @@ class _Needs(BasePermission):
     role: Role | str | None = None
 
     def has_permission(self, source: Any, info: Info[Context, None], **kwargs: Any) -> bool:
+        if self.role == OWN:
+            operator = operator_of(info)
+            if not source.own and not operator.has_role(Role.ADMINISTRATION):
+                raise Forbidden(
+                    f"You are not allowed to read {info.field_name} of another operator: the"
+                    " ADMINISTRATION role is required."
+                )
+            return True
         require(info, self.role)  # raises the coded error (UNAUTHENTICATED or FORBIDDEN)
         return True
 

@@ -7,7 +7,7 @@ from strawberry.types import Info
 from graphql_schema.context import Context
 from graphql_schema.deliveries.types import SendingLog
 from graphql_schema.loaders import PageKey
-from graphql_schema.pagination import parse_id
+from graphql_schema.pagination import Connection, Cursors, by_id, connection, parse_id, window
 from graphql_schema.permissions import ANY_ROLE, needs
 from models import profile as m_profile
 from models.errors import BadInput
@@ -16,6 +16,7 @@ from models.profile import DATA_FIELDS, ProfileData
 
 HISTORY_PAGE = 50  # messages when `first` is not given
 HISTORY_MAX = 100
+HISTORY = Cursors("History")
 
 
 @strawberry.type
@@ -46,6 +47,24 @@ class Profile:
         key = PageKey(int(self.id), asked, (("excluded", False),))
         page = await info.context.loaders.histories.load(key)
         return [SendingLog.of(log) for log in page.rows]
+
+    @strawberry.field(
+        description="The messages targeted at this profile, newest first, as a connection"
+        " (paged both ways, with a total); `history` is the short list.",
+        extensions=needs(ANY_ROLE),
+    )
+    async def history_connection(
+        self,
+        info: Info[Context, None],
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[SendingLog]:
+        asked = window(HISTORY, first, after, last, before, default=HISTORY_PAGE, cap=HISTORY_MAX)
+        key = PageKey(int(self.id), asked, (("excluded", False),))
+        page = await info.context.loaders.history_pages.load(key)
+        return connection(page, asked, HISTORY, by_id, SendingLog.of)
 
     @classmethod
     def of(cls, p: m_profile.Profile) -> "Profile":
