@@ -5,8 +5,8 @@ goes through, and the ones it lists succeed when taken."""
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests import flows
-from tests.client import Api
+from tests.support import flows
+from tests.support.client import Api
 
 ACTIONS = "query($id: ID!) { delivery(id: $id) { status version allowedActions } }"
 OPERATORS = ("admin", "starter", "preparer", "approver", "reader")

@@ -2,8 +2,8 @@
 updateDelivery as a patch, and links (SendingLog.delivery, the Operator behind confirmedBy),
 with what each role may read through them (docs/roles.md)."""
 
-from tests import flows
-from tests.client import Api
+from tests.support import flows
+from tests.support.client import Api
 
 READ = """query($id: ID!) { delivery(id: $id) { id label subject body status version
   requireApproval createdAt updatedAt audience { allProfiles profileCount profileIds } } }"""
