@@ -6,7 +6,7 @@ prepared. A proof is the same copy mailed to a reviewer, its subject prefixed `[
 with untracked links and no pixel, sent through the configured MTA outside the sending logs:
 it never counts (no KPI, no log, no quarantine or deny-list change, no profile history) and
 nothing its reader does is recorded. `Proof` rows list them; `requireProof` makes confirmSend
-wait for one accepted by the MTA since the last edit (`check_proof`).
+wait for one accepted by the MTA since the last edit (`refusal`, models/lifecycle.py).
 
 Sending one is two transactions around the relay: `start_proof` checks everything, numbers
 the proof and renders its messages (a bad address or a wrong status writes and sends
@@ -30,8 +30,9 @@ from models.audit import Actor, AuditAction
 from models.audit import record as audit
 from models.compose import Rendered, Tracker, compile_email, one_line, personalise
 from models.delivery import Delivery
-from models.enums import Channel, DeliveryStatus
-from models.errors import BadInput, InvalidState, NotFound
+from models.enums import Channel
+from models.errors import BadInput, NotFound
+from models.lifecycle import check
 from models.profile import Profile
 from models.sql import Sql
 from models.template import compile_text, field_values, render
@@ -251,12 +252,7 @@ async def start_proof(
         delivery = await Delivery.select_for_update().get_or_none(id=delivery_id)
         if delivery is None:
             raise NotFound(f"no delivery with id {delivery_id}")
-        delivery.check("send_proof_of")
-        if delivery.channel is not Channel.EMAIL:
-            raise BadInput(
-                f"proofs are sent by email; delivery {delivery_id} is {delivery.channel.value}:"
-                " use previewDelivery to see its message"
-            )
+        check(delivery, "send_proof", now)  # READY, and email (models/lifecycle.py)
         targets = await _targets(delivery, addresses, profile_ids)
         await _check_rate(by, now)
         last = await Proof.filter(delivery_id=delivery_id).order_by("-number").first()
@@ -314,13 +310,3 @@ async def finish_proof(proof: Proof, relayed: Sequence[Relayed], by: Actor, now:
             },
         )
     return proof
-
-
-def check_proof(delivery: Delivery) -> None:
-    """requireProof: a READY delivery is confirmed only after a proof since its last edit."""
-    ready = delivery.status is DeliveryStatus.READY
-    if delivery.require_proof and ready and delivery.proofed_at is None:
-        raise InvalidState(
-            f"delivery {delivery.id} requires a proof before it is sent, and none was"
-            " accepted by the MTA since its last edit: send one with sendProof"
-        )

@@ -5,12 +5,12 @@ from strawberry.types import Info
 
 from graphql_schema.context import Context
 from graphql_schema.pagination import parse_id
-from graphql_schema.permissions import require
+from graphql_schema.permissions import needs, operator_of
 from graphql_schema.proofs.types import Proof
 from models import proofs
+from models.actions import DeliveryAction, role_of
 from models.audit import Actor
 from models.delivery import utcnow
-from models.enums import Role
 from models.errors import BadInput
 
 # A list of ids longer than this is refused before any id is parsed (the cap itself is 20).
@@ -32,12 +32,13 @@ class ProofMutations:
     @strawberry.mutation(
         description="Send a proof of a READY email delivery, its subject prefixed `[Proof #n]`."
         " A proof never counts (no KPI, log, quarantine or history) and its links are"
-        " untracked. PREPARE_DELIVERIES or above."
+        " untracked. PREPARE_DELIVERIES or above.",
+        extensions=needs(role_of(DeliveryAction.SEND_PROOF)),
     )
     async def send_proof(
         self, info: Info[Context, None], delivery_id: strawberry.ID, input: SendProofInput
     ) -> Proof:
-        by = Actor.of(require(info, Role.PREPARE_DELIVERIES))
+        by = Actor.of(operator_of(info))
         given = len(input.addresses or []) + len(input.profile_ids or [])
         if given > MAX_GIVEN:
             raise BadInput(f"a proof goes to at most {proofs.MAX_PROOF_RECIPIENTS} recipients")
