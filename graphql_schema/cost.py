@@ -50,6 +50,7 @@ from graphql_schema.pagination import DEFAULT_PAGE, MAX_PAGE
 from graphql_schema.profiles.types import HISTORY_MAX, HISTORY_PAGE
 from models.enums import FailureReason
 from models.profile import MAX_IMPORT
+from models.recurrence import MAX_NEXT_OCCURRENCES
 
 # (type, field) -> (default page, cap) for paged fields that differ from DEFAULT_PAGE/MAX_PAGE.
 PAGES: dict[tuple[str, str], tuple[int, int]] = {
@@ -60,6 +61,7 @@ PAGES: dict[tuple[str, str], tuple[int, int]] = {
 LIST_BOUNDS: dict[tuple[str, str], int | str] = {
     ("Delivery", "exclusions"): len(FailureReason),  # one entry per exclusion reason
     ("ImportProfilesPayload", "profiles"): "profiles",  # importProfiles(profiles: [...])
+    ("Recurrence", "nextOccurrences"): MAX_NEXT_OCCURRENCES,  # nextOccurrences(count) <= 50
 }
 CONNECTION_LISTS = frozenset({"edges", "nodes"})
 PAGE_ARGUMENTS = ("first", "last")

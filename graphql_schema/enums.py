@@ -12,6 +12,7 @@ from models.enums import (
     SendingLogStatus,
     WaitingReason,
 )
+from models.recurrence import AggregationPeriod
 
 for _enum in (
     Channel,
@@ -24,8 +25,14 @@ for _enum in (
 ):
     strawberry.enum(_enum)
 strawberry.enum(WaitingReason, description="What a delivery in progress is waiting for.")
+strawberry.enum(
+    AggregationPeriod,
+    description="Within one period (in the delivery's time zone) every execution of a recurring"
+    " delivery adds its recipients to one occurrence; NONE: one occurrence per execution.",
+)
 
 __all__ = [
+    "AggregationPeriod",
     "Channel",
     "DeliveryStatus",
     "DenylistReason",
