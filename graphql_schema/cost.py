@@ -50,7 +50,6 @@ from graphql_schema.pagination import DEFAULT_PAGE, MAX_PAGE
 from graphql_schema.profiles.types import HISTORY_MAX, HISTORY_PAGE
 from models.enums import FailureReason
 from models.profile import MAX_IMPORT
-from models.recurrence import MAX_NEXT_OCCURRENCES
 
 # (type, field) -> (default page, cap) for paged fields that differ from DEFAULT_PAGE/MAX_PAGE.
 PAGES: dict[tuple[str, str], tuple[int, int]] = {
@@ -58,10 +57,11 @@ PAGES: dict[tuple[str, str], tuple[int, int]] = {
 }
 # Lists of objects without a page argument, and how long they can be: a number, or the length of
 # an argument of the field that returns their parent (a mutation returns what it was given).
+# Lists of scalars need no bound here (they cost nothing): Recurrence.nextOccurrences(count) is
+# refused by its resolver above models/recurrence.py's MAX_NEXT_OCCURRENCES (50).
 LIST_BOUNDS: dict[tuple[str, str], int | str] = {
     ("Delivery", "exclusions"): len(FailureReason),  # one entry per exclusion reason
     ("ImportProfilesPayload", "profiles"): "profiles",  # importProfiles(profiles: [...])
-    ("Recurrence", "nextOccurrences"): MAX_NEXT_OCCURRENCES,  # nextOccurrences(count) <= 50
 }
 CONNECTION_LISTS = frozenset({"edges", "nodes"})
 PAGE_ARGUMENTS = ("first", "last")

@@ -27,6 +27,7 @@ MIN_GAP = timedelta(minutes=15)
 # The rule is checked over its first occurrences within this horizon (bounds the check's work).
 CHECK_OCCURRENCES = 200
 CHECK_HORIZON = timedelta(days=5 * 366)
+MIN_OCCURRENCES = 5  # in CHECK_HORIZON, unless the rule ends before (COUNT, UNTIL)
 MAX_NEXT_OCCURRENCES = 50  # Recurrence.nextOccurrences(count)
 _RULE = re.compile(r"[A-Z0-9=;,+\-]+")
 _FREQUENCIES = ("YEARLY", "MONTHLY", "WEEKLY", "DAILY", "HOURLY", "MINUTELY")
@@ -99,9 +100,10 @@ def parse_rule(text: str, start: datetime, tz: tzinfo) -> str:
     rr = _rrule(rule, _wall(start, tz))
     horizon = start + CHECK_HORIZON
     previous: datetime | None = None
-    found = 0
+    found, ended = 0, True
     for moment in _instants(rr, start, tz):
         if moment > horizon or found >= CHECK_OCCURRENCES:
+            ended = False
             break
         if previous is not None and moment - previous < MIN_GAP:
             raise BadInput(
@@ -112,6 +114,12 @@ def parse_rule(text: str, start: datetime, tz: tzinfo) -> str:
         previous, found = moment, found + 1
     if found == 0:
         raise BadInput("rule: it has no occurrence in the five years after its start")
+    if found < MIN_OCCURRENCES and not ended:
+        # Rarer rules (every 29th of February...) make each next occurrence a long search.
+        raise BadInput(
+            f"rule: it occurs fewer than {MIN_OCCURRENCES} times in its first five years;"
+            " schedule such rare sends one by one"
+        )
     return rule
 
 

@@ -55,12 +55,13 @@ class Scheduler:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), timeout=self.tick_seconds)
 
-    async def tick(self, now: datetime | None = None) -> None:
-        """One round of the clock's work. `now` is for tests that move the clock (a recurrence
-        across a DST change without sleeping through it); the run loop gives the real time."""
-        if not await self.leader.holds():
-            return
-        now = now or utcnow()
+    async def tick(self) -> None:
+        if await self.leader.holds():
+            await self.work(utcnow())
+
+    async def work(self, now: datetime) -> None:
+        """One round of the clock's work at `now`. Tests that move the clock (a recurrence
+        across a DST change, without sleeping through it) call it with the time they want."""
         started = await start_due(now)
         spawned = await spawn_occurrences(now)
         if started or spawned:

@@ -1,13 +1,13 @@
 """Issue 17 §1-2: contact dates in a time zone, recurrences as calendar rules (across both DST
-changes), aggregation periods. The clock moves by calling the scheduler's tick with a given
+changes), aggregation periods. The clock moves by calling the scheduler's work with a given
 `now` (dates in 2027, after the real clock, so that the engine's own ticks leave them alone)."""
 
 from datetime import datetime
 from typing import Any
 
-from tests import flows
-from tests.client import Api
 from tests.conftest import RunningServer
+from tests.support import flows
+from tests.support.client import Api
 
 CREATE = """mutation($i: CreateDeliveryInput!) { createDelivery(input: $i) {
   id status timeZone scheduledAt scheduledAtLocal
@@ -58,7 +58,7 @@ async def one(api: Api, delivery_id: str) -> dict[str, Any]:
 
 
 async def tick(server: RunningServer, at: str) -> None:
-    await server.runtime.engine.scheduler.tick(datetime.fromisoformat(at))
+    await server.runtime.engine.scheduler.work(datetime.fromisoformat(at))
 
 
 async def test_time_zones_rules_and_what_is_refused(api: Api) -> None:
