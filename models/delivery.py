@@ -147,6 +147,8 @@ class Delivery(Model):
         """The recurrence's occurrences; before the confirmation it starts at the contact date
         or `now`."""
         start = self.recurrence_start or self.scheduled_at or now
+        if self.recurrence_rule is None and self.next_occurrence_at is not None:
+            start = self.next_occurrence_at  # an interval counts from the next one due
         return Schedule(self.recurrence_rule, self.recurrence_interval, self.time_zone, start)
 
     @property
