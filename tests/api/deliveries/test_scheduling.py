@@ -119,6 +119,23 @@ async def test_time_zones_rules_and_what_is_refused(api: Api) -> None:
         z("2027-04-01T10:00:00+00:00"),  # count: 2, however many are asked for
     ]
 
+    # An edit that leaves them out keeps the zone, the rule and the aggregation period.
+    patched = await api.gql(
+        'mutation($id: ID!) { updateDelivery(id: $id, patch: {label: "Daily 2"}) {'
+        " timeZone scheduledAtLocal recurrence { rule aggregationPeriod } } }",
+        {"id": spring["id"]},
+    )
+    assert patched["updateDelivery"] == {
+        "timeZone": "Europe/Madrid",
+        "scheduledAtLocal": "2027-03-26T00:00:00+01:00",
+        "recurrence": {"rule": "FREQ=DAILY;BYHOUR=9;BYMINUTE=0", "aggregationPeriod": "NONE"},
+    }
+    error = await api.error(
+        'mutation($id: ID!) { updateDelivery(id: $id, patch: {timeZone: "Nowhere/Land"}) { id } }',
+        {"id": spring["id"]},
+    )
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+
     assert "unknown time zone" in await bad(api, timeZone="Mars/Olympus_Mons")
     assert "IANA" in await bad(api, timeZone="../../etc/passwd")
     assert "IANA" in await bad(api, timeZone="x" * 10_000)
