@@ -14,6 +14,7 @@ from typing import Any, cast
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
+from models import timed
 from models.audit import ENGINE, Actor, AuditAction
 from models.audit import record as audit
 from models.delivery import LIFECYCLE, MAX_VALIDITY_SECONDS, Delivery, utcnow
@@ -31,6 +32,7 @@ from models.relay import (
 )
 from models.sending_log import TABLES, Outcome, counter_deltas
 from models.sql import Sql
+from models.waves import WavePlan
 
 S = DeliveryStatus
 MAX_BODY = 512 * 1024
@@ -54,6 +56,9 @@ class DeliveryDraft:
     recurrence_interval: int | None = None
     recurrence_count: int | None = None
     confirm_each_occurrence: bool = False
+    # Per-recipient send time and waves (models/timed.py); None: false / none.
+    send_in_recipient_time_zone: bool | None = None
+    waves: WavePlan | None = None
 
 
 def check_audience_size(count: int) -> None:
@@ -106,6 +111,9 @@ async def _validate(draft: DeliveryDraft) -> dict[str, Any]:
         raise BadInput("recurrence count needs an interval and must be at least 1")
     if draft.confirm_each_occurrence and interval is None:
         raise BadInput("confirmation before each occurrence is for recurring deliveries")
+    in_recipient_zone = bool(draft.send_in_recipient_time_zone)
+    timed.check(in_recipient_zone, draft.waves, draft.scheduled_at, interval is not None)
+    plan = draft.waves
     audience: dict[str, Any] = {"all": True} if draft.all_profiles else {"profileIds": ids}
     if len(ids) < len(raw):
         audience["repeated"] = len(raw) - len(ids)
@@ -122,6 +130,10 @@ async def _validate(draft: DeliveryDraft) -> dict[str, Any]:
         "recurrence_interval": interval,
         "recurrence_count": count,
         "confirm_each_occurrence": draft.confirm_each_occurrence,
+        "send_in_recipient_time_zone": in_recipient_zone,
+        "wave_first_size": plan.first_size if plan else None,
+        "wave_size": plan.size if plan else None,
+        "wave_interval_minutes": plan.interval_minutes if plan else None,
     } | ({} if draft.require_approval is None else {"require_approval": draft.require_approval})
 
 
@@ -262,7 +274,7 @@ async def confirm_send(
 
     `version` is the delivery's version that the confirmer reviewed: if it was edited,
     prepared or approved since, nothing is sent and the confirmer is told to look again."""
-    async with in_transaction():
+    async with in_transaction() as conn:
         delivery = await _locked(delivery_id)
         delivery.check("confirm")
         if version is not None and version != delivery.version:
@@ -274,14 +286,17 @@ async def confirm_send(
             raise InvalidState(f"delivery {delivery_id} requires approval before it is sent")
         before = delivery.status
         delivery.confirmed_by, delivery.confirmed_at = by.name, now
+        # Sent in each recipient's zone: it starts with its first message's time.
+        starts = await timed.on_confirm(Sql(conn), delivery, now) or delivery.scheduled_at
         if delivery.is_recurring:
             delivery.next_occurrence_at = max(delivery.scheduled_at or now, now)
             delivery.move("confirm", S.SCHEDULED)
-        elif delivery.scheduled_at is not None and delivery.scheduled_at > now:
+        elif starts is not None and starts > now:
             delivery.move("confirm", S.SCHEDULED)
         else:
             delivery.move("confirm", S.IN_PROGRESS)
             delivery.begin_sending(now)
+            await timed.on_start(Sql(conn), delivery, now)
         await delivery.save()
         await _moved(
             AuditAction.CONFIRMED,
@@ -310,14 +325,21 @@ async def resume_delivery(delivery_id: int, by: Actor, now: datetime | None = No
 async def _simple(
     delivery_id: int, action: str, audited: AuditAction, by: Actor, now: datetime | None = None
 ) -> Delivery:
-    async with in_transaction():
+    async with in_transaction() as conn:
         delivery = await _locked(delivery_id)
         before = delivery.status
         delivery.check(action)
+        # Since when the sending stood still (a pause, or a failure), for the waves' schedule.
+        held_since = delivery.paused_at or (delivery.ended_at if before is S.FAILED else None)
         if before is S.FAILED:
             _check_still_valid(delivery, now or utcnow())
             delivery.failure_message = None  # type: ignore[assignment]
             delivery.ended_at = None
+        if action == "resume":
+            await timed.on_resume(Sql(conn), delivery, now or utcnow(), held_since)
+            delivery.paused_at = None
+        elif action == "pause":
+            delivery.paused_at = now or utcnow()
         delivery.move(action)
         await delivery.save()
         await _moved(audited, by, delivery, before, processed=delivery.processed)
@@ -354,16 +376,24 @@ async def stop_delivery(delivery_id: int, by: Actor, now: datetime) -> Delivery:
 async def start_due(now: datetime) -> list[int]:
     """Scheduled (non-recurring) deliveries whose contact date has come start sending."""
     due = await _ids(
-        Delivery.filter(status=S.SCHEDULED, scheduled_at__lte=now, recurrence_interval__isnull=True)
+        Delivery.filter(
+            status=S.SCHEDULED,
+            scheduled_at__lte=now,
+            recurrence_interval__isnull=True,
+            first_due_at__isnull=True,
+        )
     )
+    # Sent in each recipient's zone: when the first recipient's time comes (models/timed.py).
+    due += await _ids(Delivery.filter(status=S.SCHEDULED, first_due_at__lte=now))
     started: list[int] = []
-    for delivery_id in due:
-        async with in_transaction():
+    for delivery_id in sorted(set(due)):
+        async with in_transaction() as conn:
             delivery = await _locked(delivery_id)
             if delivery.status is not S.SCHEDULED:
                 continue  # another worker was first
             delivery.move("start")
             delivery.begin_sending(now)
+            await timed.on_start(Sql(conn), delivery, now)
             await delivery.save()
             await _moved(AuditAction.STARTED, ENGINE, delivery, S.SCHEDULED, now)
             started.append(delivery_id)
@@ -529,15 +559,21 @@ class Sending:
     id: int
     mode: FeedbackMode
     waiting: bool
+    timed: bool = False  # its messages have due times (models/timed.py)
 
 
 async def deliveries_in_progress() -> list[Sending]:
     rows = (
         await Delivery.filter(status=S.IN_PROGRESS)
         .order_by("id")
-        .values_list("id", "feedback_mode", "waiting_since")
+        .values_list(
+            "id", "feedback_mode", "waiting_since", "send_in_recipient_time_zone", "wave_size"
+        )
     )
-    return [Sending(int(i), FeedbackMode(m), w is not None) for i, m, w in rows]
+    return [
+        Sending(int(i), FeedbackMode(m), w is not None, bool(zoned) or waves is not None)
+        for i, m, w, zoned, waves in rows
+    ]
 
 
 async def fail_delivery(delivery_id: int, reason: str, now: datetime) -> bool:

@@ -7,6 +7,7 @@ import strawberry
 from graphql_schema.enums import Channel, FeedbackMode
 from graphql_schema.pagination import parse_id
 from models.lifecycle import DeliveryDraft, check_audience_size
+from models.waves import MAX_INTERVAL_MINUTES, MAX_WAVE_SIZE, WavePlan
 
 
 @strawberry.input
@@ -27,6 +28,17 @@ class RecurrenceInput:
     )
 
 
+@strawberry.input(
+    description="Send a part at a time: a first wave of firstSize messages, then a wave of size"
+    f" messages every intervalMinutes (each 1 to {MAX_WAVE_SIZE}; the interval at most"
+    f" {MAX_INTERVAL_MINUTES} minutes). A stop after a wave cancels every later one."
+)
+class WavesInput:
+    first_size: int
+    size: int
+    interval_minutes: int
+
+
 @strawberry.input
 class CreateDeliveryInput:
     label: str
@@ -39,6 +51,13 @@ class CreateDeliveryInput:
     feedback_mode: FeedbackMode | None = None
     require_approval: bool | None = None
     recurrence: RecurrenceInput | None = None
+    send_in_recipient_time_zone: bool | None = strawberry.field(
+        default=None,
+        description="Relay each message at the contact date's local time in its recipient's"
+        " zone (Profile.timeZone; the delivery's zone, or UTC, for a profile without one)."
+        " Needs scheduledAt; a time already past is sent at the confirmation.",
+    )
+    waves: WavesInput | None = None
 
     def draft(self) -> DeliveryDraft:
         recurrence = self.recurrence
@@ -57,4 +76,10 @@ class CreateDeliveryInput:
             recurrence_interval=recurrence.interval_seconds if recurrence else None,
             recurrence_count=recurrence.count if recurrence else None,
             confirm_each_occurrence=recurrence.confirm_each_occurrence if recurrence else False,
+            send_in_recipient_time_zone=self.send_in_recipient_time_zone,
+            waves=(
+                WavePlan(self.waves.first_size, self.waves.size, self.waves.interval_minutes)
+                if self.waves
+                else None
+            ),
         )

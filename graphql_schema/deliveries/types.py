@@ -27,7 +27,9 @@ from graphql_schema.pagination import (
 )
 from graphql_schema.permissions import is_administrator, require, require_any_role
 from models import delivery as m_delivery
+from models import send_time as m_send_time
 from models import sending_log as m_log
+from models import waves as m_waves
 from models.enums import Role
 from models.kpis import Kpis
 from models.redaction import plain_failure
@@ -212,6 +214,56 @@ class DeliveryWaiting:
         )
 
 
+@strawberry.type(
+    description="A delivery sent in waves (docs/send-time-and-waves.md): the plan, and where"
+    " the sending is in it."
+)
+class Waves:
+    first_size: int
+    size: int
+    interval_minutes: int
+    count: int = strawberry.field(description="Waves in all, for the messages to send.")
+    current_wave: int = strawberry.field(
+        description="The wave under way, from 1; 0 before the sending starts."
+    )
+    next_wave_at: datetime | None = strawberry.field(
+        description="When the next wave starts; null after the last one, or once stopped."
+    )
+    waiting: int = strawberry.field(description="Messages of the waves not started yet.")
+
+    @classmethod
+    def of(cls, d: m_delivery.Delivery, now: datetime) -> "Waves | None":
+        state = m_waves.state(d, now)
+        if state is None:
+            return None
+        return cls(
+            first_size=state.plan.first_size,
+            size=state.plan.size,
+            interval_minutes=state.plan.interval_minutes,
+            count=state.count,
+            current_wave=state.current,
+            next_wave_at=state.next_at,
+            waiting=state.waiting,
+        )
+
+
+@strawberry.type(description="How many messages wait for their own send time, and until when.")
+class SendTimeWait:
+    messages: int = strawberry.field(
+        description="Messages whose send time (their recipient's zone, or their wave) has not"
+        " come yet."
+    )
+    next_at: datetime | None = strawberry.field(description="When the next of them is due.")
+
+    @classmethod
+    def of(cls, d: m_delivery.Delivery, now: datetime) -> "SendTimeWait":
+        waves = m_waves.state(d, now)
+        if waves is not None:
+            return cls(messages=waves.waiting, next_at=waves.next_at)
+        count, next_at = m_send_time.waiting(d, now)
+        return cls(messages=count, next_at=next_at)
+
+
 @strawberry.type
 class Recurrence:
     interval_seconds: int
@@ -250,7 +302,20 @@ class Delivery:
     excluded_count: int
     parent_id: strawberry.ID | None
     recurrence: Recurrence | None
+    send_in_recipient_time_zone: bool = strawberry.field(
+        description="Each message leaves at the contact date's local time in its recipient's zone."
+    )
     _model: strawberry.Private[m_delivery.Delivery]
+
+    @strawberry.field(description="The waves of a delivery sent in waves, else null.")
+    def waves(self) -> Waves | None:
+        return Waves.of(self._model, m_delivery.utcnow())
+
+    @strawberry.field(
+        description="Messages waiting for their own send time (recipients' zones, waves)."
+    )
+    def waiting_for_send_time(self) -> SendTimeWait:
+        return SendTimeWait.of(self._model, m_delivery.utcnow())
 
     @strawberry.field
     def kpis(self) -> DeploymentKpis:
@@ -331,6 +396,7 @@ class Delivery:
             excluded_count=d.excluded,
             parent_id=strawberry.ID(str(d.parent_id)) if d.parent_id else None,
             recurrence=recurrence,
+            send_in_recipient_time_zone=d.send_in_recipient_time_zone,
             _model=d,
         )
 
@@ -356,6 +422,12 @@ class DeploymentProgress:
     at: datetime
     waiting_for: DeliveryWaiting | None = strawberry.field(
         default=None, description="What the delivery waits for before it can go on, or null."
+    )
+    waves: Waves | None = strawberry.field(
+        default=None, description="Where a delivery sent in waves is: current wave, next start."
+    )
+    waiting_for_send_time: SendTimeWait | None = strawberry.field(
+        default=None, description="Messages waiting for their own send time, as of `at`."
     )
     # One snapshot's results, shared by its subscribers (graphql_schema/execution.py).
     shared_results: strawberry.Private[dict[Any, Any]] = dataclasses.field(default_factory=dict)

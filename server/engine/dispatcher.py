@@ -23,7 +23,7 @@ import itertools
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from models.delivery import Delivery, utcnow
 from models.enums import Channel, DeliveryStatus, FailureReason, FeedbackMode, FeedbackType
@@ -185,7 +185,14 @@ class Dispatcher:
                 elif now < wait.until:
                     continue
             claimed_at = time.monotonic()
-            batch = await claim_batch(sending.id, self.batch_size, self.lease_seconds, self.domain)
+            batch = await claim_batch(
+                sending.id,
+                self.batch_size,
+                self.lease_seconds,
+                self.domain,
+                now=utcnow(),
+                timed=sending.timed,
+            )
             if not batch:
                 if await mark_sent_if_done(sending.id, utcnow()):
                     self._forget(sending.id)
@@ -317,7 +324,7 @@ class Dispatcher:
         now = utcnow()
         plan = {
             claimed.log_id: next_retry(
-                claimed.retries + 1, now, flight.content.valid_until, *self.retry_seconds
+                claimed.retries + 1, now, _valid_until(flight.content, claimed), *self.retry_seconds
             )
             for claimed, kind, _ in refused
             if kind is FeedbackType.SOFT_BOUNCE
@@ -445,6 +452,15 @@ class Dispatcher:
                 self._content.clear()
             self._content[delivery_id] = content
         return content
+
+
+def _valid_until(content: Content, claimed: Claimed) -> datetime:
+    """A message with its own send time (models/send_time.py) has its own validity period,
+    which starts then; any other, the delivery's."""
+    if claimed.due_at is None:
+        return content.valid_until
+    own = datetime.fromtimestamp(claimed.due_at / 1000, UTC)
+    return min(content.valid_until, own + timedelta(seconds=content.validity_period))
 
 
 def _refusals(

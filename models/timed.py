@@ -1,0 +1,63 @@
+"""The hooks a timed delivery adds to the lifecycle (models/lifecycle.py): one whose messages
+each have their own due time, for their recipient's zone (models/send_time.py) or their wave
+(models/waves.py). Kept apart so that the lifecycle reads as before: each hook does nothing
+for a delivery sent at once.
+"""
+
+from datetime import datetime
+
+from models import send_time, waves
+from models.delivery import Delivery
+from models.errors import BadInput
+from models.sql import Sql
+
+
+def is_timed(delivery: Delivery) -> bool:
+    return delivery.send_in_recipient_time_zone or delivery.wave_size is not None
+
+
+def check(
+    send_in_recipient_zone: bool,
+    plan: waves.WavePlan | None,
+    scheduled_at: datetime | None,
+    recurring: bool,
+) -> None:
+    send_time.check(send_in_recipient_zone, scheduled_at, recurring)
+    if plan is None:
+        return
+    plan.check()
+    if send_in_recipient_zone:
+        raise BadInput("give either sendInRecipientTimeZone or waves, not both")
+    if recurring:
+        raise BadInput("waves are not offered for recurring deliveries yet")
+
+
+async def on_confirm(sql: Sql, delivery: Delivery, now: datetime) -> datetime | None:
+    """At the confirmation of a delivery sent in each recipient's zone: every message gets its
+    send time; returns when the first is due (None for any other delivery)."""
+    if not delivery.send_in_recipient_time_zone:
+        return None
+    first = await send_time.assign(sql, delivery, now)
+    delivery.first_due_at = first
+    return first
+
+
+async def on_start(sql: Sql, delivery: Delivery, now: datetime) -> None:
+    """The sending starts (after `Delivery.begin_sending`): waves get their due times, and the
+    validity period runs until the last message's own period ends."""
+    if delivery.wave_size is not None:
+        await waves.assign(sql, delivery, now)
+        last = waves.last_wave_at(delivery) or now
+        delivery.valid_until = send_time.validity_end(delivery, last)
+    elif delivery.send_in_recipient_time_zone:
+        delivery.valid_until = send_time.validity_end(delivery, now)
+
+
+async def on_resume(
+    sql: Sql, delivery: Delivery, now: datetime, held_since: datetime | None
+) -> None:
+    """A resume continues the wave schedule: every wave left moves later by the time the
+    sending stood still (models/waves.py: shift_after_pause). Messages sent in their
+    recipient's zone keep their local time: those that came due meanwhile go at once."""
+    if delivery.wave_size is not None and held_since is not None:
+        await waves.shift_after_pause(sql, delivery, now - held_since)
