@@ -93,16 +93,20 @@ async def assign(sql: Sql, delivery: Delivery, now: datetime) -> datetime:
     expression = "CAST(? AS BIGINT)"
     if cases:
         whens = " ".join("WHEN ? THEN CAST(? AS BIGINT)" for _ in cases)
-        expression = (
-            f"CASE (SELECT time_zone FROM profile WHERE profile.id = sending_log.profile_id)"
-            f" {whens} ELSE CAST(? AS BIGINT) END"
-        )
+        expression = f"CASE p.time_zone {whens} ELSE CAST(? AS BIGINT) END"
         for name, due in cases:
             params += [name, due]
+    # A join, not a subquery per log: one pass over the delivery's logs and their profiles.
     await sql.execute(
-        f"UPDATE sending_log SET due_at = {expression}"
-        " WHERE delivery_id = ? AND status = 'TO_SEND'",
+        f"UPDATE sending_log SET due_at = {expression} FROM profile p"
+        " WHERE p.id = sending_log.profile_id AND sending_log.delivery_id = ?"
+        " AND sending_log.status = 'TO_SEND'",
         [*params, default_ms, delivery.id],
+    )
+    await sql.execute(  # logs whose profile was deleted since the preparation
+        "UPDATE sending_log SET due_at = ? WHERE delivery_id = ? AND status = 'TO_SEND'"
+        " AND profile_id IS NULL",
+        [default_ms, delivery.id],
     )
     delivery.send_times = sorted([ms, n] for ms, n in counts.items())
     return from_ms(min(counts)) if counts else now

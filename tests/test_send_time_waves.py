@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from models import clock
+from models import clock, send_time, timezones
+from models.errors import BadInput
 from tests import flows
 from tests.client import Api
 from tests.conftest import RunningServer
@@ -285,3 +286,31 @@ async def test_waves_pause_resume_and_a_stop_after_a_wave(api: Api, server: Runn
     logs = await flows.logs(api, delivery_id)
     assert sorted(log["status"] for log in logs).count("IGNORED") == 3
     assert sum(server.runtime.mta.relayed.values()) == 5
+
+
+def test_the_local_time_across_daylight_saving_changes_and_zone_names() -> None:
+    utc, madrid = ZoneInfo("UTC"), ZoneInfo("Europe/Madrid")
+
+    def local(y: int, m: int, d: int, h: int, mi: int = 0) -> datetime:
+        return send_time.local_send_time(datetime(y, m, d, h, mi, tzinfo=UTC), utc, madrid)
+
+    # 09:00 in Madrid stays 09:00 local on both sides of each change.
+    assert local(2026, 3, 28, 9) == datetime(2026, 3, 28, 8, tzinfo=UTC)
+    assert local(2026, 3, 30, 9) == datetime(2026, 3, 30, 7, tzinfo=UTC)
+    assert local(2026, 10, 24, 9) == datetime(2026, 10, 24, 7, tzinfo=UTC)
+    assert local(2026, 10, 26, 9) == datetime(2026, 10, 26, 8, tzinfo=UTC)
+    # 02:30 does not exist on 29 March (offset before the change); happens twice on 25 October
+    # (the first time).
+    assert local(2026, 3, 29, 2, 30) == datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
+    assert local(2026, 10, 25, 2, 30) == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
+    # The wall time is read in the delivery's own zone: 09:00 Madrid is 09:00 in Tokyo.
+    tokyo = send_time.local_send_time(
+        datetime(2026, 12, 8, 9, tzinfo=madrid), madrid, ZoneInfo("Asia/Tokyo")
+    )
+    assert tokyo == datetime(2026, 12, 8, 0, tzinfo=UTC)
+
+    assert timezones.zone("Europe/Madrid").key == "Europe/Madrid"
+    for bad in ("europe/madrid", " Europe/Madrid", "../../etc/passwd", "+02:00", "", "x" * 10_000):
+        with pytest.raises(BadInput) as refused:
+            timezones.zone(bad)
+        assert len(refused.value.message) < 200
