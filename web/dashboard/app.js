@@ -12,7 +12,11 @@ const CONFIRMABLE = new Set(["READY", "PENDING_CONFIRMATION"]);
 const KPIS = `kpis { toSend processed sent pending failed deliveredRate bouncesAndErrorsRate
   opens clicks openRate clickThroughRate statsComputedAt }`;
 const WAITING = "waitingFor { reason since retryAt attempts cause }";
-const DELIVERY = `id label status channel version failureMessage ${WAITING} ${KPIS}`;
+// When each message leaves: in each recipient's zone, or in waves (docs/send-time-and-waves.md).
+const SCHEDULE = `waves { firstSize size intervalMinutes count currentWave nextWaveAt waiting }
+  waitingForSendTime { messages nextAt }`;
+const DELIVERY = `id label status channel version failureMessage sendInRecipientTimeZone
+  ${WAITING} ${SCHEDULE} ${KPIS}`;
 
 const Q = {
   me: "{ me { name roles } }",
@@ -20,7 +24,8 @@ const Q = {
     totalCount pageInfo { hasNextPage endCursor } edges { node { id label status channel } } } }`,
   delivery: `query($id: ID!) { delivery(id: $id) { ${DELIVERY} } }`,
   progress: `subscription($id: ID!) { deploymentProgress(deliveryId: $id) {
-    status at delivery { label version failureMessage } ${WAITING} ${KPIS} } }`,
+    status at delivery { label version failureMessage sendInRecipientTimeZone } ${WAITING}
+    ${SCHEDULE} ${KPIS} } }`,
   confirm: `mutation($id: ID!, $version: Int) { confirmSend(deliveryId: $id, version: $version) {
     ${DELIVERY} } }`,
   stats: `mutation($id: ID!) { computeStats(deliveryId: $id) {
@@ -202,6 +207,7 @@ async function openDelivery(id) {
   show($("deployment"));
   render(delivery.label, delivery.status, delivery.kpis, delivery.failureMessage, delivery.version);
   showWaiting(delivery.waitingFor);
+  showSchedule(delivery.sendInRecipientTimeZone, delivery.waves, delivery.waitingForSendTime);
   addPoint(delivery.kpis, Date.now());
   state.logs = { status: $("logs-filter").value, cursors: [null], index: 0, next: null };
   loadLogs();
@@ -214,6 +220,7 @@ async function openDelivery(id) {
       const p = data.deploymentProgress;
       render(p.delivery.label, p.status, p.kpis, p.delivery.failureMessage, p.delivery.version);
       showWaiting(p.waitingFor);
+      showSchedule(p.delivery.sendInRecipientTimeZone, p.waves, p.waitingForSendTime);
       addPoint(p.kpis, Date.parse(p.at) || Date.now());
     },
     onState: (s) => {
@@ -269,6 +276,29 @@ function showWaiting(waiting) {
   draw();
   show(node);
   state.waitingTimer = setInterval(draw, 1000);
+}
+
+// "Wave 2 of 5 under way; the next starts at …" and "Sent in each recipient's time zone: 120
+// messages wait for their time, the next at …". Hidden for a delivery sent at once.
+function showSchedule(inRecipientZone, waves, waiting) {
+  const node = $("schedule");
+  const parts = [];
+  if (waves) {
+    const plan = `waves of ${waves.size} every ${waves.intervalMinutes} min after a first`
+      + ` of ${waves.firstSize}`;
+    parts.push(waves.currentWave === 0
+      ? `Sent in ${waves.count} ${plan}; none started yet.`
+      : `Wave ${waves.currentWave} of ${waves.count} under way (${plan}).`);
+    if (waves.nextWaveAt) parts.push(`The next wave starts at ${when(waves.nextWaveAt)}.`);
+  } else if (inRecipientZone) {
+    parts.push("Sent at the contact date's local time in each recipient's time zone.");
+  }
+  if (waiting && waiting.messages > 0) {
+    const next = waiting.nextAt ? `, the next at ${when(waiting.nextAt)}` : "";
+    parts.push(`${waiting.messages} message(s) wait for their time${next}.`);
+  }
+  node.textContent = parts.join(" ");
+  show(node, parts.length > 0);
 }
 
 function renderKpis(kpis) {
