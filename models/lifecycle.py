@@ -287,7 +287,7 @@ async def confirm_send(
         before = delivery.status
         delivery.confirmed_by, delivery.confirmed_at = by.name, now
         # Sent in each recipient's zone: it starts with its first message's time.
-        starts = await timed.on_confirm(Sql(conn), delivery, now) or delivery.scheduled_at
+        starts = timed.on_confirm(delivery, now) or delivery.scheduled_at
         if delivery.is_recurring:
             delivery.next_occurrence_at = max(delivery.scheduled_at or now, now)
             delivery.move("confirm", S.SCHEDULED)

@@ -15,6 +15,7 @@ from models.addresses import address_for
 from models.delivery import Delivery
 from models.enums import Channel, FailureReason, FailureType
 from models.links import LinkKind, anchors
+from models.send_time import send_times_for
 from models.sql import Sql, in_list
 from models.template import FIELDS, UNSUBSCRIBE_FIELD, unknown_fields
 
@@ -126,6 +127,8 @@ async def create_logs(sql: Sql, delivery: Delivery, *, insert: bool = True) -> t
     excluded = sum(1 for t in targets if t.reason)
     if not insert:
         return len(targets) - excluded, excluded
+    # Sent in each recipient's zone: each message's send time (models/send_time.py).
+    times = await send_times_for(sql, delivery)
     rows = [
         [
             delivery.id,
@@ -136,14 +139,16 @@ async def create_logs(sql: Sql, delivery: Delivery, *, insert: bool = True) -> t
             EXCLUSION_TYPE[t.reason].value if t.reason else None,
             t.reason.value if t.reason else None,
             0,
+            times.due(t.profile_id) if times is not None and not t.reason else None,
         ]
         for t in targets
     ]
     await sql.many(
         "INSERT INTO sending_log (delivery_id, profile_id, address, status, excluded,"
-        " failure_type, failure_reason, retries) VALUES (?,?,?,?,?,?,?,?)",
+        " failure_type, failure_reason, retries, due_at) VALUES (?,?,?,?,?,?,?,?,?)",
         rows,
     )
+    delivery.send_times = times.groups() if times is not None else None  # type: ignore[assignment]
     return len(targets) - excluded, excluded
 
 

@@ -6,11 +6,12 @@ Madrid becomes 09:00 in New York, Tokyo and Madrid alike. A profile without a zo
 delivery's zone. A time already past when the send is confirmed is sent at once: its own send
 time is the confirmation.
 
-Each sending log gets its due time (`due_at`, epoch ms) at the confirmation, with one UPDATE
-for the whole delivery; the engine claims only logs that are due (`models/relay.py:
-claim_batch`). What is waiting is kept on the delivery as a few (due time, count) groups, one
-per distinct send time (at most one per zone), so that the progress says how many messages wait
-for their time without counting logs.
+Each sending log gets its due time (`due_at`, epoch ms) when the preparation writes it
+(`models/preparation.py: create_logs`, from the profiles' zones then: what the operator
+reviewed), so the confirmation writes nothing per message; the engine claims only logs that
+are due (`models/relay.py: claim_batch`). What is waiting is kept on the delivery as a few
+(due time, count) groups, one per distinct send time (at most one per zone), so that the
+progress says how many messages wait for their time without counting logs.
 """
 
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -18,7 +19,7 @@ from typing import Any
 
 from models.delivery import Delivery
 from models.errors import BadInput
-from models.sql import Sql
+from models.sql import Sql, in_list
 from models.timezones import zone
 
 
@@ -59,57 +60,77 @@ def check(send_in_recipient_zone: bool, scheduled_at: datetime | None, recurring
 
 
 def _groups(delivery: Delivery) -> list[tuple[int, int]]:
+    if not delivery.send_in_recipient_time_zone:
+        return []
     return [(int(ms), int(n)) for ms, n in (delivery.send_times or [])]
 
 
-async def assign(sql: Sql, delivery: Delivery, now: datetime) -> datetime:
-    """At the confirmation: give each message still to send its due time; returns the first
-    one (the delivery starts sending then). The caller saves the delivery."""
-    assert delivery.scheduled_at is not None
-    own = delivery_zone(delivery)
-    rows = await sql.rows(
-        "SELECT p.time_zone AS z, COUNT(*) AS n FROM sending_log l"
-        " LEFT JOIN profile p ON p.id = l.profile_id"
-        " WHERE l.delivery_id = ? AND l.status = 'TO_SEND' GROUP BY p.time_zone",
-        [delivery.id],
-    )
-    floor = to_ms(now)
-    default_ms = max(to_ms(local_send_time(delivery.scheduled_at, own, None)), floor)
-    cases: list[tuple[str, int]] = []
-    counts: dict[int, int] = {}
-    for row in rows:
-        due = default_ms
-        if row["z"]:
-            try:
-                recipient = zone(row["z"])
-            except BadInput:  # stored before the check existed: the delivery's zone
-                recipient = None
-            if recipient is not None:
-                due = max(to_ms(local_send_time(delivery.scheduled_at, own, recipient)), floor)
-                if due != default_ms:
-                    cases.append((row["z"], due))
-        counts[due] = counts.get(due, 0) + int(row["n"])
-    params: list[Any] = []
-    expression = "CAST(? AS BIGINT)"
-    if cases:
-        whens = " ".join("WHEN ? THEN CAST(? AS BIGINT)" for _ in cases)
-        expression = f"CASE p.time_zone {whens} ELSE CAST(? AS BIGINT) END"
-        for name, due in cases:
-            params += [name, due]
-    # A join, not a subquery per log: one pass over the delivery's logs and their profiles.
-    await sql.execute(
-        f"UPDATE sending_log SET due_at = {expression} FROM profile p"
-        " WHERE p.id = sending_log.profile_id AND sending_log.delivery_id = ?"
-        " AND sending_log.status = 'TO_SEND'",
-        [*params, default_ms, delivery.id],
-    )
-    await sql.execute(  # logs whose profile was deleted since the preparation
-        "UPDATE sending_log SET due_at = ? WHERE delivery_id = ? AND status = 'TO_SEND'"
-        " AND profile_id IS NULL",
-        [default_ms, delivery.id],
-    )
-    delivery.send_times = sorted([ms, n] for ms, n in counts.items())
-    return from_ms(min(counts)) if counts else now
+async def zones_of(sql: Sql, audience: dict[str, Any]) -> dict[int, str]:
+    """The zone of each profile of the audience that has one."""
+    if audience.get("all"):
+        rows = await sql.rows("SELECT id, time_zone FROM profile WHERE time_zone IS NOT NULL")
+        return {int(r["id"]): r["time_zone"] for r in rows}
+    ids = [int(i) for i in audience.get("profileIds", [])]
+    zones: dict[int, str] = {}
+    for start in range(0, len(ids), 5000):  # PostgreSQL takes at most 32,767 parameters
+        chunk = ids[start : start + 5000]
+        rows = await sql.rows(
+            "SELECT id, time_zone FROM profile WHERE time_zone IS NOT NULL AND id IN "
+            + in_list(chunk),
+            chunk,
+        )
+        zones.update({int(r["id"]): r["time_zone"] for r in rows})
+    return zones
+
+
+class SendTimes:
+    """At the preparation: each recipient's send time (epoch ms), and the groups that the
+    delivery keeps (`Delivery.send_times`). The times are the contact date's wall time in
+    each zone, not yet clamped to the confirmation: a time already past at the confirmation is
+    simply due at once (the claim takes every message due by now)."""
+
+    def __init__(self, delivery: Delivery, zones: dict[int, str]) -> None:
+        assert delivery.scheduled_at is not None
+        self.contact = delivery.scheduled_at
+        self.own = delivery_zone(delivery)
+        self.zones = zones
+        self.default = to_ms(local_send_time(self.contact, self.own, None))
+        self._by_zone: dict[str, int] = {}
+        self.counts: dict[int, int] = {}
+
+    def due(self, profile_id: int | None) -> int:
+        """One message's send time; counted in its group."""
+        name = self.zones.get(profile_id) if profile_id is not None else None
+        at = self.default
+        if name is not None:
+            found = self._by_zone.get(name)
+            if found is None:
+                try:
+                    recipient: tzinfo | None = zone(name)
+                except BadInput:  # stored before the check existed: the delivery's zone
+                    recipient = None
+                found = to_ms(local_send_time(self.contact, self.own, recipient))
+                self._by_zone[name] = found
+            at = found
+        self.counts[at] = self.counts.get(at, 0) + 1
+        return at
+
+    def groups(self) -> list[list[int]]:
+        return sorted([ms, n] for ms, n in self.counts.items())
+
+
+async def send_times_for(sql: Sql, delivery: Delivery) -> SendTimes | None:
+    """What the preparation needs to give each message its send time (None: sent at once)."""
+    if not delivery.send_in_recipient_time_zone or delivery.scheduled_at is None:
+        return None
+    return SendTimes(delivery, await zones_of(sql, delivery.audience))
+
+
+def first_send_time(delivery: Delivery, now: datetime) -> datetime:
+    """At the confirmation: when the first message is due (now, when its time is past)."""
+    groups = _groups(delivery)
+    first = from_ms(min(ms for ms, _ in groups)) if groups else now
+    return max(first, now)
 
 
 def last_send_time(delivery: Delivery) -> datetime | None:

@@ -32,12 +32,12 @@ def check(
         raise BadInput("waves are not offered for recurring deliveries yet")
 
 
-async def on_confirm(sql: Sql, delivery: Delivery, now: datetime) -> datetime | None:
-    """At the confirmation of a delivery sent in each recipient's zone: every message gets its
-    send time; returns when the first is due (None for any other delivery)."""
+def on_confirm(delivery: Delivery, now: datetime) -> datetime | None:
+    """At the confirmation of a delivery sent in each recipient's zone: when its first
+    message is due (the preparation gave each its send time); None for any other delivery."""
     if not delivery.send_in_recipient_time_zone:
         return None
-    first = await send_time.assign(sql, delivery, now)
+    first = send_time.first_send_time(delivery, now)
     delivery.first_due_at = first
     return first
 

@@ -446,7 +446,13 @@ class Dispatcher:
             d = await Delivery.get(id=delivery_id)
             assert d.valid_until is not None
             content = Content(
-                d.id, Channel(d.channel), d.subject, d.body, d.valid_until, d.validity_period
+                d.id,
+                Channel(d.channel),
+                d.subject,
+                d.body,
+                d.valid_until,
+                d.validity_period,
+                d.started_at,
             )
             if len(self._content) > 1000:  # retries may touch many finished deliveries
                 self._content.clear()
@@ -460,6 +466,8 @@ def _valid_until(content: Content, claimed: Claimed) -> datetime:
     if claimed.due_at is None:
         return content.valid_until
     own = datetime.fromtimestamp(claimed.due_at / 1000, UTC)
+    if content.started_at is not None:
+        own = max(own, content.started_at)  # a time already past at the start: sent then
     return min(content.valid_until, own + timedelta(seconds=content.validity_period))
 
 

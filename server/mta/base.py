@@ -24,6 +24,9 @@ class Content:
     body: str
     valid_until: datetime
     validity_period: int  # seconds, as the delivery was configured
+    # When the sending started: a message with its own send time (models/send_time.py) whose
+    # time was already past then has its validity period from then.
+    started_at: datetime | None = None
 
 
 class RelayError(Exception):
