@@ -274,7 +274,7 @@ async def confirm_send(
 
     `version` is the delivery's version that the confirmer reviewed: if it was edited,
     prepared or approved since, nothing is sent and the confirmer is told to look again."""
-    async with in_transaction() as conn:
+    async with in_transaction():
         delivery = await _locked(delivery_id)
         delivery.check("confirm")
         if version is not None and version != delivery.version:
@@ -296,7 +296,7 @@ async def confirm_send(
         else:
             delivery.move("confirm", S.IN_PROGRESS)
             delivery.begin_sending(now)
-            await timed.on_start(Sql(conn), delivery, now)
+            timed.on_start(delivery, now)
         await delivery.save()
         await _moved(
             AuditAction.CONFIRMED,
@@ -325,7 +325,7 @@ async def resume_delivery(delivery_id: int, by: Actor, now: datetime | None = No
 async def _simple(
     delivery_id: int, action: str, audited: AuditAction, by: Actor, now: datetime | None = None
 ) -> Delivery:
-    async with in_transaction() as conn:
+    async with in_transaction():
         delivery = await _locked(delivery_id)
         before = delivery.status
         delivery.check(action)
@@ -336,7 +336,7 @@ async def _simple(
             delivery.failure_message = None  # type: ignore[assignment]
             delivery.ended_at = None
         if action == "resume":
-            await timed.on_resume(Sql(conn), delivery, now or utcnow(), held_since)
+            timed.on_resume(delivery, now or utcnow(), held_since)
             delivery.paused_at = None
         elif action == "pause":
             delivery.paused_at = now or utcnow()
@@ -387,13 +387,13 @@ async def start_due(now: datetime) -> list[int]:
     due += await _ids(Delivery.filter(status=S.SCHEDULED, first_due_at__lte=now))
     started: list[int] = []
     for delivery_id in sorted(set(due)):
-        async with in_transaction() as conn:
+        async with in_transaction():
             delivery = await _locked(delivery_id)
             if delivery.status is not S.SCHEDULED:
                 continue  # another worker was first
             delivery.move("start")
             delivery.begin_sending(now)
-            await timed.on_start(Sql(conn), delivery, now)
+            timed.on_start(delivery, now)
             await delivery.save()
             await _moved(AuditAction.STARTED, ENGINE, delivery, S.SCHEDULED, now)
             started.append(delivery_id)
@@ -560,6 +560,7 @@ class Sending:
     mode: FeedbackMode
     waiting: bool
     timed: bool = False  # its messages have due times (models/timed.py)
+    origin: datetime | None = None  # what its due times count from (the waves' anchor)
 
 
 async def deliveries_in_progress() -> list[Sending]:
@@ -567,12 +568,17 @@ async def deliveries_in_progress() -> list[Sending]:
         await Delivery.filter(status=S.IN_PROGRESS)
         .order_by("id")
         .values_list(
-            "id", "feedback_mode", "waiting_since", "send_in_recipient_time_zone", "wave_size"
+            "id",
+            "feedback_mode",
+            "waiting_since",
+            "send_in_recipient_time_zone",
+            "wave_size",
+            "wave_anchor",
         )
     )
     return [
-        Sending(int(i), FeedbackMode(m), w is not None, bool(zoned) or waves is not None)
-        for i, m, w, zoned, waves in rows
+        Sending(int(i), FeedbackMode(m), w is not None, bool(zoned) or waves is not None, anchor)
+        for i, m, w, zoned, waves, anchor in rows
     ]
 
 

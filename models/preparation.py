@@ -15,9 +15,9 @@ from models.addresses import address_for
 from models.delivery import Delivery
 from models.enums import Channel, FailureReason, FailureType
 from models.links import LinkKind, anchors
-from models.send_time import send_times_for
 from models.sql import Sql, in_list
 from models.template import FIELDS, UNSUBSCRIBE_FIELD, unknown_fields
+from models.timed import due_times
 
 
 def check_content(channel: Channel, subject: str | None, body: str) -> tuple[list[str], list[str]]:
@@ -127,8 +127,8 @@ async def create_logs(sql: Sql, delivery: Delivery, *, insert: bool = True) -> t
     excluded = sum(1 for t in targets if t.reason)
     if not insert:
         return len(targets) - excluded, excluded
-    # Sent in each recipient's zone: each message's send time (models/send_time.py).
-    times = await send_times_for(sql, delivery)
+    # Sent in each recipient's zone or in waves: each message's due time (models/timed.py).
+    dues = await due_times(sql, delivery, [(t.profile_id, t.reason is not None) for t in targets])
     rows = [
         [
             delivery.id,
@@ -139,16 +139,15 @@ async def create_logs(sql: Sql, delivery: Delivery, *, insert: bool = True) -> t
             EXCLUSION_TYPE[t.reason].value if t.reason else None,
             t.reason.value if t.reason else None,
             0,
-            times.due(t.profile_id) if times is not None and not t.reason else None,
+            due,
         ]
-        for t in targets
+        for t, due in zip(targets, dues, strict=True)
     ]
     await sql.many(
         "INSERT INTO sending_log (delivery_id, profile_id, address, status, excluded,"
         " failure_type, failure_reason, retries, due_at) VALUES (?,?,?,?,?,?,?,?,?)",
         rows,
     )
-    delivery.send_times = times.groups() if times is not None else None  # type: ignore[assignment]
     return len(targets) - excluded, excluded
 
 

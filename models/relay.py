@@ -58,17 +58,19 @@ async def claim_batch(
     domain: str,
     now: datetime | None = None,
     timed: bool = False,
+    origin: datetime | None = None,
 ) -> list[Claimed]:
     """Claim up to `size` messages to send. A `timed` delivery (per-recipient send times,
     waves) gives each message a due time: only those due by `now` are claimed, earliest
     first, straight from the partial index on (delivery_id, due_at, id) of the TO_SEND logs
-    that have one (migration 0009)."""
+    that have one (migration 0009). Due times are epoch ms, or ms after `origin` (waves)."""
     sql = Sql()
     at = now_ms()
     if timed:
         due = "AND due_at IS NOT NULL AND due_at <= ?"
         order = "due_at, id"
-        extra = [int((now or datetime.now(UTC)).timestamp() * 1000)]
+        bound = int((now or datetime.now(UTC)).timestamp() * 1000)
+        extra = [bound - (int(origin.timestamp() * 1000) if origin else 0)]
     else:
         due, order, extra = "", "id", []
     rows = await sql.rows(

@@ -3,12 +3,13 @@ warms up and a bad message can be stopped after the first wave.
 
 The plan is arithmetic: wave 1 holds the first `first_size` messages (in log order) and is due
 when the sending starts (the anchor); wave k > 1 holds the next `size` and is due
-`(k - 1) * interval` after the anchor. When the sending starts, each message still to send gets
-its wave's due time (`due_at`, epoch ms) in one UPDATE; the engine claims only due messages
-(`models/relay.py: claim_batch`), so nothing of a later wave leaves before its time, a stop
-cancels every wave not yet relayed, and a pause holds them. A resume continues the schedule:
-every message left moves later by the length of the pause (the anchor too), so what was due
-before the pause goes at the resume and the waves after it keep their spacing.
+`(k - 1) * interval` after the anchor. The preparation writes each message's wave time as an
+offset from the anchor (`due_at`, ms; `models/timed.py: due_times`), and the engine claims only
+messages whose offset has come (`models/relay.py: claim_batch` with the anchor as origin), so
+nothing of a later wave leaves before its time, a stop cancels every wave not yet relayed, and
+a pause holds them. A resume continues the schedule: the anchor moves later by the length of
+the pause, so what was due before the pause goes at the resume and the waves after it keep
+their spacing; nothing is written per message.
 """
 
 from dataclasses import dataclass
@@ -16,8 +17,6 @@ from datetime import datetime, timedelta
 
 from models.delivery import Delivery
 from models.errors import BadInput
-from models.send_time import from_ms, to_ms
-from models.sql import Sql
 
 MAX_WAVE_SIZE = 1_000_000
 MAX_INTERVAL_MINUTES = 7 * 24 * 60  # a week between two waves
@@ -53,6 +52,13 @@ class WavePlan:
         if waves <= 0:
             return 0
         return min(total, self.first_size + (waves - 1) * self.size)
+
+    def offset_ms(self, rank: int) -> int:
+        """When the message at `rank` (from 0, in log order) is due, after the anchor."""
+        if rank < self.first_size:
+            return 0
+        wave = (rank - self.first_size) // self.size + 1
+        return wave * int(self.interval.total_seconds() * 1000)
 
     def started(self, anchor: datetime, now: datetime, total: int) -> int:
         """How many waves have started by `now` (0 before the anchor)."""
@@ -108,22 +114,9 @@ def _live(delivery: Delivery) -> bool:
                                      "IN_PROGRESS", "PAUSED"}  # fmt: skip
 
 
-async def assign(sql: Sql, delivery: Delivery, now: datetime) -> None:
-    """When the sending starts: each message still to send gets its wave's due time. The
-    caller saves the delivery (its anchor and validity end)."""
-    plan = plan_of(delivery)
-    assert plan is not None
-    anchor = to_ms(now)
-    step = int(plan.interval.total_seconds() * 1000)
-    await sql.execute(
-        "UPDATE sending_log SET due_at = ? + CASE WHEN ranked.r < ? THEN 0"
-        " ELSE ((ranked.r - ?) / ? + 1) * ? END"
-        " FROM (SELECT id, CAST(ROW_NUMBER() OVER (ORDER BY id) - 1 AS BIGINT) AS r"
-        " FROM sending_log WHERE delivery_id = ? AND status = 'TO_SEND') AS ranked"
-        " WHERE sending_log.id = ranked.id",
-        [anchor, plan.first_size, plan.first_size, plan.size, step, delivery.id],
-    )
-    delivery.wave_anchor = from_ms(anchor)
+def start(delivery: Delivery, now: datetime) -> None:
+    """The sending starts: wave 1 is due now, and every wave after it counts from here."""
+    delivery.wave_anchor = now
 
 
 def last_wave_at(delivery: Delivery) -> datetime | None:
@@ -133,16 +126,12 @@ def last_wave_at(delivery: Delivery) -> datetime | None:
     return delivery.wave_anchor + plan.interval * (plan.count(delivery.to_send) - 1)
 
 
-async def shift_after_pause(sql: Sql, delivery: Delivery, held: timedelta) -> None:
-    """At a resume: every message left, the anchor and the validity period's end move later by
-    `held`, the time the sending stood still."""
+def shift_after_pause(delivery: Delivery, held: timedelta) -> None:
+    """At a resume: every wave left, and the validity period's end, move later by `held`, the
+    time the sending stood still. The messages' due times count from the anchor, so moving it
+    moves them all: nothing is written per message."""
     if held <= timedelta(0):
         return
-    await sql.execute(
-        "UPDATE sending_log SET due_at = due_at + ? WHERE delivery_id = ? AND status = 'TO_SEND'"
-        " AND due_at IS NOT NULL",
-        [int(held.total_seconds() * 1000), delivery.id],
-    )
     if delivery.wave_anchor is not None:
         delivery.wave_anchor += held
     if delivery.valid_until is not None:

@@ -134,6 +134,8 @@ class Dispatcher:
         records) need nothing: every record re-reads the status anyway. The time of a closing
         event is kept: a batch claimed just before it, and not yet in flight, starts with its
         gate closed."""
+        if status is not None:  # an operator's action: what is cached may have moved (resume)
+            self._content.pop(delivery_id, None)
         if status is None or status in SENDING:
             return
         self._closed_at[delivery_id] = time.monotonic()
@@ -192,6 +194,7 @@ class Dispatcher:
                 self.domain,
                 now=utcnow(),
                 timed=sending.timed,
+                origin=sending.origin,
             )
             if not batch:
                 if await mark_sent_if_done(sending.id, utcnow()):
@@ -453,6 +456,7 @@ class Dispatcher:
                 d.valid_until,
                 d.validity_period,
                 d.started_at,
+                d.wave_anchor,
             )
             if len(self._content) > 1000:  # retries may touch many finished deliveries
                 self._content.clear()
@@ -465,7 +469,8 @@ def _valid_until(content: Content, claimed: Claimed) -> datetime:
     which starts then; any other, the delivery's."""
     if claimed.due_at is None:
         return content.valid_until
-    own = datetime.fromtimestamp(claimed.due_at / 1000, UTC)
+    origin = content.due_origin.timestamp() * 1000 if content.due_origin else 0
+    own = datetime.fromtimestamp((origin + claimed.due_at) / 1000, UTC)
     if content.started_at is not None:
         own = max(own, content.started_at)  # a time already past at the start: sent then
     return min(content.valid_until, own + timedelta(seconds=content.validity_period))
