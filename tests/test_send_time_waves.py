@@ -10,7 +10,12 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from models import clock, send_time, timezones
+from models.enums import Channel
 from models.errors import BadInput
+from models.relay import Claimed
+from models.waves import WavePlan
+from server.engine.dispatcher import _valid_until
+from server.mta.base import Content
 from tests import flows
 from tests.client import Api
 from tests.conftest import RunningServer
@@ -314,3 +319,30 @@ def test_the_local_time_across_daylight_saving_changes_and_zone_names() -> None:
         with pytest.raises(BadInput) as refused:
             timezones.zone(bad)
         assert len(refused.value.message) < 200
+
+
+def test_a_messages_own_validity_period_and_the_wave_plan() -> None:
+    """A message's retries run until its own send time plus the validity period (never past
+    the delivery's end); one whose time was past at the start counts from the start."""
+    start = datetime(2026, 12, 8, 8, tzinfo=UTC)
+    content = Content(1, Channel.EMAIL, "s", "b", start + timedelta(hours=12), 3600, start, None)
+
+    def claimed(due: datetime) -> Claimed:
+        return Claimed(1, "a@example.com", 1, "m", due_at=send_time.to_ms(due))
+
+    own = _valid_until(content, claimed(start + timedelta(hours=3)))
+    assert own == start + timedelta(hours=4)
+    assert _valid_until(content, claimed(start - timedelta(hours=9))) == start + timedelta(hours=1)
+    assert _valid_until(content, claimed(start + timedelta(hours=20))) == content.valid_until
+    # Waves: due times are offsets from the anchor.
+    waves = Content(1, Channel.EMAIL, "s", "b", start + timedelta(hours=12), 600, start, start)
+    offset = Claimed(1, "a@example.com", 1, "m", due_at=30 * 60 * 1000)
+    assert _valid_until(waves, offset) == start + timedelta(minutes=40)
+
+    plan = WavePlan(2, 3, 30)
+    assert [plan.offset_ms(r) // 60_000 for r in range(9)] == [0, 0, 30, 30, 30, 60, 60, 60, 90]
+    assert [plan.count(n) for n in (1, 2, 3, 5, 6, 8, 9)] == [1, 1, 2, 2, 3, 3, 4]
+    assert plan.started(start, start - timedelta(seconds=1), 8) == 0
+    assert plan.started(start, start + timedelta(minutes=59), 8) == 2
+    assert plan.started(start, start + timedelta(days=9), 8) == 3
+    assert plan.released(2, 8) == 5 and plan.released(3, 8) == 8
