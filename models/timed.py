@@ -14,10 +14,6 @@ from models.errors import BadInput
 from models.sql import Sql
 
 
-def is_timed(delivery: Delivery) -> bool:
-    return delivery.send_in_recipient_time_zone or delivery.wave_size is not None
-
-
 def check(
     send_in_recipient_zone: bool,
     plan: waves.WavePlan | None,
