@@ -218,6 +218,17 @@ async def test_waves_pause_resume_and_a_stop_after_a_wave(api: Api, server: Runn
         api, ids, waves={"firstSize": 2, "size": 3, "intervalMinutes": 30}, validityPeriod=3600
     )
     delivery_id = created["id"]
+    # A patch that leaves the waves out keeps them; the delivery stays sent in waves.
+    patched = await api.gql(
+        "mutation($id: ID!, $p: UpdateDeliveryInput!) { updateDelivery(id: $id, patch: $p) {"
+        " label waves { firstSize size intervalMinutes } } }",
+        {"id": delivery_id, "p": {"label": "Warm-up, again"}},
+    )
+    assert patched["updateDelivery"]["waves"] == {
+        "firstSize": 2,
+        "size": 3,
+        "intervalMinutes": 30,
+    }
     await flows.prepare(api, delivery_id)
     ready = await state(api, delivery_id)
     assert ready["waves"] == {
