@@ -19,7 +19,7 @@ from tortoise.transactions import in_transaction
 
 from models.audit import ENGINE, AuditAction
 from models.audit import record as audit
-from models.delivery import Delivery
+from models.delivery import Delivery, utcnow
 from models.enums import (
     DeliveryStatus,
     FailureReason,
@@ -69,7 +69,7 @@ async def claim_batch(
     if timed:
         due = "AND due_at IS NOT NULL AND due_at <= ?"
         order = "due_at, id"
-        bound = int((now or datetime.now(UTC)).timestamp() * 1000)
+        bound = int((now or utcnow()).timestamp() * 1000)
         extra = [bound - (int(origin.timestamp() * 1000) if origin else 0)]
     else:
         due, order, extra = "", "id", []
