@@ -27,6 +27,7 @@ from graphql_schema.execution import Executor
 from graphql_schema.operators.resolvers import OperatorMutations, OperatorQueries
 from graphql_schema.profiles.mutations import ProfileMutations
 from graphql_schema.profiles.queries import ProfileQueries
+from graphql_schema.profiles.subscriptions import ProfileSubscriptions
 from graphql_schema.strings import StorableStrings
 from models.errors import DomainError
 
@@ -36,7 +37,7 @@ Query = merge_types(
 Mutation = merge_types(
     "Mutation", (ProfileMutations, DeliveryMutations, OperatorMutations, AddressMutations)
 )
-Subscription = merge_types("Subscription", (DeliverySubscriptions,))
+Subscription = merge_types("Subscription", (DeliverySubscriptions, ProfileSubscriptions))
 
 
 class Schema(strawberry.Schema):

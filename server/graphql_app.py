@@ -41,6 +41,7 @@ from server.http.graphql_http import (
 from server.http.operator_sockets import OperatorCheckedHandler, OperatorSockets
 from server.http.token_cache import TokenCache
 from server.http.websocket_guard import websocket_origins
+from server.import_progress import ImportProgress
 from server.progress import ProgressHub
 from server.settings import Settings
 
@@ -62,8 +63,10 @@ class GraphQLApp(GraphQL[Context, None]):
             max_tokens=settings.max_query_tokens,
             max_cost=settings.max_query_cost,
         )
+        schema = build_schema(options)
+        self.imports_schema = schema  # the CSV upload reads rows as ProfileInput
         super().__init__(
-            build_schema(options),
+            schema,
             graphql_ide="graphiql",  # rendered by render_graphql_ide: our offline page
             allow_queries_via_get=True,  # queries only: a mutation over GET is a 405
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
@@ -72,6 +75,7 @@ class GraphQLApp(GraphQL[Context, None]):
             allowed_origins=websocket_origins(settings.allowed_origins),
         )
         self.settings, self.bus, self.hub = settings, bus, hub
+        self.imports = ImportProgress(bus)
         self.tokens = TokenCache(settings.token_cache_seconds)
         self.sockets = OperatorSockets(settings.token_cache_seconds or 1.0)
 
@@ -228,6 +232,7 @@ class GraphQLApp(GraphQL[Context, None]):
             changed=changed,
             wake_engine=wake_engine,
             progress=self.hub,
+            imports=self.imports,
             operator_changed=self._operator_changed,
         )
 
