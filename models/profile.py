@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime
 from enum import Enum
+from functools import lru_cache
 from typing import Any, Final, Literal
 
 from tortoise import fields
@@ -46,7 +47,9 @@ KEEP: Final = _Keep.KEEP
 Value = str | None | Literal[_Keep.KEEP]
 
 
-@dataclass(frozen=True)
+# Not frozen: a frozen dataclass's __init__ was a fifth of the CPU a row of a CSV upload costs
+# (bench/csv_import.py); nothing changes a row once made.
+@dataclass(slots=True)
 class ProfileData:
     email: str | None
     phone: Value = KEEP
@@ -55,11 +58,7 @@ class ProfileData:
 
     def given(self) -> dict[str, str | None]:
         """The fields this row sets (the email, the key, is not among them)."""
-        return {
-            f.name: value
-            for f in dataclass_fields(self)
-            if f.name != "email" and (value := getattr(self, f.name)) is not KEEP
-        }
+        return {name: value for name in DATA_FIELDS if (value := getattr(self, name)) is not KEEP}
 
 
 # The columns an import writes besides the email, in a fixed order.
@@ -238,10 +237,12 @@ async def upsert_profiles(rows: Sequence[ProfileData]) -> UpsertCounts:
     The same upsert as `import_profiles` (a field a row leaves out keeps its value, a row
     without email is always created), but rows of a stream apply in order: an email on several
     rows gets each of them as a patch, the later one winning field by field, instead of being
-    refused (a file has no answer that lists one profile per row). One prepared statement,
-    `INSERT ... ON CONFLICT (email) DO UPDATE`, run with executemany: a row is one statement,
-    written whole or not at all. Rows go in email order after the existing ones are locked in
-    that order (PostgreSQL), so concurrent uploads that share emails never deadlock."""
+    refused (a file has no answer that lists one profile per row). `INSERT ... ON CONFLICT
+    (email) DO UPDATE`, one statement per run of rows that give the same fields: executemany on
+    SQLite (a row is one statement, written whole or not at all), arrays through unnest on
+    PostgreSQL (the statement says which rows it inserted, so the counts stay exact while other
+    uploads run). Rows go in email order, so concurrent uploads that share emails lock them in
+    the same order and never wait for each other in a cycle."""
     now = datetime.now(UTC)
     merged: dict[str, dict[str, str | None]] = {}
     repeats = 0
@@ -258,45 +259,59 @@ async def upsert_profiles(rows: Sequence[ProfileData]) -> UpsertCounts:
     keys = sorted(merged)
     async with in_transaction() as conn:
         sql = Sql(conn)
-        existing = 0
-        for start in range(0, len(keys), 5000):  # PostgreSQL takes at most 32,767 parameters
-            chunk = keys[start : start + 5000]
-            found = await sql.rows(
-                f"SELECT id FROM profile WHERE email IN {in_list(chunk)} ORDER BY email"
-                + sql.for_update(),
-                chunk,
-            )
-            existing += len(found)
+        if not sql.postgres:
+            top = await sql.rows("SELECT COALESCE(MAX(id), 0) AS top FROM profile")
         stamp = sql.ts(now)
-        if keys:
-            await sql.many(_UPSERT, [_upsert_params(key, merged[key], stamp) for key in keys])
+        inserted = 0
+        run: list[list[Any]] = []
+        shape: tuple[str, ...] | None = None
+        for key in [*keys, None]:  # a statement per run of rows that give the same fields
+            given = merged[key] if key is not None else None
+            if run and shape is not None and (given is None or tuple(given) != shape):
+                if sql.postgres:  # arrays, and the count of rows inserted
+                    arrays = [list(column) for column in zip(*run, strict=True)]
+                    found = await sql.rows(_upsert_arrays(shape), [stamp, stamp, *arrays])
+                    inserted += sum(1 for r in found if r["inserted"])
+                else:  # the rows as they are: a copy of a million rows is CPU time too
+                    await conn.execute_many(_upsert(shape), run)
+                run = []
+            if key is not None and given is not None:
+                shape = tuple(given)
+                run.append(
+                    [key, *given.values()] if sql.postgres else [key, *given.values(), stamp, stamp]
+                )
         if blank:
             columns = ", ".join([*DATA_FIELDS, "created_at", "updated_at"])
             await sql.many(
                 f"INSERT INTO profile ({columns}) VALUES {in_list(range(len(DATA_FIELDS) + 2))}",
                 [[*_values(given), stamp, stamp] for given in blank],
             )
-    return UpsertCounts(len(keys) - existing + len(blank), existing + repeats)
+        if not sql.postgres:  # one writer: what has an id above the largest before is new
+            new = await sql.rows("SELECT COUNT(*) AS n FROM profile WHERE id > ?", [top[0]["top"]])
+            inserted = int(new[0]["n"]) - len(blank)
+    return UpsertCounts(inserted + len(blank), len(keys) - inserted + repeats)
 
 
-# Each data column is set only when the row gives it: the flag parameters after VALUES say so.
-_UPSERT = (
-    f"INSERT INTO profile (email, {', '.join(DATA_FIELDS)}, created_at, updated_at)"
-    f" VALUES {in_list(range(len(DATA_FIELDS) + 3))} ON CONFLICT (email) DO UPDATE SET "
-    + ", ".join(
-        [
-            "updated_at = excluded.updated_at",
-            *(f"{n} = CASE WHEN ? THEN excluded.{n} ELSE profile.{n} END" for n in DATA_FIELDS),
-        ]
+@lru_cache(maxsize=64)
+def _upsert_arrays(shape: tuple[str, ...]) -> str:
+    """PostgreSQL: the same upsert from one array per column, in one statement, saying which
+    rows it inserted (xmax is 0 on a row version no transaction has updated or locked)."""
+    columns = ", ".join(["email", *shape, "created_at", "updated_at"])
+    sets = ", ".join(["updated_at = excluded.updated_at", *(f"{n} = excluded.{n}" for n in shape)])
+    arrays = ", ".join(["?::text[]"] * (len(shape) + 1))
+    return (
+        f"INSERT INTO profile ({columns}) SELECT u.*, ?, ? FROM unnest({arrays}) AS u"
+        f" ON CONFLICT (email) DO UPDATE SET {sets} RETURNING (xmax = 0) AS inserted"
     )
-)
 
 
-def _upsert_params(key: str, given: dict[str, str | None], stamp: Any) -> list[Any]:
-    return [
-        key,
-        *_values(given),
-        stamp,
-        stamp,
-        *(name in given for name in DATA_FIELDS),
-    ]
+@lru_cache(maxsize=64)
+def _upsert(shape: tuple[str, ...]) -> str:
+    """The upsert of rows that give the fields `shape` (in that order): a new profile gets
+    them (and null for the others), an existing one only them."""
+    columns = ", ".join(["email", *shape, "created_at", "updated_at"])
+    sets = ", ".join(["updated_at = excluded.updated_at", *(f"{n} = excluded.{n}" for n in shape)])
+    return (
+        f"INSERT INTO profile ({columns}) VALUES {in_list(range(len(shape) + 3))}"
+        f" ON CONFLICT (email) DO UPDATE SET {sets}"
+    )

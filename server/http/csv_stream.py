@@ -13,7 +13,7 @@ read: that is the one way a record could otherwise grow without bound.
 import codecs
 import csv
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
 class CsvStreamError(Exception):
@@ -24,8 +24,7 @@ class CsvStreamError(Exception):
         self.message, self.line = message, line
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+class Record(NamedTuple):
     line: int  # the line it starts on, 1 for the header
     cells: list[str] | None  # None when the record is malformed (`error` says why)
     error: str | None = None
