@@ -12,6 +12,7 @@ sqlite3 baseline in the same run.
 3. the upload: `python -m server serve` (a subprocess, its own fresh SQLite file), and the file
    streamed to it with httpx (`Content-Type: text/csv`, chunked) as an operator with
    PREPARE_DELIVERIES; then the same file again (every row an update).
+   Both use WAL and `--synchronous` (FULL, the server's default, or NORMAL: see docs/bulk.md).
 4. for reference, `importProfiles` over JSON (chunks of 10,000) on `--json` new profiles.
 Times are wall clock; rows/s is N / seconds. The server's CPU time is read from /proc.
 """
@@ -55,7 +56,7 @@ def write_file(path: Path, n: int, prefix: str) -> None:
             )
 
 
-def raw_sqlite(database: Path, csv_path: Path) -> tuple[float, float, int]:
+def raw_sqlite(database: Path, csv_path: Path, synchronous: str) -> tuple[float, float, int]:
     """The baseline: sqlite3's executemany upsert, commit per 5,000 rows."""
     sql = (
         "INSERT INTO profile (email, first_name, last_name, phone, created_at, updated_at)"
@@ -64,7 +65,8 @@ def raw_sqlite(database: Path, csv_path: Path) -> tuple[float, float, int]:
         " phone = excluded.phone, updated_at = excluded.updated_at"
     )
     conn = sqlite3.connect(database, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA journal_mode=WAL")  # the server's pragmas (tortoise's defaults)
+    conn.execute(f"PRAGMA synchronous={synchronous}")
     now = "2026-01-01 00:00:00+00:00"
     started, cpu = time.perf_counter(), time.process_time()
     rows = 0
@@ -131,10 +133,17 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--json", type=int, default=50_000, help="profiles for importProfiles")
+    parser.add_argument(
+        "--synchronous",
+        default="FULL",
+        choices=("FULL", "NORMAL"),
+        help="SQLite's synchronous pragma for both (FULL: the server's default)",
+    )
     args = parser.parse_args()
     print(
         f"$ {command_line()}\n{machine()}, Python {sys.version.split()[0]},"
-        f" SQLite {sqlite3.sqlite_version}, load average {os.getloadavg()[0]:.1f}"
+        f" SQLite {sqlite3.sqlite_version} (synchronous={args.synchronous}),"
+        f" load average {os.getloadavg()[0]:.1f}"
     )
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -146,7 +155,7 @@ async def main() -> None:
         baseline_db = folder / "baseline.sqlite3"
         await apply_migrations(f"sqlite://{baseline_db}")
         for label in ("new profiles", "same (updates)"):
-            seconds, used, rows = raw_sqlite(baseline_db, csv_path)
+            seconds, used, rows = raw_sqlite(baseline_db, csv_path, args.synchronous)
             assert rows == args.n
             print(
                 f"  raw sqlite3 executemany, {label:15} {seconds:7.2f} s"
@@ -155,7 +164,7 @@ async def main() -> None:
 
         server_db = folder / "server.sqlite3"
         env = environment(
-            DATABASE_URL=f"sqlite://{server_db}",
+            DATABASE_URL=f"sqlite://{server_db}?synchronous={args.synchronous}",
             MTA_URL="capture://",
             PROFILE_IMPORT_MAX_BYTES=str(max(size * 2, 1024 * 1024)),
         )

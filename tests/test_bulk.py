@@ -86,20 +86,22 @@ async def test_a_csv_upload_upserts_each_row_and_reports_the_rejected_ones_by_li
         "ann@example.com,,Lee-Smith\r\n"  # the same email again: a later patch
         'bad@example.com,"unclosed"x,Y\r\n'  # malformed quoted field
         ",NoEmail,Z\r\n"  # no email: created, as importProfiles does
+        "nul@example.com,N\x00,Z\r\n"  # PostgreSQL cannot store it: refused as GraphQL does
     )
     response = await upload(api, body)
     assert response.status_code == 200, response.text
     report = response.json()
     assert (report["created"], report["updated"]) == (3, 2), report
-    assert report["lines"] == 11 and report["committedThroughLine"] == 11
-    assert report["rejectedCount"] == 3
-    assert [r["line"] for r in report["rejected"]] == [7, 8, 10]
+    assert report["lines"] == 12 and report["committedThroughLine"] == 12
+    assert report["rejectedCount"] == 4
+    assert [r["line"] for r in report["rejected"]] == [7, 8, 10, 12]
     reasons = [r["reason"] for r in report["rejected"]]
     assert reasons[0] == "expected 3 fields, found 4"
     assert reasons[1] == "firstName is longer than 200 characters".replace(
         "firstName", "first_name"
     )
     assert "malformed CSV" in reasons[2]
+    assert "NUL" in reasons[3]
 
     stored = await profiles_by_email(
         api, ["ann@example.com", "bob@example.com", "old@example.com", "long@example.com"]

@@ -15,6 +15,11 @@ import csv
 from collections.abc import Iterator
 from typing import NamedTuple
 
+from models.text import storable
+
+# PostgreSQL cannot store it in text (models/text.py); refused as GraphQL refuses it.
+NUL = "a field must not hold a NUL character"
+
 
 class CsvStreamError(Exception):
     """The body cannot be read further (bad encoding, an endless record); `line` is where."""
@@ -56,7 +61,9 @@ class CsvStream:
             self._lines += 1
             if not self._record and '"' not in physical:  # the common case: no quotes
                 line = physical[:-1] if physical.endswith("\r") else physical
-                if line:
+                if "\x00" in line:
+                    yield Record(self._lines, None, NUL)
+                elif line:
                     yield Record(self._lines, line.split(","))
                 continue
             if not self._record:
@@ -95,6 +102,8 @@ class CsvStream:
 
     @staticmethod
     def _parse(text: str, line: int) -> Record:
+        if not storable(text):
+            return Record(line, None, NUL)
         try:
             rows = list(csv.reader([text], strict=True))
         except csv.Error as error:
