@@ -13,7 +13,10 @@ sqlite3 baseline in the same run.
    streamed to it with httpx (`Content-Type: text/csv`, chunked) as an operator with
    PREPARE_DELIVERIES; then the same file again (every row an update).
    Both use WAL and `--synchronous` (FULL, the server's default, or NORMAL: see docs/bulk.md).
-4. for reference, `importProfiles` over JSON (chunks of 10,000) on `--json` new profiles.
+4. `--export` (on by default): a delivery to every profile is prepared (N sending logs) and
+   `GET /deliveries/{id}/sending-logs.csv` read whole, with the server's peak memory before and
+   after, beside a raw sqlite3 SELECT of the same rows through csv.writer.
+5. for reference, `importProfiles` over JSON (chunks of 10,000) on `--json` new profiles.
 Times are wall clock; rows/s is N / seconds. The server's CPU time is read from /proc.
 """
 
@@ -31,6 +34,7 @@ from pathlib import Path
 import httpx
 from harness import (
     Client,
+    ServerProcess,
     command_line,
     environment,
     import_profiles,
@@ -118,6 +122,80 @@ async def upload(base_url: str, token: str, path: Path) -> tuple[float, dict[str
     return seconds, response.json()
 
 
+async def export(server: ServerProcess, token: str, n: int, database: Path) -> None:
+    """A delivery to every profile, prepared (n sending logs), then its sending logs exported:
+    rows/s and the server's peak memory before and after, beside a raw sqlite3 dump of the
+    same rows to CSV."""
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=3600) as http:
+        client = Client(http, token)
+        created = await client.gql(
+            "mutation($i: CreateDeliveryInput!) { createDelivery(input: $i) { id } }",
+            {
+                "i": {
+                    "label": "export bench",
+                    "channel": "EMAIL",
+                    "subject": "Hello",
+                    "body": "<p>Hello</p>",
+                    "audience": {"allProfiles": True},
+                }
+            },
+        )
+        delivery_id = created["createDelivery"]["id"]
+        started = time.perf_counter()
+        await client.gql(
+            "mutation($id: ID!) { prepareDelivery(id: $id) { kpis { toSend } } }",
+            {"id": delivery_id},
+        )
+        print(f"  (prepareDelivery of {n:,} logs: {time.perf_counter() - started:.1f} s)")
+        before = peak_kib(server.process.pid)
+        cpu = server.cpu_seconds()
+        started, rows, size = time.perf_counter(), -1, 0
+        async with http.stream(
+            "GET",
+            f"/deliveries/{delivery_id}/sending-logs.csv",
+            headers={"Authorization": f"Bearer {token}"},
+        ) as response:
+            response.raise_for_status()
+            async for chunk in response.aiter_bytes():
+                rows += chunk.count(b"\n")
+                size += len(chunk)
+        seconds = time.perf_counter() - started
+        used = server.cpu_seconds() - cpu
+        assert rows == n, rows
+        print(
+            f"  GET sending-logs.csv, {rows:,} rows        {seconds:7.2f} s  "
+            f"{rows / seconds:>9,.0f} rows/s  (server CPU {used:.1f} s, {size / 1e6:.0f} MB)"
+        )
+        print(
+            f"  server peak memory (VmHWM) before the export {before / 1024:,.0f} MiB,"
+            f" after {peak_kib(server.process.pid) / 1024:,.0f} MiB"
+        )
+    seconds, used, count = raw_export(database, int(delivery_id))
+    assert count == n, count
+    print(
+        f"  raw sqlite3 SELECT to csv.writer (baseline) {seconds:7.2f} s  "
+        f"{count / seconds:>9,.0f} rows/s  (CPU {used:.1f} s)"
+    )
+
+
+def raw_export(database: Path, delivery_id: int) -> tuple[float, float, int]:
+    started, cpu = time.perf_counter(), time.process_time()
+    conn = sqlite3.connect(database)
+    count = 0
+    with open(os.devnull, "w") as sink:
+        out = csv.writer(sink)
+        for row in conn.execute(
+            "SELECT id, address, profile_id, status, excluded, failure_type, failure_reason,"
+            " message_id, retries, event_at, complained_at, unsubscribed_at FROM sending_log"
+            " WHERE delivery_id = ? ORDER BY id",
+            [delivery_id],
+        ):
+            out.writerow(row)
+            count += 1
+    conn.close()
+    return time.perf_counter() - started, time.process_time() - cpu, count
+
+
 async def json_import(base_url: str, token: str, n: int) -> float:
     profiles = [
         {"email": f"json{i}@example.com", "firstName": f"F{i}", "lastName": f"L{i}"}
@@ -133,6 +211,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--json", type=int, default=50_000, help="profiles for importProfiles")
+    parser.add_argument("--export", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument(
         "--synchronous",
         default="FULL",
@@ -168,7 +247,7 @@ async def main() -> None:
             MTA_URL="capture://",
             PROFILE_IMPORT_MAX_BYTES=str(max(size * 2, 1024 * 1024)),
         )
-        token = operator_token(env, folder, ("PREPARE_DELIVERIES",))
+        token = operator_token(env, folder, ("ADMINISTRATION",))  # the export needs it
         with running_server(env, folder) as server:
             cpu = server.cpu_seconds()
             seconds, report = await upload(server.base_url, token, csv_path)
@@ -187,6 +266,8 @@ async def main() -> None:
                 f"  POST /profiles/import, same (updates)   {seconds:7.2f} s  "
                 f"{args.n / seconds:>9,.0f} rows/s  (server CPU {used:.1f} s)"
             )
+            if args.export:
+                await export(server, token, args.n, server_db)
             if args.json:
                 seconds = await json_import(server.base_url, token, args.json)
                 print(

@@ -190,9 +190,9 @@ async def test_only_operators_who_may_import_profiles_can_upload(api: Api) -> No
     await api.gql('mutation { revokeOperator(name: "importer") { id } }')
     revoked = await upload(api, body, as_=token)
     assert revoked.status_code == 401 and code(revoked) == "UNAUTHENTICATED"
-    # Refused before the body is read: a refused client never gets to stream a large file.
-    big = await upload(api, "email\n" + "x" * 100_000, as_="reader")
-    assert big.status_code == 403
+    # Refused before the body is read: the answer comes while the body is still to be sent.
+    for who, status in (("reader", 403), (None, 401), ("preparer", 413)):
+        assert await answer_before_body(api, who) == status
     for who in ("preparer", "starter", "admin"):
         assert (await upload(api, body, as_=who)).status_code == 200
 
@@ -330,3 +330,18 @@ async def test_concurrent_uploads_that_share_emails_all_succeed(api: Api) -> Non
     assert sum(r["updated"] for r in reports) == 2 * 12
     stored = await profiles_by_email(api, shared)
     assert all(p["lastName"] in ("L0", "L1", "L2") for p in stored.values())
+
+
+async def answer_before_body(api: Api, who: str | None) -> int:
+    """POST a body announced as 1 GB, send 5 bytes of it, and read the answer's status."""
+    host, port = api.base_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    auth = f"Authorization: Bearer {api.tokens[who]}\r\n" if who else ""
+    writer.write(
+        f"POST /profiles/import HTTP/1.1\r\nHost: {host}\r\nContent-Type: text/csv\r\n"
+        f"{auth}Content-Length: 1000000000\r\n\r\nemail".encode()
+    )
+    await writer.drain()
+    status_line = await asyncio.wait_for(reader.readline(), 10)
+    writer.close()
+    return int(status_line.split()[1])
