@@ -7,11 +7,16 @@ import asyncio
 import csv
 import io
 from collections.abc import AsyncIterator, Callable
+from enum import Enum
 from typing import Any
 
 import httpx
 import pytest
+import strawberry
 
+from graphql_schema.profiles.csv_rows import ProfileRows
+from models.errors import BadInput
+from models.profile import ProfileData
 from models.tracking import TRACKING_PATHS, Token, TokenKind, make_token
 from tests import flows
 from tests.client import Api
@@ -345,3 +350,43 @@ async def answer_before_body(api: Api, who: str | None) -> int:
     status_line = await asyncio.wait_for(reader.readline(), 10)
     writer.close()
     return int(status_line.split()[1])
+
+
+@strawberry.enum
+class Level(Enum):
+    GOLD = "GOLD"
+    SILVER = "SILVER"
+
+
+@strawberry.input
+class SampleInput:
+    """An input with fields that are not strings, for the day ProfileInput has some."""
+
+    email: str | None = strawberry.UNSET
+    level: Level | None = strawberry.UNSET
+    count: int | None = strawberry.UNSET
+
+    def data(self) -> ProfileData:
+        return ProfileData(self.email or None, first_name=f"{self.level}/{self.count}")
+
+
+@strawberry.type
+class SampleQuery:
+    @strawberry.field
+    def sample(self, value: SampleInput) -> int:
+        return 0
+
+
+def test_a_cell_is_coerced_as_graphql_coerces_its_fields_value() -> None:
+    schema = strawberry.Schema(query=SampleQuery)
+    rows = ProfileRows(schema, ["email", "level", "count"], SampleInput)
+    assert rows.row(["a@example.com", "GOLD", "3"]).first_name == "Level.GOLD/3"
+    assert rows.row(["a@example.com", "", ""]).first_name == "/"  # UNSET: left out
+    for cells, reason in (
+        (["a@example.com", "BRONZE", "3"], "level: Value 'BRONZE' does not exist"),
+        (["a@example.com", "GOLD", "three"], "count: Int cannot represent non-integer value"),
+        (["a@example.com", "GOLD", "1.5"], "count: Int cannot represent non-integer value"),
+    ):
+        with pytest.raises(BadInput) as refused:
+            rows.row(cells)
+        assert refused.value.message.startswith(reason), refused.value.message

@@ -8,13 +8,16 @@ cannot tell null from nothing, and blanking a column of a million profiles by ac
 than needing `importProfiles` with null to clear one.
 """
 
+import contextlib
+import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import strawberry
 from graphql import GraphQLInputObjectType, GraphQLNamedType, GraphQLScalarType, get_named_type
-from graphql.error import GraphQLError
+from graphql.pyutils import Undefined
 from graphql.utilities import coerce_input_value
+from graphql.utilities.validate_input_value import validate_input_value
 from strawberry.types.arguments import convert_argument
 
 from graphql_schema.profiles.types import ProfileInput
@@ -30,10 +33,14 @@ class ProfileRows:
     """The columns of one upload, from its header; `row()` turns a line's cells into the row
     to import, or raises BadInput saying why the line is refused."""
 
-    def __init__(self, schema: strawberry.Schema, header: Sequence[str]) -> None:
-        graphql_type = schema._schema.type_map.get("ProfileInput")
+    def __init__(
+        self, schema: strawberry.Schema, header: Sequence[str], input_class: Any = ProfileInput
+    ) -> None:
+        """`input_class`: ProfileInput (another input with a `data()` only in the tests)."""
+        definition = input_class.__strawberry_definition__
+        graphql_type = schema._schema.type_map.get(definition.name)
         assert isinstance(graphql_type, GraphQLInputObjectType)
-        definition = ProfileInput.__strawberry_definition__  # type: ignore[attr-defined]
+        self.input_class = input_class
         by_name = {schema.config.name_converter.get_graphql_name(f): f for f in definition.fields}
         names = [cell.strip() for cell in header]
         unknown = [n for n in names if n not in by_name]
@@ -53,7 +60,8 @@ class ProfileRows:
             if isinstance(named, GraphQLScalarType) and named.name == "String":
                 self.columns.append((field.python_name, _same))  # what String coercion does
             else:
-                self.columns.append((field.python_name, _coercer(schema, graphql_type, name)))
+                coerce = _coercer(schema, graphql_type, name, field)
+                self.columns.append((field.python_name, coerce))
 
     def row(self, cells: Sequence[str]) -> ProfileData:
         if len(cells) != self.width:
@@ -62,7 +70,7 @@ class ProfileRows:
         for (python_name, coerce), cell in zip(self.columns, cells, strict=True):
             if cell:
                 given[python_name] = coerce(cell)
-        data = ProfileInput(**given).data()
+        data: ProfileData = self.input_class(**given).data()
         check_row(data)
         return data
 
@@ -72,25 +80,32 @@ def _same(cell: str) -> str:
 
 
 def _coercer(
-    schema: strawberry.Schema, graphql_type: GraphQLInputObjectType, name: str
+    schema: strawberry.Schema, graphql_type: GraphQLInputObjectType, name: str, field: Any
 ) -> Callable[[str], Any]:
-    """A field of another type (a custom scalar, an enum): graphql-core's coercion of the
-    cell as that field's value, then strawberry's conversion to the Python value."""
+    """A field of another type (a number, an enum, a custom scalar): graphql-core's coercion of
+    the cell as that field's value, then strawberry's conversion to the Python value."""
     field_type = graphql_type.fields[name].type
-    definition = ProfileInput.__strawberry_definition__  # type: ignore[attr-defined]
-    strawberry_field = next(
-        f for f in definition.fields if schema.config.name_converter.get_graphql_name(f) == name
-    )
+    named = get_named_type(field_type)
+    # A cell is text: a number or a boolean is read as its JSON spelling first, as a variable
+    # would carry it (an enum value or a custom scalar is text there too).
+    literal = isinstance(named, GraphQLScalarType) and named.name in ("Int", "Float", "Boolean")
 
     def coerce(cell: str) -> Any:
-        try:
-            value = coerce_input_value(cell, field_type)
-        except GraphQLError as error:
-            raise BadInput(f"{name}: {error.message}") from None
+        given: Any = cell
+        if literal:
+            with contextlib.suppress(ValueError):
+                given = json.loads(cell)
+        value = coerce_input_value(given, field_type)
+        if value is Undefined:  # graphql-core says why only when asked
+            errors: list[str] = []
+            validate_input_value(
+                given, field_type, lambda error, _path: errors.append(error.message), True
+            )
+            raise BadInput(f"{name}: {errors[0] if errors else 'not a valid value'}")
         try:
             return convert_argument(
                 value,
-                strawberry_field.type,
+                field.type,
                 schema.schema_converter.scalar_registry,
                 schema.config,
             )
