@@ -35,6 +35,7 @@ class Profile(Model):
 
 # The column sizes: checked before anything is written (PostgreSQL would refuse the row).
 FIELD_LIMITS = {"email": 320, "phone": 32, "first_name": 200, "last_name": 200}
+_LIMITS = tuple(FIELD_LIMITS.items())
 
 
 class _Keep(Enum):
@@ -78,9 +79,11 @@ _READ_BACK = sorted(Profile._meta.db_fields - {"created_at", "updated_at"})
 def check_row(row: ProfileData) -> None:
     """What one row must satisfy to be written: the JSON import and the CSV upload both call
     this (BadInput says what is wrong; the caller says which row)."""
-    for name, limit in FIELD_LIMITS.items():
+    for name, limit in _LIMITS:
         value = getattr(row, name)
-        if isinstance(value, str) and len(value.strip() if name == "email" else value) > limit:
+        # (stripping only shortens: the email is stripped only when it may matter)
+        too_long = isinstance(value, str) and len(value) > limit
+        if too_long and (name != "email" or len(value.strip()) > limit):
             raise BadInput(f"{name} is longer than {limit} characters")
 
 

@@ -53,30 +53,27 @@ class ProfileRows:
         if twice:
             raise CsvHeaderError(f"the header names {', '.join(twice)} more than once")
         self.width = len(names)
-        self.columns: list[tuple[str, Callable[[str], Any]]] = []
+        self.names = [by_name[name].python_name for name in names]
+        # A string cell is the field's value as it is (what GraphQL's String coercion does).
+        self.coerced: list[tuple[str, Callable[[str], Any]]] = []
         for name in names:
             field = by_name[name]
             named: GraphQLNamedType = get_named_type(graphql_type.fields[name].type)
-            if isinstance(named, GraphQLScalarType) and named.name == "String":
-                self.columns.append((field.python_name, _same))  # what String coercion does
-            else:
-                coerce = _coercer(schema, graphql_type, name, field)
-                self.columns.append((field.python_name, coerce))
+            if not (isinstance(named, GraphQLScalarType) and named.name == "String"):
+                self.coerced.append(
+                    (field.python_name, _coercer(schema, graphql_type, name, field))
+                )
 
     def row(self, cells: Sequence[str]) -> ProfileData:
         if len(cells) != self.width:
             raise BadInput(f"expected {self.width} fields, found {len(cells)}")
-        given: dict[str, Any] = {}
-        for (python_name, coerce), cell in zip(self.columns, cells, strict=True):
-            if cell:
-                given[python_name] = coerce(cell)
+        given = {name: cell for name, cell in zip(self.names, cells, strict=True) if cell}
+        for name, coerce in self.coerced:  # the fields that are not strings, if any
+            if name in given:
+                given[name] = coerce(given[name])
         data: ProfileData = self.input_class(**given).data()
         check_row(data)
         return data
-
-
-def _same(cell: str) -> str:
-    return cell
 
 
 def _coercer(
