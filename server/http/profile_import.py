@@ -29,7 +29,7 @@ from starlette.routing import BaseRoute, Route
 from graphql_schema.profiles.csv_rows import CsvHeaderError, ProfileRows
 from graphql_schema.profiles.subscriptions import IMPORT_ID_PATTERN
 from models.enums import Role
-from models.errors import BadInput, DomainError
+from models.errors import DomainError, storage_failure
 from models.operator import Operator
 from models.profile import ProfileData, UpsertCounts, upsert_profiles
 from server.http.csv_stream import CsvStream, CsvStreamError
@@ -137,9 +137,12 @@ class ProfileImportEndpoint:
         except ClientDisconnect:
             await run.finish("the client went away before the end of the file")
             return Response(status_code=400)  # nobody reads it
-        except BaseException:
+        except Exception as error:
             await run.finish("the upload failed on the server")
-            raise
+            storage = storage_failure(error)  # the database away or full: say so, as GraphQL does
+            if storage is None:
+                raise
+            return _error(503, storage, "INTERNAL_SERVER_ERROR", report)
         await run.finish(None)
         return JSONResponse(report.body(), media_type=JSON)
 
@@ -218,8 +221,6 @@ class _Upload:
             return ProfileRows(self.endpoint.schema, cells)
         except CsvHeaderError as failure:
             raise Stop(400, f"line 1, the header: {failure.message}") from None
-        except BadInput as failure:  # pragma: no cover - ProfileRows raises only the above
-            raise Stop(400, failure.message) from None
 
     async def write(self, rows: list[ProfileData], through: int) -> None:
         """Start writing `rows` once the previous batch is committed (batches commit in order;
