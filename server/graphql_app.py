@@ -22,6 +22,7 @@ from strawberry.types.unset import UnsetType
 from graphql_schema.context import Context
 from graphql_schema.execution import SharedData
 from graphql_schema.schema import SchemaOptions, build_schema
+from models.compose import Tracker
 from models.errors import storage_failure
 from models.operator import Operator
 from server.bus import DELIVERY_TOPIC, ENGINE_TOPIC, EventBus
@@ -42,6 +43,8 @@ from server.http.operator_sockets import OperatorCheckedHandler, OperatorSockets
 from server.http.token_cache import TokenCache
 from server.http.websocket_guard import websocket_origins
 from server.import_progress import ImportProgress
+from server.mta.base import Mta
+from server.mta.proofs import ProofSender
 from server.progress import ProgressHub
 from server.settings import Settings
 
@@ -52,10 +55,14 @@ log = logging.getLogger(__name__)
 _websocket: ContextVar[WebSocket | None] = ContextVar("websocket", default=None)
 
 
+# The tracking URLs' base when PUBLIC_URL is unset and `serve` did not fill it in.
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
+
+
 class GraphQLApp(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = OperatorCheckedHandler  # revoked means revoked
 
-    def __init__(self, settings: Settings, bus: EventBus, hub: ProgressHub) -> None:
+    def __init__(self, settings: Settings, bus: EventBus, hub: ProgressHub, mta: Mta) -> None:
         options = SchemaOptions(
             production=settings.production,
             max_depth=settings.max_query_depth,
@@ -76,6 +83,9 @@ class GraphQLApp(GraphQL[Context, None]):
         )
         self.settings, self.bus, self.hub = settings, bus, hub
         self.imports = ImportProgress(bus)
+        # previewDelivery's and sendProof's tracking URLs, and sendProof's relay
+        self.tracker = Tracker(settings.public_url or DEFAULT_PUBLIC_URL, settings.tracking_key)
+        self.relay_proof = ProofSender(mta)
         self.tokens = TokenCache(settings.token_cache_seconds)
         self.sockets = OperatorSockets(settings.token_cache_seconds or 1.0)
 
@@ -234,6 +244,8 @@ class GraphQLApp(GraphQL[Context, None]):
             progress=self.hub,
             imports=self.imports,
             operator_changed=self._operator_changed,
+            tracker=self.tracker,
+            relay_proof=self.relay_proof,
         )
 
     async def _operator_changed(self, operator_id: int) -> None:
