@@ -14,6 +14,7 @@ from tortoise.transactions import in_transaction
 
 from models.errors import BadInput
 from models.sql import Sql, in_list
+from models.timezones import zone
 
 MAX_IMPORT = 10_000
 # Rows per statement: 7 parameters each stays far below both databases' parameter limits.
@@ -26,6 +27,9 @@ class Profile(Model):
     phone = fields.CharField(max_length=32, null=True)
     first_name = fields.CharField(max_length=200, null=True)
     last_name = fields.CharField(max_length=200, null=True)
+    # An IANA zone (models/timezones.py): a delivery sent in each recipient's zone relays this
+    # profile's message at the contact date's local time there (models/send_time.py).
+    time_zone = fields.CharField(max_length=64, null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
@@ -56,6 +60,7 @@ class ProfileData:
     phone: Value = KEEP
     first_name: Value = KEEP
     last_name: Value = KEEP
+    time_zone: Value = KEEP
 
     def given(self) -> dict[str, str | None]:
         """The fields this row sets (the email, the key, is not among them)."""
@@ -85,6 +90,8 @@ def check_row(row: ProfileData) -> None:
         too_long = isinstance(value, str) and len(value) > limit
         if too_long and (name != "email" or len(value.strip()) > limit):
             raise BadInput(f"{name} is longer than {limit} characters")
+    if isinstance(row.time_zone, str):
+        zone(row.time_zone)  # an IANA name, or BadInput saying so
 
 
 def _check(rows: Sequence[ProfileData]) -> None:

@@ -128,6 +128,24 @@ async def test_a_csv_upload_upserts_each_row_and_reports_the_rejected_ones_by_li
     again = (await upload(api, body)).json()
     assert (again["created"], again["updated"]) == (1, 4)
 
+    # Whatever ProfileInput accepts, checked as importProfiles checks it: a time zone.
+    zones = await upload(
+        api, "email,timeZone\ntz@example.com,Europe/Madrid\ntz2@example.com,Mars/Olympus\n"
+    )
+    assert zones.json()["created"] == 1
+    assert zones.json()["rejected"] == [
+        {
+            "line": 3,
+            "reason": "timeZone: unknown time zone 'Mars/Olympus' (use an IANA name"
+            " such as Europe/Madrid)",
+        }
+    ]
+    zoned = await api.gql(
+        'mutation { importProfiles(profiles: [{email: "tz@example.com"}])'
+        " { profiles { timeZone } } }"
+    )
+    assert zoned["importProfiles"]["profiles"] == [{"timeZone": "Europe/Madrid"}]
+
 
 async def test_a_file_that_cannot_be_read_is_refused_with_what_is_wrong(api: Api) -> None:
     # A wrong header: refused before anything is written.

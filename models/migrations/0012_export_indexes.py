@@ -3,7 +3,7 @@ from tortoise.migrations import operations as ops
 from tortoise.indexes import Index
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0010_calendar')]
+    dependencies = [('models', '0011_send_time_waves')]
 
     initial = False
 
