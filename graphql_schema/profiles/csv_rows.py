@@ -45,8 +45,9 @@ class ProfileRows:
         names = [cell.strip() for cell in header]
         unknown = [n for n in names if n not in by_name]
         if unknown or not names:
+            shown = [name[:40] for name in unknown[:5]] + (["..."] if len(unknown) > 5 else [])
             raise CsvHeaderError(
-                f"the header names unknown columns {unknown}: the columns are ProfileInput's"
+                f"the header names unknown columns {shown}: the columns are ProfileInput's"
                 f" fields, {', '.join(by_name)} (any of them, in any order, each once)"
             )
         twice = sorted({n for n in names if names.count(n) > 1})

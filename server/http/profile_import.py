@@ -42,6 +42,7 @@ from server.settings import Settings
 PATH = "/profiles/import"
 CSV_TYPES = ("text/csv", "application/csv")
 REPORT_MAX = 1000  # rejected rows listed in the answer; all of them are counted
+ERROR_CHARS = 1000  # of an error in a progress event (PostgreSQL's NOTIFY takes < 8000 bytes)
 FORBIDDEN = "You are not allowed to import profiles: the PREPARE_DELIVERIES role is required."
 
 
@@ -258,6 +259,6 @@ class _Upload:
                 "created": r.created,
                 "updated": r.updated,
                 "rejected": r.rejected_count,
-                "error": error,
+                "error": error[:ERROR_CHARS] if error else None,  # an event stays small
             }
         )

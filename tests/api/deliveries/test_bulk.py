@@ -154,6 +154,8 @@ async def test_a_file_that_cannot_be_read_is_refused_with_what_is_wrong(api: Api
     message = wrong.json()["errors"][0]["message"]
     assert "line 1" in message and "'mail'" in message and "firstName" in message
     assert wrong.json()["created"] == 0
+    many = await upload(api, ",".join(f"column{i}" * 8 for i in range(40)) + "\n")
+    assert many.status_code == 400 and len(many.text) < 1000  # the names are not all echoed
     twice = await upload(api, "email,email\na@example.com,b@example.com\n")
     assert twice.status_code == 400 and "more than once" in twice.json()["errors"][0]["message"]
     empty = await upload(api, b"")
