@@ -10,6 +10,7 @@ GraphQL's are; a failure after the first byte can only cut the response short.
 
 import csv
 import io
+import re
 from collections.abc import AsyncIterator
 
 from starlette.requests import Request
@@ -80,6 +81,19 @@ class LogExportEndpoints:
         )
 
 
+# A cell a spreadsheet would run as a formula (CSV injection, OWASP): "=…", "@…", a tab or a
+# carriage return first, or "+"/"-" before anything but a number (a phone number stays as is).
+_FORMULA = re.compile(r"[=@\t\r]|[+-](?![0-9. ]*$)")
+
+
+def _cell(value: object) -> object:
+    """A text cell that starts like a formula is written with a leading apostrophe, which
+    spreadsheets show as text; every other value is written as stored."""
+    if isinstance(value, str) and _FORMULA.match(value):
+        return "'" + value
+    return value
+
+
 async def _csv(kind: str, columns: tuple[str, ...], delivery_id: int) -> AsyncIterator[str]:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
@@ -88,5 +102,5 @@ async def _csv(kind: str, columns: tuple[str, ...], delivery_id: int) -> AsyncIt
     async for page in log_pages(kind, delivery_id):
         out.seek(0)
         out.truncate()
-        writer.writerows(page)
+        writer.writerows([_cell(v) for v in row] for row in page)
         yield out.getvalue()

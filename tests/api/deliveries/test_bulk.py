@@ -268,7 +268,16 @@ async def test_a_deliverys_logs_export_as_csv_for_administrators_only(
     running: RunningServer, api: Api
 ) -> None:
     delivery, sent = await flows.sent_delivery(
-        api, ["e1@example.com", "e2@example.com", "E2@example.com", None, "e3@example.com"]
+        api,
+        # Valid addresses that a spreadsheet would run as formulas (CSV injection).
+        [
+            "e1@example.com",
+            "e2@example.com",
+            "E2@example.com",
+            None,
+            "=1+1@example.com",
+            "-2+3@example.com",
+        ],
     )
     delivery_id = delivery["id"]
     response = await api.http.get(
@@ -284,7 +293,8 @@ async def test_a_deliverys_logs_export_as_csv_for_administrators_only(
     by_id = {log["id"]: log for log in every}
     for row in rows:
         log = by_id[row["id"]]
-        assert row["address"] == log["address"]
+        formula = log["address"][:1] in ("=", "-")
+        assert row["address"] == ("'" if formula else "") + log["address"]
         assert row["status"] == log["status"]
         assert row["excluded"] == ("true" if log["excluded"] else "false")
         assert row["message_id"] == (log["messageId"] or "")
