@@ -46,8 +46,12 @@ if TYPE_CHECKING:
     from graphql_schema.profiles.types import Profile
 
 
-@strawberry.type
+@strawberry.type(
+    description="A delivery's figures. `id` is the delivery's: a normalised cache keeps one"
+    " DeploymentKpis per delivery, so computeStats and deploymentProgress update Delivery.kpis."
+)
 class DeploymentKpis:
+    id: strawberry.ID = strawberry.field(description="The delivery's id.")
     to_send: int
     processed: int
     sent: int
@@ -68,9 +72,17 @@ class DeploymentKpis:
     )
     complaint_rate: float = strawberry.field(description="complaints / sent * 100.")
 
+    @strawberry.field(description="The delivery these figures are of.")
+    async def delivery(
+        self, info: Info[Context, None]
+    ) -> Annotated["Delivery", strawberry.lazy("graphql_schema.deliveries.types")] | None:
+        found = await info.context.loaders.deliveries.load(int(self.id))
+        return Delivery.of(found) if found is not None else None
+
     @classmethod
-    def of(cls, k: Kpis) -> "DeploymentKpis":
+    def of(cls, k: Kpis, delivery_id: int) -> "DeploymentKpis":
         return cls(
+            id=strawberry.ID(str(delivery_id)),
             to_send=k.to_send,
             processed=k.processed,
             sent=k.sent,
@@ -91,6 +103,7 @@ class DeploymentKpis:
 
 @strawberry.type(description="The number of recipients excluded at preparation, by reason.")
 class ExclusionCause:
+    id: strawberry.ID = strawberry.field(description="The delivery's id and the reason.")
     reason: FailureReason
     count: int
 
@@ -215,6 +228,7 @@ async def sending_log_page(
     " unreachable, so the engine backs off and tries again by itself (docs/engine.md)."
 )
 class DeliveryWaiting:
+    id: strawberry.ID = strawberry.field(description="The delivery's id.")
     reason: WaitingReason
     since: datetime = strawberry.field(description="When the wait began (the first failure).")
     retry_at: datetime | None = strawberry.field(description="When the engine tries next.")
@@ -228,6 +242,7 @@ class DeliveryWaiting:
         if d.waiting_reason is None or d.waiting_since is None:
             return None
         return cls(
+            id=strawberry.ID(str(d.id)),
             reason=d.waiting_reason,
             since=d.waiting_since,
             retry_at=d.waiting_retry_at,
@@ -252,6 +267,7 @@ def reason_of(value: str | None) -> FailureReason | None:
 
 @strawberry.type(description="Who a delivery is sent to, as createDelivery took it.")
 class DeliveryAudience:
+    id: strawberry.ID = strawberry.field(description="The delivery's id.")
     _audience: strawberry.Private[dict[str, Any]]
 
     @strawberry.field(description="Every profile (then profileIds is empty).")
@@ -282,6 +298,7 @@ async def _operator(info: Info[Context, None], name: str | None) -> Operator | N
 
 @strawberry.type
 class Recurrence:
+    id: strawberry.ID = strawberry.field(description="The delivery's id.")
     interval_seconds: int
     count: int | None
     confirm_each_occurrence: bool
@@ -328,11 +345,12 @@ class Delivery:
 
     @strawberry.field
     def kpis(self) -> DeploymentKpis:
-        return DeploymentKpis.of(self._model.kpis)
+        return DeploymentKpis.of(self._model.kpis, self._model.id)
 
     @strawberry.field(description="Who it is sent to: what updateDelivery takes back.")
     def audience(self) -> DeliveryAudience:
-        return DeliveryAudience(_audience=self._model.audience or {})
+        key = strawberry.ID(str(self._model.id))
+        return DeliveryAudience(id=key, _audience=self._model.audience or {})
 
     @strawberry.field(description="When the delivery was created.")
     def created_at(self) -> datetime:
@@ -398,8 +416,9 @@ class Delivery:
     @strawberry.field(description="Exclusions at preparation, counted by reason.")
     async def exclusions(self, info: Info[Context, None]) -> list[ExclusionCause]:
         causes = await info.context.loaders.exclusions.load(self._model.id)
-        undefined = FailureReason.UNDEFINED
-        return [ExclusionCause(reason=reason_of(r) or undefined, count=n) for r, n in causes]
+        found = [(reason_of(r) or FailureReason.UNDEFINED, n) for r, n in causes]
+        key = self._model.id
+        return [ExclusionCause(id=strawberry.ID(f"{key}:{r}"), reason=r, count=n) for r, n in found]
 
     @strawberry.field(
         description="The messages of this delivery, in id order, matching every filter given:"
@@ -447,6 +466,7 @@ class Delivery:
         recurrence = None
         if d.recurrence_interval is not None:
             recurrence = Recurrence(
+                id=strawberry.ID(str(d.id)),
                 interval_seconds=d.recurrence_interval,
                 count=d.recurrence_count,
                 confirm_each_occurrence=d.confirm_each_occurrence,
@@ -482,8 +502,12 @@ class Delivery:
         )
 
 
-@strawberry.type
+@strawberry.type(
+    description="One snapshot of a delivery's progress; `id` is the delivery's, so that a"
+    " normalised cache keeps the latest one, and its delivery and kpis update the delivery."
+)
 class DeploymentProgress:
+    id: strawberry.ID = strawberry.field(description="The delivery's id.")
     delivery: Delivery
     status: DeliveryStatus
     kpis: DeploymentKpis
