@@ -30,7 +30,7 @@ class ProfileQueries:
         extensions=needs(ANY_ROLE),
     )
     async def profile(self, info: Info[Context, None], id: strawberry.ID) -> Profile | None:
-        found = await m_profile.Profile.get_or_none(id=parse_id(id, "profile"))
+        found = await info.context.loaders.profiles.load(parse_id(id, "profile"))
         return Profile.of(found) if found is not None else None
 
     @strawberry.field(
