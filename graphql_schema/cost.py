@@ -58,9 +58,13 @@ PAGES: dict[tuple[str, str], tuple[int, int]] = {
 }
 # Lists of objects without a page argument, and how long they can be: a number, or the length of
 # an argument of the field that returns their parent (a mutation returns what it was given).
+# Lists of scalars need no bound here (they cost nothing): Recurrence.nextOccurrences(count) is
+# refused by its resolver above models/recurrence.py's MAX_NEXT_OCCURRENCES (50).
 LIST_BOUNDS: dict[tuple[str, str], int | str] = {
     ("Delivery", "exclusions"): len(FailureReason),  # one entry per exclusion reason
     ("ImportProfilesPayload", "profiles"): "profiles",  # importProfiles(profiles: [...])
+    ("Delivery", "proofs"): 50,  # the newest MAX_PROOFS_LISTED (graphql_schema/proofs/types.py)
+    ("Proof", "recipients"): 20,  # MAX_PROOF_RECIPIENTS (models/proofs.py)
 }
 CONNECTION_LISTS = frozenset({"edges", "nodes"})
 PAGE_ARGUMENTS = ("first", "last")

@@ -15,6 +15,7 @@ from tortoise.models import Model
 from models.enums import Channel, DeliveryStatus, FeedbackMode, WaitingReason
 from models.errors import InvalidState
 from models.kpis import Kpis
+from models.recurrence import AggregationPeriod, Schedule
 
 S = DeliveryStatus
 
@@ -38,6 +39,9 @@ LIFECYCLE: dict[str, tuple[frozenset[DeliveryStatus], DeliveryStatus | None]] = 
     "expire": (frozenset({S.SENT, S.IN_PROGRESS, S.PAUSED}), S.FINISHED),
     "end_recurrence": (frozenset({S.SCHEDULED}), S.FINISHED),
     "fail": (frozenset({S.SCHEDULED, S.IN_PROGRESS, S.PAUSED}), S.FAILED),
+    # one more execution joins its aggregation period's occurrence (models/recurrence.py):
+    # it sends again (a PAUSED one stays PAUSED), a new validity period from then on
+    "add_execution": (frozenset({S.IN_PROGRESS, S.PAUSED, S.SENT, S.FINISHED}), None),
     # a proof goes to test addresses; the delivery stays as it is
     "send_proof": (frozenset({S.READY}), S.READY),
 }
@@ -59,8 +63,13 @@ class Delivery(Model):
     feedback_mode = fields.CharEnumField(FeedbackMode, max_length=8, description="feedback mode")
     audience = fields.JSONField[dict[str, Any]](default=dict)
     scheduled_at = fields.DatetimeField(null=True)
+    # The IANA zone of the contact date and of the recurrence (models/timezones.py).
+    time_zone = fields.CharField(max_length=64, default="UTC", db_default="UTC")
     validity_period = fields.IntField()
     require_approval = fields.BooleanField(default=False)
+    # confirmSend waits for a proof that the MTA accepted since the last edit (models/proofs.py).
+    require_proof = fields.BooleanField(default=False, db_default=False)
+    proofed_at = fields.DatetimeField(null=True)  # that proof's time; an edit clears it
     # What an operator reviewed: +1 on every edit, preparation and approval, so that confirmSend
     # can refuse a delivery that changed since the confirmer looked at it.
     version = fields.IntField(default=1, db_default=1)  # rows from before it existed: 1
@@ -88,7 +97,23 @@ class Delivery(Model):
     waiting_cause = fields.CharField(max_length=100, null=True)
     warnings = fields.JSONField[list[str]](default=list)
     # Recurrence: the parent is a template; each occurrence is a delivery of its own.
+    # Either a number of seconds (the first form) or an RFC 5545 rule in `time_zone`
+    # (models/recurrence.py); `recurrence_start` anchors the rule (contact date or confirmation).
     recurrence_interval = fields.IntField(null=True)
+    recurrence_rule = fields.CharField(max_length=500, null=True)
+    recurrence_start = fields.DatetimeField(null=True)
+    aggregation_period = fields.CharEnumField(
+        AggregationPeriod,
+        max_length=8,
+        default=AggregationPeriod.NONE,
+        db_default="NONE",
+        description="aggregation period",
+    )
+    # Executions of the recurrence so far (with an aggregation period, several per occurrence).
+    executions = fields.IntField(default=0, db_default=0)
+    # An occurrence that aggregates a period's executions: the period, as UTC instants.
+    period_start = fields.DatetimeField(null=True)
+    period_end = fields.DatetimeField(null=True)
     recurrence_count = fields.IntField(null=True)
     confirm_each_occurrence = fields.BooleanField(default=False)
     next_occurrence_at = fields.DatetimeField(null=True)
@@ -120,7 +145,16 @@ class Delivery(Model):
 
     @property
     def is_recurring(self) -> bool:
-        return self.recurrence_interval is not None and self.parent_id is None
+        has_rule = self.recurrence_interval is not None or self.recurrence_rule is not None
+        return has_rule and self.parent_id is None
+
+    def schedule(self, now: datetime) -> Schedule:
+        """The recurrence's occurrences; before the confirmation it starts at the contact date
+        or `now`."""
+        start = self.recurrence_start or self.scheduled_at or now
+        if self.recurrence_rule is None and self.next_occurrence_at is not None:
+            start = self.next_occurrence_at  # an interval counts from the next one due
+        return Schedule(self.recurrence_rule, self.recurrence_interval, self.time_zone, start)
 
     @property
     def kpis(self) -> Kpis:

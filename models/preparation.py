@@ -126,9 +126,39 @@ async def create_logs(sql: Sql, delivery: Delivery, *, insert: bool = True) -> t
     excluded = sum(1 for t in targets if t.reason)
     if not insert:
         return len(targets) - excluded, excluded
+    await insert_logs(sql, delivery.id, targets)
+    return len(targets) - excluded, excluded
+
+
+async def append_logs(sql: Sql, delivery: Delivery) -> tuple[int, int, int]:
+    """One more execution of a recurring delivery joins its period's occurrence (aggregation
+    periods, docs/scheduling.md): the audience is resolved again, and a recipient whose address
+    the occurrence already holds (sent, or about to be) is excluded as DUPLICATE.
+    Returns (to send, excluded, of which duplicates)."""
+    held = {
+        r["address"]
+        for r in await sql.rows(
+            "SELECT DISTINCT address FROM sending_log WHERE delivery_id = ? AND excluded = ?",
+            [delivery.id, False],
+        )
+    }
+    profiles = await audience_profiles(sql, delivery.audience)
+    targets = resolve_targets(delivery.channel, profiles, await blocked_addresses(sql))
+    duplicates = 0
+    for i, t in enumerate(targets):
+        if t.reason is None and t.address in held:
+            targets[i] = Target(t.profile_id, t.address, FailureReason.DUPLICATE)
+            duplicates += 1
+    await insert_logs(sql, delivery.id, targets)
+    excluded = sum(1 for t in targets if t.reason)
+    return len(targets) - excluded, excluded, duplicates
+
+
+async def insert_logs(sql: Sql, delivery_id: int, targets: list[Target]) -> None:
+    """A log per target: TO_SEND, or IGNORED and excluded with its reason."""
     rows = [
         [
-            delivery.id,
+            delivery_id,
             t.profile_id,
             t.address or "",
             "IGNORED" if t.reason else "TO_SEND",
@@ -144,7 +174,6 @@ async def create_logs(sql: Sql, delivery: Delivery, *, insert: bool = True) -> t
         " failure_type, failure_reason, retries) VALUES (?,?,?,?,?,?,?,?)",
         rows,
     )
-    return len(targets) - excluded, excluded
 
 
 async def exclusion_causes(delivery_ids: Sequence[int]) -> dict[int, list[tuple[str, int]]]:

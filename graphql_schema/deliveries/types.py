@@ -10,6 +10,7 @@ from strawberry.types import Info
 from graphql_schema.audit.types import AUDIT_EVENTS, AuditEvent, audit_connection
 from graphql_schema.context import Context
 from graphql_schema.enums import (
+    AggregationPeriod,
     Channel,
     DeliveryAction,
     DeliveryStatus,
@@ -31,7 +32,9 @@ from graphql_schema.pagination import (
     window,
 )
 from graphql_schema.permissions import ANY_ROLE, is_administrator, needs
+from graphql_schema.proofs.types import MAX_PROOFS_LISTED, Proof
 from models import delivery as m_delivery
+from models import proofs as m_proofs
 from models import sending_log as m_log
 from models.actions import allowed_actions
 from models.delivery import utcnow
@@ -40,7 +43,9 @@ from models.errors import BadInput
 from models.keyset import Window
 from models.kpis import Kpis
 from models.lifecycle import MAX_AUDIENCE_IDS
+from models.recurrence import MAX_NEXT_OCCURRENCES, describe
 from models.redaction import plain_failure
+from models.timezones import in_zone
 
 if TYPE_CHECKING:
     from graphql_schema.profiles.types import Profile
@@ -296,14 +301,66 @@ async def _operator(info: Info[Context, None], name: str | None) -> Operator | N
     return Operator.of(found, own=False) if found is not None else None
 
 
-@strawberry.type
+@strawberry.type(description="How a recurring delivery repeats (docs/scheduling.md).")
 class Recurrence:
     id: strawberry.ID = strawberry.field(description="The delivery's id.")
-    interval_seconds: int
+    rule: str | None = strawberry.field(
+        description="The RFC 5545 RRULE, read in the delivery's timeZone; null for a recurrence"
+        " given by intervalSeconds."
+    )
+    interval_seconds: int | None = strawberry.field(
+        description="The first form of recurrence: a fixed number of seconds.",
+        deprecation_reason="Use rule.",
+    )
+    aggregation_period: AggregationPeriod
+    description: str = strawberry.field(
+        description='The rule in words, e.g. "every day at 09:00 (Europe/Madrid)".'
+    )
     count: int | None
     confirm_each_occurrence: bool
     occurrences_created: int
+    executions: int = strawberry.field(
+        description="Executions so far; with an aggregation period several make one occurrence."
+    )
     next_occurrence_at: datetime | None
+    _model: strawberry.Private[m_delivery.Delivery]
+
+    @strawberry.field(
+        description=f"The next occurrences (UTC), at most {MAX_NEXT_OCCURRENCES}; none once the"
+        " recurrence has ended or was stopped."
+    )
+    def next_occurrences(self, count: int = 5) -> list[datetime]:
+        if not 0 <= count <= MAX_NEXT_OCCURRENCES:
+            raise BadInput(f"count must be between 0 and {MAX_NEXT_OCCURRENCES}")
+        d = self._model
+        now = utcnow()
+        if d.status in (m_delivery.S.FINISHED, m_delivery.S.STOPPED, m_delivery.S.FAILED):
+            return []
+        left = count
+        if d.recurrence_count is not None:
+            left = min(left, d.recurrence_count - max(d.executions, d.occurrences_created))
+        after = d.next_occurrence_at or now
+        return d.schedule(now).upcoming(after, max(left, 0))
+
+    @classmethod
+    def of(cls, d: m_delivery.Delivery) -> "Recurrence | None":
+        if d.recurrence_interval is None and d.recurrence_rule is None:
+            return None
+        return cls(
+            id=strawberry.ID(str(d.id)),
+            rule=d.recurrence_rule,
+            interval_seconds=d.recurrence_interval,
+            aggregation_period=d.aggregation_period,
+            description=describe(
+                d.recurrence_rule, d.recurrence_interval, d.time_zone, d.recurrence_count
+            ),
+            count=d.recurrence_count,
+            confirm_each_occurrence=d.confirm_each_occurrence,
+            occurrences_created=d.occurrences_created,
+            executions=max(d.executions, d.occurrences_created),
+            next_occurrence_at=d.next_occurrence_at,
+            _model=d,
+        )
 
 
 @strawberry.type
@@ -313,7 +370,12 @@ class Delivery:
     channel: Channel
     status: DeliveryStatus
     feedback_mode: FeedbackMode
-    scheduled_at: datetime | None
+    scheduled_at: datetime | None = strawberry.field(
+        description="The contact date, in UTC (scheduledAtLocal: on timeZone's clock)."
+    )
+    time_zone: str = strawberry.field(
+        description="The IANA zone of the contact date and of the recurrence (default UTC)."
+    )
     validity_period: int
     confirmed_by: str | None = strawberry.field(
         deprecation_reason="The operator's name: use `confirmedByOperator`, the Operator itself."
@@ -322,6 +384,10 @@ class Delivery:
     subject: str | None
     body: str
     require_approval: bool
+    require_proof: bool = strawberry.field(
+        description="confirmSend refuses (INVALID_STATE) until a proof the MTA accepted has been"
+        " sent since the last edit."
+    )
     version: int = strawberry.field(
         description="Goes up by one on every edit, preparation and approval: pass the version you"
         " reviewed to confirmSend, which refuses a delivery that changed since."
@@ -341,7 +407,18 @@ class Delivery:
     excluded_count: int
     parent_id: strawberry.ID | None
     recurrence: Recurrence | None
+    period_start: datetime | None = strawberry.field(
+        description="An occurrence that aggregates a period's executions: the period's start."
+    )
+    period_end: datetime | None = strawberry.field(description="... and its end (excluded).")
     _model: strawberry.Private[m_delivery.Delivery]
+
+    @strawberry.field(
+        description="The contact date on the wall clock of timeZone, with its offset"
+        " (e.g. 2027-03-29T09:00:00+02:00)."
+    )
+    def scheduled_at_local(self) -> datetime | None:
+        return in_zone(self._model.scheduled_at, self._model.time_zone)
 
     @strawberry.field
     def kpis(self) -> DeploymentKpis:
@@ -445,6 +522,14 @@ class Delivery:
         return await sending_log_page(info, self._model.id, where, asked)
 
     @strawberry.field(
+        description="Its proofs, newest first (at most 50). Any role: they name their recipients.",
+        extensions=needs(ANY_ROLE),
+    )
+    async def proofs(self) -> list[Proof]:
+        query = m_proofs.Proof.filter(delivery_id=self._model.id).order_by("-number")
+        return [Proof.of(p) for p in await query.limit(MAX_PROOFS_LISTED)]
+
+    @strawberry.field(
         description="Who did what to this delivery and when, oldest first (the engine's own"
         " steps too). Any operator may read it, as confirmedBy.",
         extensions=needs(),
@@ -463,16 +548,6 @@ class Delivery:
 
     @classmethod
     def of(cls, d: m_delivery.Delivery) -> "Delivery":
-        recurrence = None
-        if d.recurrence_interval is not None:
-            recurrence = Recurrence(
-                id=strawberry.ID(str(d.id)),
-                interval_seconds=d.recurrence_interval,
-                count=d.recurrence_count,
-                confirm_each_occurrence=d.confirm_each_occurrence,
-                occurrences_created=d.occurrences_created,
-                next_occurrence_at=d.next_occurrence_at,
-            )
         return cls(
             id=strawberry.ID(str(d.id)),
             label=d.label,
@@ -480,12 +555,14 @@ class Delivery:
             status=d.status,
             feedback_mode=d.feedback_mode,
             scheduled_at=d.scheduled_at,
+            time_zone=d.time_zone,
             validity_period=d.validity_period,
             confirmed_by=d.confirmed_by,
             confirmed_at=d.confirmed_at,
             subject=d.subject,
             body=d.body,
             require_approval=d.require_approval,
+            require_proof=d.require_proof,
             version=d.version,
             approved_by=d.approved_by,
             approved_at=d.approved_at,
@@ -497,7 +574,9 @@ class Delivery:
             warnings=list(d.warnings),
             excluded_count=d.excluded,
             parent_id=strawberry.ID(str(d.parent_id)) if d.parent_id else None,
-            recurrence=recurrence,
+            recurrence=Recurrence.of(d),
+            period_start=d.period_start,
+            period_end=d.period_end,
             _model=d,
         )
 

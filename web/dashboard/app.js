@@ -12,7 +12,12 @@ const CONFIRMABLE = new Set(["READY", "PENDING_CONFIRMATION"]);
 const KPIS = `kpis { toSend processed sent pending failed deliveredRate bouncesAndErrorsRate
   opens clicks openRate clickThroughRate statsComputedAt }`;
 const WAITING = "waitingFor { reason since retryAt attempts cause }";
-const DELIVERY = `id label status channel version failureMessage ${WAITING} ${KPIS}`;
+// When it is sent: the contact date in its zone, the recurrence's rule in words, its next
+// occurrences and aggregation period, and an aggregating occurrence's period (docs/scheduling.md).
+const SCHEDULE = `timeZone scheduledAt scheduledAtLocal periodStart periodEnd
+  recurrence { description aggregationPeriod nextOccurrences(count: 3) }`;
+const DELIVERY = `id label status channel version failureMessage ${WAITING} ${KPIS}
+  ${SCHEDULE}`;
 
 const Q = {
   me: "{ me { name roles } }",
@@ -202,6 +207,7 @@ async function openDelivery(id) {
   show($("deployment"));
   render(delivery.label, delivery.status, delivery.kpis, delivery.failureMessage, delivery.version);
   showWaiting(delivery.waitingFor);
+  showSchedule(delivery);
   addPoint(delivery.kpis, Date.now());
   state.logs = { status: $("logs-filter").value, cursors: [null], index: 0, next: null };
   loadLogs();
@@ -242,6 +248,40 @@ function render(label, status, kpis, failure, version) {
   $("confirm-send").title = CONFIRMABLE.has(status)
     ? "Start sending this delivery"
     : `Only a READY or PENDING_CONFIRMATION delivery can be confirmed (this one is ${status}).`;
+}
+
+// "Contact date 2027-06-01 09:00 (Europe/Madrid) · 07:00 UTC", "Recurrence: every day at 09:00
+// (Europe/Madrid) · aggregated by DAY · next …": the wall clock of the delivery's zone comes from
+// the server's scheduledAtLocal (with its offset), not from the browser's zone.
+const AGGREGATION = { DAY: "by day", WEEK: "by week", MONTH: "by month" };
+const wall = (local) => (local ? local.slice(0, 16).replace("T", " ") : "");
+const utcTime = (iso) => new Date(iso).toISOString().slice(0, 16).replace("T", " ");
+
+function showSchedule(d) {
+  const node = $("schedule");
+  const parts = [];
+  if (d.scheduledAt) {
+    parts.push(`Contact date ${wall(d.scheduledAtLocal)} (${d.timeZone}) · ${utcTime(d.scheduledAt)} UTC`);
+  } else if (d.timeZone && d.timeZone !== "UTC") {
+    parts.push(`Time zone ${d.timeZone}`);
+  }
+  const r = d.recurrence;
+  if (r) {
+    let text = `Recurrence: ${r.description}`;
+    if (r.aggregationPeriod && r.aggregationPeriod !== "NONE") {
+      text += ` · one occurrence ${AGGREGATION[r.aggregationPeriod] || r.aggregationPeriod}`;
+    }
+    if (r.nextOccurrences.length) {
+      text += ` · next ${r.nextOccurrences.map((t) => `${utcTime(t)} UTC`).join(", ")}`;
+    }
+    parts.push(text);
+  }
+  if (d.periodStart) {
+    parts.push(`Aggregates the executions from ${utcTime(d.periodStart)} to ${utcTime(d.periodEnd)} UTC`);
+  }
+  node.textContent = parts.join(" — ");
+  node.dataset.timeZone = d.timeZone || "";
+  show(node, parts.length > 0);
 }
 
 // "Waiting for the MTA since …, retrying in …": the engine backs off while the MTA is down and
@@ -374,6 +414,7 @@ async function confirmSend() {
     const d = (await call(Q.confirm, { id: current.id, version: current.reviewed })).confirmSend;
     if (state.current !== current) return;
     render(d.label, d.status, d.kpis, d.failureMessage, d.version);
+    showSchedule(d);
     message($("action-info"), `Send confirmed at ${new Date().toLocaleTimeString()}.`, "info");
   } catch (error) {
     if (state.current !== current) return;
@@ -389,6 +430,7 @@ async function refresh(current) {
     const d = (await call(Q.delivery, { id: current.id })).delivery;
     if (state.current === current && d) {
       render(d.label, d.status, d.kpis, d.failureMessage, d.version);
+      showSchedule(d);
     }
   } catch {
     // the error above is what the operator needs to read
