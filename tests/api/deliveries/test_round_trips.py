@@ -119,6 +119,7 @@ EMBEDDED = {
     "CreateOperatorPayload",
     "RotateOperatorTokenPayload",
     "ImportProfilesPayload",
+    "ProofRecipient",  # one address of a proof, only ever read inside its Proof
 }
 
 
