@@ -6,12 +6,13 @@ clear `INVALID_STATE` error. (Resuming a FAILED delivery also needs its validity
 `models/lifecycle.py: resume_delivery` checks that.)
 """
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from tortoise import fields
 from tortoise.models import Model
 
+from models.clock import utcnow
 from models.enums import Channel, DeliveryStatus, FeedbackMode, WaitingReason
 from models.errors import InvalidState
 from models.kpis import Kpis
@@ -47,8 +48,7 @@ LIFECYCLE: dict[str, tuple[frozenset[DeliveryStatus], DeliveryStatus | None]] = 
 }
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+__all__ = ["LIFECYCLE", "MAX_VALIDITY_SECONDS", "Delivery", "utcnow"]
 
 
 class Delivery(Model):
@@ -121,6 +121,20 @@ class Delivery(Model):
     parent: fields.ForeignKeyNullableRelation["Delivery"] = fields.ForeignKeyField(
         "models.Delivery", related_name="occurrences", null=True, on_delete=fields.CASCADE
     )
+    # Per-recipient send time (models/send_time.py): each message at the contact date's local
+    # time in its recipient's zone; `send_times` holds [due epoch ms, messages] per send time.
+    send_in_recipient_time_zone = fields.BooleanField(default=False, db_default=False)
+    send_times = fields.JSONField[list[list[int]]](null=True)
+    # When the first message is due: a SCHEDULED delivery starts sending then (start_due).
+    first_due_at = fields.DatetimeField(null=True)
+    # Waves (models/waves.py): all null when the delivery is sent at once.
+    wave_first_size = fields.IntField(null=True)
+    wave_size = fields.IntField(null=True)
+    wave_interval_minutes = fields.IntField(null=True)
+    wave_anchor = fields.DatetimeField(null=True)  # when wave 1 was due (moves on a resume)
+    # When the running pause began (null when not paused): a resume moves the waves left by
+    # the pause's length, and the waves' progress stands still meanwhile.
+    paused_at = fields.DatetimeField(null=True)
     # KPI counters, kept up to date by every write that changes a sending log.
     to_send = fields.IntField(default=0)
     excluded = fields.IntField(default=0)

@@ -16,6 +16,7 @@ from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
+from models import timed
 from models.audit import ENGINE, Actor, AuditAction
 from models.audit import record as audit
 from models.delivery import LIFECYCLE, MAX_VALIDITY_SECONDS, Delivery, utcnow
@@ -35,6 +36,7 @@ from models.relay import (
 from models.sending_log import TABLES, Outcome, counter_deltas
 from models.sql import Sql
 from models.timezones import check_zone, localise, zone
+from models.waves import WavePlan, plan_of
 
 S = DeliveryStatus
 MAX_BODY = 512 * 1024
@@ -63,6 +65,9 @@ class DeliveryDraft:
     time_zone: str | None = None
     recurrence_rule: str | None = None  # an RFC 5545 RRULE, instead of recurrence_interval
     aggregation_period: AggregationPeriod | None = None
+    # Per-recipient send time and waves (models/timed.py); None: false / none.
+    send_in_recipient_time_zone: bool | None = None
+    waves: WavePlan | None = None
 
 
 def check_audience_size(count: int) -> None:
@@ -127,6 +132,9 @@ async def _validate(draft: DeliveryDraft) -> dict[str, Any]:
                 " period: an aggregated occurrence gathers every execution of its period, so"
                 " there is no single occurrence to confirm (choose one of the two)"
             )
+    in_recipient_zone = bool(draft.send_in_recipient_time_zone)
+    timed.check(in_recipient_zone, draft.waves, scheduled_at, recurring)
+    plan = draft.waves
     audience: dict[str, Any] = {"all": True} if draft.all_profiles else {"profileIds": ids}
     if len(ids) < len(raw):
         audience["repeated"] = len(raw) - len(ids)
@@ -146,6 +154,10 @@ async def _validate(draft: DeliveryDraft) -> dict[str, Any]:
         "aggregation_period": period,
         "recurrence_count": count,
         "confirm_each_occurrence": draft.confirm_each_occurrence,
+        "send_in_recipient_time_zone": in_recipient_zone,
+        "wave_first_size": plan.first_size if plan else None,
+        "wave_size": plan.size if plan else None,
+        "wave_interval_minutes": plan.interval_minutes if plan else None,
     } | (
         ({} if draft.require_approval is None else {"require_approval": draft.require_approval})
         | ({} if draft.require_proof is None else {"require_proof": draft.require_proof})
@@ -211,6 +223,8 @@ def draft_of(delivery: Delivery) -> DeliveryDraft:
         time_zone=delivery.time_zone,
         recurrence_rule=delivery.recurrence_rule,
         aggregation_period=delivery.aggregation_period,
+        send_in_recipient_time_zone=delivery.send_in_recipient_time_zone,
+        waves=plan_of(delivery),
     )
 
 
@@ -324,6 +338,8 @@ async def confirm_send(
         check(delivery, "confirm", now)
         before = delivery.status
         delivery.confirmed_by, delivery.confirmed_at = by.name, now
+        # Sent in each recipient's zone: it starts with its first message's time.
+        starts = timed.on_confirm(delivery, now) or delivery.scheduled_at
         if delivery.is_recurring and delivery.recurrence_rule is not None:
             delivery.recurrence_start = delivery.scheduled_at or now
             first = delivery.schedule(now).first(now)
@@ -337,11 +353,12 @@ async def confirm_send(
         elif delivery.is_recurring:
             delivery.next_occurrence_at = max(delivery.scheduled_at or now, now)
             delivery.move("confirm", S.SCHEDULED)
-        elif delivery.scheduled_at is not None and delivery.scheduled_at > now:
+        elif starts is not None and starts > now:
             delivery.move("confirm", S.SCHEDULED)
         else:
             delivery.move("confirm", S.IN_PROGRESS)
             delivery.begin_sending(now)
+            timed.on_start(delivery, now)
         await delivery.save()
         await _moved(
             AuditAction.CONFIRMED,
@@ -374,9 +391,16 @@ async def _simple(
         delivery = await _locked(delivery_id)
         before = delivery.status
         check(delivery, action, now or utcnow())
+        # Since when the sending stood still (a pause, or a failure), for the waves' schedule.
+        held_since = delivery.paused_at or (delivery.ended_at if before is S.FAILED else None)
         if before is S.FAILED:
             delivery.failure_message = None  # type: ignore[assignment]
             delivery.ended_at = None
+        if action == "resume":
+            timed.on_resume(delivery, now or utcnow(), held_since)
+            delivery.paused_at = None
+        elif action == "pause":
+            delivery.paused_at = now or utcnow()
         delivery.move(action)
         await delivery.save()
         await _moved(audited, by, delivery, before, processed=delivery.processed)
@@ -457,16 +481,20 @@ async def start_due(now: datetime) -> list[int]:
             scheduled_at__lte=now,
             recurrence_interval__isnull=True,
             recurrence_rule__isnull=True,
+            first_due_at__isnull=True,
         )
     )
+    # Sent in each recipient's zone: when the first recipient's time comes (models/timed.py).
+    due += await _ids(Delivery.filter(status=S.SCHEDULED, first_due_at__lte=now))
     started: list[int] = []
-    for delivery_id in due:
+    for delivery_id in sorted(set(due)):
         async with in_transaction():
             delivery = await _locked(delivery_id)
             if delivery.status is not S.SCHEDULED:
                 continue  # another worker was first
             delivery.move("start")
             delivery.begin_sending(now)
+            timed.on_start(delivery, now)
             await delivery.save()
             await _moved(AuditAction.STARTED, ENGINE, delivery, S.SCHEDULED, now)
             started.append(delivery_id)
@@ -713,15 +741,27 @@ class Sending:
     id: int
     mode: FeedbackMode
     waiting: bool
+    timed: bool = False  # its messages have due times (models/timed.py)
+    origin: datetime | None = None  # what its due times count from (the waves' anchor)
 
 
 async def deliveries_in_progress() -> list[Sending]:
     rows = (
         await Delivery.filter(status=S.IN_PROGRESS)
         .order_by("id")
-        .values_list("id", "feedback_mode", "waiting_since")
+        .values_list(
+            "id",
+            "feedback_mode",
+            "waiting_since",
+            "send_in_recipient_time_zone",
+            "wave_size",
+            "wave_anchor",
+        )
     )
-    return [Sending(int(i), FeedbackMode(m), w is not None) for i, m, w in rows]
+    return [
+        Sending(int(i), FeedbackMode(m), w is not None, bool(zoned) or waves is not None, anchor)
+        for i, m, w, zoned, waves, anchor in rows
+    ]
 
 
 async def fail_delivery(delivery_id: int, reason: str, now: datetime) -> bool:

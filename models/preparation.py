@@ -17,6 +17,7 @@ from models.enums import Channel, FailureReason, FailureType
 from models.links import LinkKind, anchors
 from models.sql import Sql, in_list
 from models.template import FIELDS, UNSUBSCRIBE_FIELD, unknown_fields
+from models.timed import due_times
 
 
 def check_content(channel: Channel, subject: str | None, body: str) -> tuple[list[str], list[str]]:
@@ -126,7 +127,7 @@ async def create_logs(sql: Sql, delivery: Delivery, *, insert: bool = True) -> t
     excluded = sum(1 for t in targets if t.reason)
     if not insert:
         return len(targets) - excluded, excluded
-    await insert_logs(sql, delivery.id, targets)
+    await insert_logs(sql, delivery, targets)
     return len(targets) - excluded, excluded
 
 
@@ -149,16 +150,18 @@ async def append_logs(sql: Sql, delivery: Delivery) -> tuple[int, int, int]:
         if t.reason is None and t.address in held:
             targets[i] = Target(t.profile_id, t.address, FailureReason.DUPLICATE)
             duplicates += 1
-    await insert_logs(sql, delivery.id, targets)
+    await insert_logs(sql, delivery, targets)
     excluded = sum(1 for t in targets if t.reason)
     return len(targets) - excluded, excluded, duplicates
 
 
-async def insert_logs(sql: Sql, delivery_id: int, targets: list[Target]) -> None:
+async def insert_logs(sql: Sql, delivery: Delivery, targets: list[Target]) -> None:
     """A log per target: TO_SEND, or IGNORED and excluded with its reason."""
+    # Sent in each recipient's zone or in waves: each message's due time (models/timed.py).
+    dues = await due_times(sql, delivery, [(t.profile_id, t.reason is not None) for t in targets])
     rows = [
         [
-            delivery_id,
+            delivery.id,
             t.profile_id,
             t.address or "",
             "IGNORED" if t.reason else "TO_SEND",
@@ -166,12 +169,13 @@ async def insert_logs(sql: Sql, delivery_id: int, targets: list[Target]) -> None
             EXCLUSION_TYPE[t.reason].value if t.reason else None,
             t.reason.value if t.reason else None,
             0,
+            due,
         ]
-        for t in targets
+        for t, due in zip(targets, dues, strict=True)
     ]
     await sql.many(
         "INSERT INTO sending_log (delivery_id, profile_id, address, status, excluded,"
-        " failure_type, failure_reason, retries) VALUES (?,?,?,?,?,?,?,?)",
+        " failure_type, failure_reason, retries, due_at) VALUES (?,?,?,?,?,?,?,?,?)",
         rows,
     )
 

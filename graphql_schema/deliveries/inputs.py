@@ -13,6 +13,7 @@ from graphql_schema.enums import AggregationPeriod, Channel, FeedbackMode
 from graphql_schema.pagination import parse_id
 from models.errors import BadInput
 from models.lifecycle import DeliveryDraft, check_audience_size
+from models.waves import MAX_INTERVAL_MINUTES, MAX_WAVE_SIZE, WavePlan
 
 
 @strawberry.input
@@ -56,6 +57,17 @@ class RecurrenceInput:
     )
 
 
+@strawberry.input(
+    description="Send a part at a time: a first wave of firstSize messages, then a wave of size"
+    f" messages every intervalMinutes (each 1 to {MAX_WAVE_SIZE}; the interval at most"
+    f" {MAX_INTERVAL_MINUTES} minutes). A stop after a wave cancels every later one."
+)
+class WavesInput:
+    first_size: int
+    size: int
+    interval_minutes: int
+
+
 @strawberry.input
 class CreateDeliveryInput:
     label: str
@@ -78,6 +90,13 @@ class CreateDeliveryInput:
         description="An IANA time zone such as Europe/Madrid (default UTC): the zone of a"
         " scheduledAt given without an offset, and of the recurrence's rule.",
     )
+    send_in_recipient_time_zone: bool | None = strawberry.field(
+        default=None,
+        description="Relay each message at the contact date's local time in its recipient's"
+        " zone (Profile.timeZone; the delivery's zone, or UTC, for a profile without one)."
+        " Needs scheduledAt; a time already past is sent at the confirmation.",
+    )
+    waves: WavesInput | None = None
 
     def draft(self) -> DeliveryDraft:
         recurrence = self.recurrence
@@ -102,6 +121,12 @@ class CreateDeliveryInput:
             recurrence_interval=recurrence.interval_seconds if recurrence else None,
             recurrence_count=recurrence.count if recurrence else None,
             confirm_each_occurrence=recurrence.confirm_each_occurrence if recurrence else False,
+            send_in_recipient_time_zone=self.send_in_recipient_time_zone,
+            waves=(
+                WavePlan(self.waves.first_size, self.waves.size, self.waves.interval_minutes)
+                if self.waves
+                else None
+            ),
         )
 
 
@@ -124,7 +149,20 @@ def input_of(draft: DeliveryDraft) -> CreateDeliveryInput:
         else [strawberry.ID(str(i)) for i in draft.profile_ids or []],
         all_profiles=True if draft.all_profiles else None,
     )
-    special = {"audience": audience, "recurrence": recurrence, "require_approval": None}
+    plan = draft.waves
+    waves = (
+        WavesInput(
+            first_size=plan.first_size, size=plan.size, interval_minutes=plan.interval_minutes
+        )
+        if plan
+        else None
+    )
+    special = {
+        "audience": audience,
+        "recurrence": recurrence,
+        "require_approval": None,
+        "waves": waves,
+    }
     values: dict[str, Any] = {
         name: special[name] if name in special else getattr(draft, name, None)
         for name in _field_names(CreateDeliveryInput)

@@ -35,7 +35,9 @@ from graphql_schema.permissions import ANY_ROLE, is_administrator, needs
 from graphql_schema.proofs.types import MAX_PROOFS_LISTED, Proof
 from models import delivery as m_delivery
 from models import proofs as m_proofs
+from models import send_time as m_send_time
 from models import sending_log as m_log
+from models import waves as m_waves
 from models.actions import allowed_actions
 from models.delivery import utcnow
 from models.enums import Role
@@ -256,6 +258,56 @@ class DeliveryWaiting:
         )
 
 
+@strawberry.type(
+    description="A delivery sent in waves (docs/send-time-and-waves.md): the plan, and where"
+    " the sending is in it."
+)
+class Waves:
+    first_size: int
+    size: int
+    interval_minutes: int
+    count: int = strawberry.field(description="Waves in all, for the messages to send.")
+    current_wave: int = strawberry.field(
+        description="The wave under way, from 1; 0 before the sending starts."
+    )
+    next_wave_at: datetime | None = strawberry.field(
+        description="When the next wave starts; null after the last one, or once stopped."
+    )
+    waiting: int = strawberry.field(description="Messages of the waves not started yet.")
+
+    @classmethod
+    def of(cls, d: m_delivery.Delivery, now: datetime) -> "Waves | None":
+        state = m_waves.state(d, now)
+        if state is None:
+            return None
+        return cls(
+            first_size=state.plan.first_size,
+            size=state.plan.size,
+            interval_minutes=state.plan.interval_minutes,
+            count=state.count,
+            current_wave=state.current,
+            next_wave_at=state.next_at,
+            waiting=state.waiting,
+        )
+
+
+@strawberry.type(description="How many messages wait for their own send time, and until when.")
+class SendTimeWait:
+    messages: int = strawberry.field(
+        description="Messages whose send time (their recipient's zone, or their wave) has not"
+        " come yet."
+    )
+    next_at: datetime | None = strawberry.field(description="When the next of them is due.")
+
+    @classmethod
+    def of(cls, d: m_delivery.Delivery, now: datetime) -> "SendTimeWait":
+        waves = m_waves.state(d, now)
+        if waves is not None:
+            return cls(messages=waves.waiting, next_at=waves.next_at)
+        count, next_at = m_send_time.waiting(d, now)
+        return cls(messages=count, next_at=next_at)
+
+
 AUDIENCE_PAGE = 1000
 
 
@@ -411,6 +463,9 @@ class Delivery:
         description="An occurrence that aggregates a period's executions: the period's start."
     )
     period_end: datetime | None = strawberry.field(description="... and its end (excluded).")
+    send_in_recipient_time_zone: bool = strawberry.field(
+        description="Each message leaves at the contact date's local time in its recipient's zone."
+    )
     _model: strawberry.Private[m_delivery.Delivery]
 
     @strawberry.field(
@@ -419,6 +474,16 @@ class Delivery:
     )
     def scheduled_at_local(self) -> datetime | None:
         return in_zone(self._model.scheduled_at, self._model.time_zone)
+
+    @strawberry.field(description="The waves of a delivery sent in waves, else null.")
+    def waves(self) -> Waves | None:
+        return Waves.of(self._model, m_delivery.utcnow())
+
+    @strawberry.field(
+        description="Messages waiting for their own send time (recipients' zones, waves)."
+    )
+    def waiting_for_send_time(self) -> SendTimeWait:
+        return SendTimeWait.of(self._model, m_delivery.utcnow())
 
     @strawberry.field
     def kpis(self) -> DeploymentKpis:
@@ -577,6 +642,7 @@ class Delivery:
             recurrence=Recurrence.of(d),
             period_start=d.period_start,
             period_end=d.period_end,
+            send_in_recipient_time_zone=d.send_in_recipient_time_zone,
             _model=d,
         )
 
@@ -593,6 +659,12 @@ class DeploymentProgress:
     at: datetime
     waiting_for: DeliveryWaiting | None = strawberry.field(
         default=None, description="What the delivery waits for before it can go on, or null."
+    )
+    waves: Waves | None = strawberry.field(
+        default=None, description="Where a delivery sent in waves is: current wave, next start."
+    )
+    waiting_for_send_time: SendTimeWait | None = strawberry.field(
+        default=None, description="Messages waiting for their own send time, as of `at`."
     )
     # One snapshot's results, shared by its subscribers (graphql_schema/execution.py).
     shared_results: strawberry.Private[dict[Any, Any]] = dataclasses.field(default_factory=dict)

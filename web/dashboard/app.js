@@ -16,8 +16,11 @@ const WAITING = "waitingFor { reason since retryAt attempts cause }";
 // occurrences and aggregation period, and an aggregating occurrence's period (docs/scheduling.md).
 const SCHEDULE = `timeZone scheduledAt scheduledAtLocal periodStart periodEnd
   recurrence { description aggregationPeriod nextOccurrences(count: 3) }`;
-const DELIVERY = `id label status channel version failureMessage ${WAITING} ${KPIS}
-  ${SCHEDULE}`;
+// When each message leaves: in each recipient's zone, or in waves (docs/send-time-and-waves.md).
+const SEND_TIME = `waves { firstSize size intervalMinutes count currentWave nextWaveAt waiting }
+  waitingForSendTime { messages nextAt }`;
+const DELIVERY = `id label status channel version failureMessage sendInRecipientTimeZone
+  ${WAITING} ${SCHEDULE} ${SEND_TIME} ${KPIS}`;
 
 const Q = {
   me: "{ me { name roles } }",
@@ -25,7 +28,8 @@ const Q = {
     totalCount pageInfo { hasNextPage endCursor } edges { node { id label status channel } } } }`,
   delivery: `query($id: ID!) { delivery(id: $id) { ${DELIVERY} } }`,
   progress: `subscription($id: ID!) { deploymentProgress(deliveryId: $id) {
-    status at delivery { label version failureMessage } ${WAITING} ${KPIS} } }`,
+    status at delivery { label version failureMessage sendInRecipientTimeZone } ${WAITING}
+    ${SEND_TIME} ${KPIS} } }`,
   confirm: `mutation($id: ID!, $version: Int) { confirmSend(deliveryId: $id, version: $version) {
     ${DELIVERY} } }`,
   stats: `mutation($id: ID!) { computeStats(deliveryId: $id) {
@@ -208,6 +212,7 @@ async function openDelivery(id) {
   render(delivery.label, delivery.status, delivery.kpis, delivery.failureMessage, delivery.version);
   showWaiting(delivery.waitingFor);
   showSchedule(delivery);
+  showSendTime(delivery.sendInRecipientTimeZone, delivery.waves, delivery.waitingForSendTime);
   addPoint(delivery.kpis, Date.now());
   state.logs = { status: $("logs-filter").value, cursors: [null], index: 0, next: null };
   loadLogs();
@@ -220,6 +225,7 @@ async function openDelivery(id) {
       const p = data.deploymentProgress;
       render(p.delivery.label, p.status, p.kpis, p.delivery.failureMessage, p.delivery.version);
       showWaiting(p.waitingFor);
+      showSendTime(p.delivery.sendInRecipientTimeZone, p.waves, p.waitingForSendTime);
       addPoint(p.kpis, Date.parse(p.at) || Date.now());
     },
     onState: (s) => {
@@ -309,6 +315,29 @@ function showWaiting(waiting) {
   draw();
   show(node);
   state.waitingTimer = setInterval(draw, 1000);
+}
+
+// "Wave 2 of 5 under way; the next starts at …" and "Sent in each recipient's time zone: 120
+// messages wait for their time, the next at …". Hidden for a delivery sent at once.
+function showSendTime(inRecipientZone, waves, waiting) {
+  const node = $("send-time");
+  const parts = [];
+  if (waves) {
+    const plan = `waves of ${waves.size} every ${waves.intervalMinutes} min after a first`
+      + ` of ${waves.firstSize}`;
+    parts.push(waves.currentWave === 0
+      ? `Sent in ${waves.count} ${plan}; none started yet.`
+      : `Wave ${waves.currentWave} of ${waves.count} under way (${plan}).`);
+    if (waves.nextWaveAt) parts.push(`The next wave starts at ${when(waves.nextWaveAt)}.`);
+  } else if (inRecipientZone) {
+    parts.push("Sent at the contact date's local time in each recipient's time zone.");
+  }
+  if (waiting && waiting.messages > 0) {
+    const next = waiting.nextAt ? `, the next at ${when(waiting.nextAt)}` : "";
+    parts.push(`${waiting.messages} message(s) wait for their time${next}.`);
+  }
+  node.textContent = parts.join(" ");
+  show(node, parts.length > 0);
 }
 
 function renderKpis(kpis) {
@@ -415,6 +444,7 @@ async function confirmSend() {
     if (state.current !== current) return;
     render(d.label, d.status, d.kpis, d.failureMessage, d.version);
     showSchedule(d);
+    showSendTime(d.sendInRecipientTimeZone, d.waves, d.waitingForSendTime);
     message($("action-info"), `Send confirmed at ${new Date().toLocaleTimeString()}.`, "info");
   } catch (error) {
     if (state.current !== current) return;
@@ -431,6 +461,7 @@ async function refresh(current) {
     if (state.current === current && d) {
       render(d.label, d.status, d.kpis, d.failureMessage, d.version);
       showSchedule(d);
+      showSendTime(d.sendInRecipientTimeZone, d.waves, d.waitingForSendTime);
     }
   } catch {
     // the error above is what the operator needs to read
