@@ -263,6 +263,7 @@ class DeliveryWaiting:
     " the sending is in it."
 )
 class Waves:
+    id: strawberry.ID = strawberry.field(description="The delivery's id.")
     first_size: int
     size: int
     interval_minutes: int
@@ -281,6 +282,7 @@ class Waves:
         if state is None:
             return None
         return cls(
+            id=strawberry.ID(str(d.id)),
             first_size=state.plan.first_size,
             size=state.plan.size,
             interval_minutes=state.plan.interval_minutes,
@@ -293,6 +295,7 @@ class Waves:
 
 @strawberry.type(description="How many messages wait for their own send time, and until when.")
 class SendTimeWait:
+    id: strawberry.ID = strawberry.field(description="The delivery's id.")
     messages: int = strawberry.field(
         description="Messages whose send time (their recipient's zone, or their wave) has not"
         " come yet."
@@ -302,10 +305,11 @@ class SendTimeWait:
     @classmethod
     def of(cls, d: m_delivery.Delivery, now: datetime) -> "SendTimeWait":
         waves = m_waves.state(d, now)
+        key = strawberry.ID(str(d.id))
         if waves is not None:
-            return cls(messages=waves.waiting, next_at=waves.next_at)
+            return cls(id=key, messages=waves.waiting, next_at=waves.next_at)
         count, next_at = m_send_time.waiting(d, now)
-        return cls(messages=count, next_at=next_at)
+        return cls(id=key, messages=count, next_at=next_at)
 
 
 AUDIENCE_PAGE = 1000
