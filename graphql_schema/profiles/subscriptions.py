@@ -10,7 +10,7 @@ import strawberry
 from strawberry.types import Info
 
 from graphql_schema.context import Context
-from graphql_schema.permissions import require
+from graphql_schema.permissions import needs, operator_of
 from models.enums import Role
 from models.errors import BadInput
 
@@ -58,12 +58,13 @@ class ProfileSubscriptions:
     @strawberry.subscription(
         description="The progress of the CSV upload sent with `?importId=` this id (by this"
         " operator, or any for an administrator): WAITING at once, once listening (upload"
-        " after it), then an update per committed batch; completes after DONE or FAILED."
+        " after it), then an update per committed batch; completes after DONE or FAILED.",
+        extensions=needs(Role.PREPARE_DELIVERIES),
     )
     async def profile_import_progress(
         self, info: Info[Context, None], import_id: strawberry.ID
     ) -> AsyncGenerator[ProfileImportProgress, None]:
-        operator = require(info, Role.PREPARE_DELIVERIES)
+        operator = operator_of(info)
         if not re.fullmatch(IMPORT_ID_PATTERN, str(import_id)):
             raise BadInput(f"importId must match {IMPORT_ID_PATTERN}")
         source = info.context.imports
