@@ -6,10 +6,10 @@ from typing import Any
 import httpx
 
 from server.http.dashboard import CSP
-from tests.conftest import RunningServer, api_for
 from tests.support import flows
 from tests.support.browser import screenshot
 from tests.support.client import Api
+from tests.support.server import RunningServer, api_for
 
 # Reports come 0.3 s after relaying, 40 messages go in batches of 5: the bar moves visibly. The
 # validity period (4 s) ends the delivery (FINISHED): the figures, and the page, become final.

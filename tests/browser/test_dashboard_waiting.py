@@ -7,8 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 from tests.browser.test_dashboard import Dashboard, ready_delivery, tid
-from tests.conftest import api_for
 from tests.support import flows
+from tests.support.server import api_for
 from tests.support.smtp_sink import SmtpSink
 
 

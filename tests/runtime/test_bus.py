@@ -24,10 +24,11 @@ from pydantic import ValidationError
 from server.bus import PREFIX_PATTERN, RESYNC, EventBus, default_prefix, make_bus
 from server.bus.memory import QUEUE_SIZE
 from server.settings import Settings
-from tests.conftest import PG_AVAILABLE, PG_URL, SECRET, api_for, free_port
 from tests.runtime.test_worker import ROOT, Process
 from tests.support import flows
 from tests.support.client import Api
+from tests.support.databases import PG_AVAILABLE, PG_URL
+from tests.support.server import SECRET, api_for, free_port
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 

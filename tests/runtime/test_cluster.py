@@ -15,11 +15,11 @@ import pytest
 
 from server.engine.leader import asyncpg_dsn
 from tests.api.live.test_subscriptions import KPI_FIELDS, PROGRESS
-from tests.conftest import PG_AVAILABLE, PG_URL
 from tests.runtime.test_bus import REDIS_AVAILABLE, REDIS_URL
 from tests.runtime.test_worker import created_delivery, log_counts, processes
 from tests.support import flows
 from tests.support.client import Api
+from tests.support.databases import PG_AVAILABLE, PG_URL
 from tests.support.lean_sink import lean_sink
 from tests.support.smtp_sink import CountingSink
 

@@ -23,9 +23,9 @@ from models.verp import read_verp_address, verp_address
 from server.inbound.listener import InboundListener
 from server.settings import Settings
 from tests.api.feedback.test_optouts import opt_out_kpis, recounted, standing
-from tests.conftest import SECRET, RunningServer, api_for, free_port
 from tests.support import flows
 from tests.support.client import Api
+from tests.support.server import SECRET, RunningServer, api_for, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = Path(__file__).resolve().parents[1] / "support" / "samples"

@@ -31,9 +31,9 @@ from aiosmtplib import (
 )
 
 from server.mta.smtp import SmtpConfig, _connect_failure, _lost, _session_reply
-from tests.conftest import RunningServer, api_for, free_port
 from tests.support import flows
 from tests.support.client import Api
+from tests.support.server import RunningServer, api_for, free_port
 from tests.support.smtp_sink import SmtpSink
 
 FAST = {"relay_backoff_initial_seconds": 0.1, "relay_backoff_max_seconds": 0.4}

@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import SECRET, RunningServer, api_for, free_port
 from tests.support import flows
 from tests.support.client import Api
+from tests.support.server import SECRET, RunningServer, api_for, free_port
 
 BATCH = 50
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,9 +13,9 @@ import pytest
 from server.app import create_app
 from server.mta.simulator import retry_offsets
 from server.settings import Settings
-from tests.conftest import RunningServer, api_for
 from tests.support import flows
 from tests.support.client import Api
+from tests.support.server import RunningServer, api_for
 
 SIMULATOR = (
     "simulator://?delay=0&seed=7&delivered=0.5&hard=0.25&soft=0.25&retry_success=1"

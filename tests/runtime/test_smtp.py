@@ -22,9 +22,9 @@ from server.mta import make_mta
 from server.mta.base import Content, Handover
 from server.mta.smtp import REASONS, SmtpConfig, SmtpMta, StartTls, TokenBucket, classify
 from server.settings import Settings
-from tests.conftest import RunningServer, api_for
 from tests.support import flows
 from tests.support.client import Api
+from tests.support.server import RunningServer, api_for
 from tests.support.smtp_sink import Received, Script, SmtpSink, self_signed
 
 BODY = (

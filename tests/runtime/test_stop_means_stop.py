@@ -17,10 +17,11 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import PG_AVAILABLE, PG_URL, api_for
 from tests.runtime.test_smtp import relaying
 from tests.support import flows
 from tests.support.client import Api
+from tests.support.databases import PG_AVAILABLE, PG_URL
+from tests.support.server import api_for
 from tests.support.smtp_sink import CountingSink, Received, SmtpSink
 
 N = 300

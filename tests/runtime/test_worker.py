@@ -22,9 +22,10 @@ from tortoise.backends.base.executor import EXECUTOR_CACHE
 from models.operator import create_operator
 from server.db import tortoise_config
 from server.engine.leader import Leader, asyncpg_dsn
-from tests.conftest import PG_AVAILABLE, PG_URL, ROLES, SECRET, free_port, fresh_database
 from tests.support import flows
 from tests.support.client import Api
+from tests.support.databases import PG_AVAILABLE, PG_URL, ROLES, fresh_database
+from tests.support.server import SECRET, free_port
 
 pytestmark = [
     pytest.mark.postgres,

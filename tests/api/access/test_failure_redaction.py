@@ -17,10 +17,10 @@ from models.delivery import utcnow
 from models.lifecycle import fail_delivery
 from models.redaction import plain_failure, public_detail
 from server.bus import DELIVERY_TOPIC
-from tests.conftest import RunningServer, api_for
 from tests.runtime.test_smtp import make_sink, people, relaying, send  # noqa: F401  (a fixture)
 from tests.support import flows
 from tests.support.client import Api
+from tests.support.server import RunningServer, api_for
 from tests.support.smtp_sink import SmtpSink, self_signed
 
 MTA_TEXT = (

@@ -10,9 +10,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.conftest import api_for
 from tests.support import flows
 from tests.support.client import Api, event
+from tests.support.server import api_for
 
 STATUS = "address errorCount lastErrorAt quarantined quarantinedAt quarantineReason denylisted"
 CONNECTION = (

@@ -9,9 +9,9 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import SECRET, RunningServer, api_for
 from tests.support import flows
 from tests.support.client import Api, event
+from tests.support.server import SECRET, RunningServer, api_for
 
 MORE = """ approvedBy approvedAt startedAt validUntil sentAt endedAt stoppedBy requireApproval
   warnings subject label """

@@ -14,9 +14,9 @@ import httpx
 
 from models.tracking import Token, TokenKind
 from tests.api.tracking.test_tracking import path
-from tests.conftest import RunningServer
 from tests.support import flows
 from tests.support.client import Api, event
+from tests.support.server import RunningServer
 
 OPT_OUT_KPIS = "toSend sent complaints unsubscriptions complaintRate"
 

@@ -20,10 +20,10 @@ from models.enums import HARD_REASONS, IGNORED_REASONS, SOFT_REASONS
 from models.reasons import Verdict
 from server.http.sparkpost import BOUNCE_CLASSES, PATH, SparkPostWebhook
 from server.settings import Settings
-from tests.conftest import api_for
 from tests.support import flows
 from tests.support.client import Api
 from tests.support.flows import efs_delivery
+from tests.support.server import api_for
 
 SAMPLES = Path(__file__).resolve().parents[2] / "support" / "samples" / "sparkpost"
 AUTH = "hook-user:s3cret:with-colon"

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import api_for
 from tests.support import flows
 from tests.support.client import Api
+from tests.support.server import api_for
 
 SNAPSHOT = """
   id label status subject body validityPeriod scheduledAt requireApproval approvedBy

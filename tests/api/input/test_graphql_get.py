@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from server.http.graphql_http import GRAPHQL_RESPONSE, NO_QUERY
-from tests.conftest import api_for
 from tests.support.client import Api
+from tests.support.server import api_for
 
 BROWSER = {"accept": "text/html,application/xhtml+xml"}
 

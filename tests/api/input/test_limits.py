@@ -14,8 +14,8 @@ from strawberry.extensions.validation_cache import _get_validate_cache
 from graphql_schema.caches import CACHE_SIZE, CACHED_QUERY_CHARS
 from graphql_schema.schema import SchemaOptions, build_schema, schema
 from models.sql import Sql
-from tests.conftest import api_for
 from tests.support.client import Api, GraphQLErrors
+from tests.support.server import api_for
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 

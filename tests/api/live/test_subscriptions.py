@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import websockets
 
-from tests.conftest import RunningServer, api_for
 from tests.support import flows
 from tests.support.client import Api, GraphQLErrors, event
+from tests.support.server import RunningServer, api_for
 
 PROGRESS = """
 subscription($id: ID!) {

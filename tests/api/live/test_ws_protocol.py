@@ -20,9 +20,9 @@ import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from tests.conftest import RunningServer, ServerFactory, api_for
 from tests.support import flows
 from tests.support.client import Api
+from tests.support.server import RunningServer, ServerFactory, api_for
 
 TRANSPORT_WS = "graphql-transport-ws"
 PROGRESS = "subscription($id: ID!) { deploymentProgress(deliveryId: $id) { status } }"

@@ -29,8 +29,8 @@ from models.sql import Sql
 from models.template import FIELDS, UNSUBSCRIBE_FIELD, compile_html, fill_url, links_of, render
 from models.tracking import TokenKind, read_token
 from server.mta.compose import Composer
-from tests.conftest import RunningServer, api_for
 from tests.support import flows
+from tests.support.server import RunningServer, api_for
 from tests.support.smtp_sink import SmtpSink
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -31,9 +31,10 @@ from models.tracking import (
 )
 from server.db import apply_migrations, tortoise_config
 from server.http.tracking import Recorder
-from tests.conftest import RunningServer, api_for, fresh_database
 from tests.support import flows
 from tests.support.client import Api
+from tests.support.databases import fresh_database
+from tests.support.server import RunningServer, api_for
 
 GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==")
 BODY = (
