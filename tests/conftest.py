@@ -6,7 +6,7 @@ they are skipped, and the skip reason says so. The server and its client are in
 tests/support/server.py.
 """
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -16,6 +16,7 @@ from tests.support import databases
 from tests.support.client import Api
 from tests.support.databases import PG_AVAILABLE, PG_URL, fresh_database
 from tests.support.server import SECRET, RunningServer, api_for
+from tests.support.smtp_sink import Script, SmtpSink
 
 # bench/test_fixtures.py reads these from here, in this tree and in older ones.
 __all__ = ["SECRET", "RunningServer", "api_for", "databases", "fresh_database"]
@@ -105,3 +106,33 @@ async def api(server: RunningServer) -> AsyncIterator[Api]:
     """A client with one operator per role: admin, starter, preparer, approver, reader."""
     async for client in api_for(server):
         yield client
+
+
+@pytest.fixture
+async def production(make_server: Callable[..., Any]) -> AsyncIterator[Api]:
+    """A client of a server with PRODUCTION=true (no introspection, no GraphiQL)."""
+    async for client in api_for(await make_server(production=True)):
+        yield client
+
+
+@pytest.fixture
+def sink() -> Iterator[SmtpSink]:
+    """A real SMTP server (aiosmtpd) in a thread; requested before `make_server`, so it stops
+    after the test's servers."""
+    with SmtpSink() as running:
+        yield running
+
+
+@pytest.fixture
+def make_sink() -> Iterator[Callable[..., SmtpSink]]:
+    """Start SMTP sinks; they stop after the test's servers (requested first, torn down last)."""
+    sinks: list[SmtpSink] = []
+
+    def start(script: Script | None = None, **options: Any) -> SmtpSink:
+        sink = SmtpSink(script, **options).__enter__()
+        sinks.append(sink)
+        return sink
+
+    yield start
+    for sink in sinks:
+        sink.__exit__()

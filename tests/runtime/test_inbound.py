@@ -22,9 +22,9 @@ import pytest
 from models.verp import read_verp_address, verp_address
 from server.inbound.listener import InboundListener
 from server.settings import Settings
-from tests.api.feedback.test_optouts import opt_out_kpis, recounted, standing
 from tests.support import flows
 from tests.support.client import Api
+from tests.support.feedback_steps import opt_out_kpis, recounted, standing
 from tests.support.server import SECRET, RunningServer, api_for, free_port
 
 ROOT = Path(__file__).resolve().parents[2]

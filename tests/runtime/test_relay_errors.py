@@ -42,10 +42,6 @@ WAITING = (
     " waitingFor { reason since retryAt attempts cause }"
     " kpis { toSend processed sent pending failed deliveredRate bouncesAndErrorsRate } } }"
 )
-TRAIL = (
-    "query($id: ID!) { delivery(id: $id) { auditTrail(first: 100) {"
-    " edges { node { action actor detail } } } } }"
-)
 PROGRESS = (
     "subscription($id: ID!) { deploymentProgress(deliveryId: $id) {"
     " status waitingFor { reason since retryAt attempts cause } kpis { processed } } }"
@@ -65,24 +61,6 @@ async def until(
         assert asyncio.get_running_loop().time() < deadline, f"timed out; last {current}"
         await asyncio.sleep(0.05)
     return current
-
-
-async def actions(api: Api, delivery_id: str) -> list[str]:
-    data = await api.gql(TRAIL, {"id": delivery_id})
-    return [e["node"]["action"] for e in data["delivery"]["auditTrail"]["edges"]]
-
-
-async def trail(api: Api, delivery_id: str) -> list[dict[str, Any]]:
-    data = await api.gql(TRAIL, {"id": delivery_id})
-    return [e["node"] for e in data["delivery"]["auditTrail"]["edges"]]
-
-
-async def started(api: Api, n: int, **extra: Any) -> str:
-    ids = await flows.import_profiles(api, [f"w{i}@example.com" for i in range(n)])
-    created = await flows.create_delivery(api, ids, **extra)
-    await flows.prepare(api, created["id"])
-    await flows.confirm(api, created["id"])
-    return str(created["id"])
 
 
 @contextlib.asynccontextmanager
@@ -125,7 +103,7 @@ async def test_a_relay_that_is_down_makes_the_delivery_wait_and_it_goes_on_by_it
             if fault == "421":
                 greeting = b"421 4.3.2 Service not available, try again later\r\n"
                 connections = await stack.enter_async_context(answering(sink.port, greeting))
-            delivery_id = await started(api, n)
+            delivery_id = await flows.started_delivery(api, flows.addresses(n, "w"))
             async with api.subscribe(PROGRESS, {"id": delivery_id}) as live:
                 waiting = await until(
                     api, delivery_id, lambda d: (d["waitingFor"] or {}).get("attempts", 0) >= 3
@@ -158,7 +136,7 @@ async def test_a_relay_that_is_down_makes_the_delivery_wait_and_it_goes_on_by_it
         assert done["waitingFor"] is None
         assert done["kpis"]["processed"] == done["kpis"]["sent"] == n
         # The audit records the outage once (not per retry) and the recovery.
-        events = await trail(api, delivery_id)
+        events = await flows.audit_trail(api, delivery_id)
         names = [e["action"] for e in events]
         assert names.count("WAITING_FOR_MTA") == 1 and names.count("MTA_RECOVERED") == 1
         assert names.index("WAITING_FOR_MTA") < names.index("MTA_RECOVERED") < names.index("SENT")
@@ -182,13 +160,15 @@ async def test_starttls_required_but_not_offered_fails_the_delivery_and_a_resume
         url = sink.url("relay", "s3cret")
         first = await running(make_server, url, max_relay_failures=2)
         async for api in api_for(first):
-            delivery_id = await started(api, n)
+            delivery_id = await flows.started_delivery(api, flows.addresses(n, "w"))
             failed = await until(api, delivery_id, lambda d: d["status"] == "FAILED")
             assert "STARTTLS" in failed["failureMessage"], failed
             assert failed["waitingFor"] is None and sink.messages() == []
             logs = await flows.logs(api, delivery_id)
             assert {x["status"] for x in logs} == {"TO_SEND"}  # kept, to be resumed
-            (event,) = [e for e in await trail(api, delivery_id) if e["action"] == "FAILED"]
+            (event,) = [
+                e for e in await flows.audit_trail(api, delivery_id) if e["action"] == "FAILED"
+            ]
             assert event["detail"]["notRelayed"] == n
             # Only an operator who may start deliveries may resume one.
             error = await api.error(RESUME, {"id": delivery_id}, as_="preparer")
@@ -206,10 +186,10 @@ async def test_starttls_required_but_not_offered_fails_the_delivery_and_a_resume
             counts = Counter(r.message_id for r in await sink.wait_for(n))
             assert len(counts) == n and set(counts.values()) == {1}
             assert done["kpis"]["processed"] == done["kpis"]["sent"] == n
-            names = await actions(api, delivery_id)
+            names = [e["action"] for e in await flows.audit_trail(api, delivery_id)]
             assert names[-3:] == ["FAILED", "RESUMED", "SENT"]
             (resumed_event,) = [
-                e for e in await trail(api, delivery_id) if e["action"] == "RESUMED"
+                e for e in await flows.audit_trail(api, delivery_id) if e["action"] == "RESUMED"
             ]
             assert resumed_event["detail"]["from"] == "FAILED"
 
@@ -225,7 +205,9 @@ async def test_messages_never_relayed_by_the_end_of_the_validity_period_fail_for
     nowhere = f"smtp://127.0.0.1:{free_port()}"  # nothing listens: the relay stays down
     server = await running(make_server, nowhere)
     async for api in api_for(server):
-        delivery_id = await started(api, n, validityPeriod=2, feedbackMode="EFS")
+        delivery_id = await flows.started_delivery(
+            api, flows.addresses(n, "w"), validityPeriod=2, feedbackMode="EFS"
+        )
         await until(api, delivery_id, lambda d: d["waitingFor"] is not None)
         if paused:
             await api.gql(
@@ -253,7 +235,7 @@ async def test_messages_never_relayed_by_the_end_of_the_validity_period_fail_for
             as_="starter",
         )
         assert recount["computeStats"] == {"processed": n, "failed": n}
-        (event,) = [e for e in await trail(api, delivery_id) if e["action"] == "FAILED"]
+        (event,) = [e for e in await flows.audit_trail(api, delivery_id) if e["action"] == "FAILED"]
         assert event["detail"]["notRelayed"] == n and event["actor"] == "ENGINE"
         # Too late to resume: the INVALID_STATE says why, and nothing changes.
         error = await api.error(RESUME, {"id": delivery_id}, as_="starter")

@@ -4,8 +4,7 @@ the same feedback path as the webhook."""
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,8 +13,7 @@ from server.app import create_app
 from server.mta.simulator import retry_offsets
 from server.settings import Settings
 from tests.support import flows
-from tests.support.client import Api
-from tests.support.server import RunningServer, api_for
+from tests.support.server import client_of
 
 SIMULATOR = (
     "simulator://?delay=0&seed=7&delivered=0.5&hard=0.25&soft=0.25&retry_success=1"
@@ -24,12 +22,6 @@ SIMULATOR = (
 FIGURES = ["toSend", "processed", "sent", "pending", "failed", "deliveredRate",
            "bouncesAndErrorsRate", "opens", "clicks", "openRate", "clickThroughRate"]  # fmt: skip
 HOUR, DAY = 3600, 86400
-
-
-@asynccontextmanager
-async def client_of(running: RunningServer) -> AsyncIterator[Api]:
-    async for api in api_for(running):
-        yield api
 
 
 def settled(d: dict[str, Any]) -> bool:

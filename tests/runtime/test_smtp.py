@@ -6,10 +6,9 @@ GraphQL API. The reply table, the rate limiter and MTA_URL checking are also tes
 """
 
 import asyncio
-import contextlib
 import json
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from server.mta.smtp import REASONS, SmtpConfig, SmtpMta, StartTls, TokenBucket,
 from server.settings import Settings
 from tests.support import flows
 from tests.support.client import Api
-from tests.support.server import RunningServer, api_for
+from tests.support.smtp import people, relaying, send
 from tests.support.smtp_sink import Received, Script, SmtpSink, self_signed
 
 BODY = (
@@ -33,62 +32,6 @@ BODY = (
     " <a href='https://example.com/news'>news</a>.</p>"
     '<p><a href="{{unsubscribeUrl}}">Unsubscribe</a></p></body></html>'
 )
-FIELDS = "id status failureMessage kpis { toSend processed sent pending failed }"
-
-
-@pytest.fixture
-def make_sink() -> Iterator[Callable[..., SmtpSink]]:
-    """Start SMTP sinks; they stop after the test's servers (requested first, torn down last)."""
-    sinks: list[SmtpSink] = []
-
-    def start(script: Script | None = None, **options: Any) -> SmtpSink:
-        sink = SmtpSink(script, **options).__enter__()
-        sinks.append(sink)
-        return sink
-
-    yield start
-    for sink in sinks:
-        sink.__exit__()
-
-
-@contextlib.asynccontextmanager
-async def relaying(
-    make_server: Callable[..., Any], url: str, **settings: Any
-) -> AsyncIterator[tuple[Api, RunningServer]]:
-    running: RunningServer = await make_server(mta_url=url, **settings)
-    async for api in api_for(running):
-        yield api, running
-
-
-async def send(
-    api: Api, people: list[dict[str, Any]], until: Callable[[dict[str, Any]], bool], **extra: Any
-) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    """Import the profiles, send them a delivery, wait for `until`; (delivery, logs by address)."""
-    data = await api.gql(
-        "mutation($p: [ProfileInput!]!) { importProfiles(profiles: $p) { profiles { id } } }",
-        {"p": people},
-    )
-    ids = [p["id"] for p in data["importProfiles"]["profiles"]]
-    created = await flows.create_delivery(api, ids, **extra)
-    await flows.prepare(api, created["id"])
-    await flows.confirm(api, created["id"])
-    done = await wait_for(api, created["id"], until)
-    return done, {log["address"]: log for log in await flows.logs(api, created["id"])}
-
-
-async def wait_for(
-    api: Api, delivery_id: str, until: Callable[[dict[str, Any]], bool], timeout: float = 15
-) -> dict[str, Any]:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        data = await api.gql(
-            f"query($id: ID!) {{ delivery(id: $id) {{ {FIELDS} }} }}", {"id": delivery_id}
-        )
-        if until(data["delivery"]):
-            return data["delivery"]  # type: ignore[no-any-return]
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out; last state {data['delivery']}")
-        await asyncio.sleep(0.05)
 
 
 async def wait_for_log(
@@ -102,10 +45,6 @@ async def wait_for_log(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out; last state {log}")
         await asyncio.sleep(0.05)
-
-
-def people(*emails: str) -> list[dict[str, Any]]:
-    return [{"email": e, "firstName": f"F{i}"} for i, e in enumerate(emails)]
 
 
 def is_sent(d: dict[str, Any]) -> bool:

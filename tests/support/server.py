@@ -9,6 +9,7 @@ connections and tasks) is uvicorn's.
 import asyncio
 import socket
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import uvicorn
@@ -114,4 +115,11 @@ async def api_for(running: RunningServer) -> AsyncIterator[Api]:
     async with http_client(running.base_url, timeout=30) as http:
         api = Api(running.base_url, http, SECRET)
         api.tokens.update(running.operators or await databases.create_operators())
+        yield api
+
+
+@asynccontextmanager
+async def client_of(running: RunningServer) -> AsyncIterator[Api]:
+    """api_for as a context manager, for a server a test starts itself."""
+    async for api in api_for(running):
         yield api

@@ -2,7 +2,7 @@
 production mode, and GraphQL over HTTP's media types and status codes."""
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -177,12 +177,6 @@ async def test_a_list_over_its_cap_is_bad_user_input_and_writes_nothing(api: Api
 
 
 # ---- production mode -------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def production(make_server: Callable[..., Any]) -> AsyncIterator[Api]:
-    async for client in api_for(await make_server(production=True)):
-        yield client
 
 
 SUGGESTING = {

@@ -11,7 +11,7 @@ over SMTP, and each tracking URL found in the received messages is clicked.
 import ast
 import email
 import email.policy
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, cast
@@ -277,13 +277,6 @@ E2E_LINKS = [
     "https://shop.example/B?x=1&y=2",
     "https://shop.example/c",
 ]
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    """Requested before make_server, so it stops after the server."""
-    with SmtpSink() as running:
-        yield running
 
 
 async def test_each_click_url_a_recipient_receives_leads_to_the_link_it_replaced(
