@@ -13,24 +13,12 @@ SMTP failures is also tested alone.
 
 import asyncio
 import contextlib
-import socket
-import ssl
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from aiosmtplib import (
-    SMTPAuthenticationError,
-    SMTPConnectError,
-    SMTPConnectResponseError,
-    SMTPConnectTimeoutError,
-    SMTPException,
-    SMTPResponseException,
-    SMTPServerDisconnected,
-)
 
-from server.mta.smtp import SmtpConfig, _connect_failure, _lost, _session_reply
 from tests.support import flows
 from tests.support.client import Api
 from tests.support.server import RunningServer, api_for, free_port
@@ -250,92 +238,3 @@ async def test_resume_refuses_statuses_it_cannot_resume(api: Api) -> None:
     error = await api.error(RESUME, {"id": created["id"]}, as_="starter")
     assert error["extensions"]["code"] == "INVALID_STATE"
     assert "allowed from: FAILED, PAUSED" in error["message"]
-
-
-# ---- the classification alone ----------------------------------------------------------------
-
-
-CONFIG = SmtpConfig.from_url("smtp://relay:pw@mx.example:587")
-
-
-def wrapped(outer: BaseException, cause: BaseException) -> BaseException:
-    outer.__cause__ = cause
-    return outer
-
-
-@pytest.mark.parametrize(
-    ("error", "cause", "permanent"),
-    [
-        (wrapped(SMTPConnectError("x"), ConnectionRefusedError()), "connection refused", False),
-        (
-            wrapped(SMTPConnectError("x"), socket.gaierror(-2, "Name or service not known")),
-            "the MTA's host name does not resolve",
-            False,
-        ),
-        (SMTPConnectTimeoutError("x"), "timed out", False),
-        (wrapped(SMTPConnectError("x"), ConnectionResetError()), "connection lost", False),
-        (SMTPServerDisconnected("Connection lost"), "connection lost", False),
-        (ssl.SSLError(1, "EOF occurred in violation of protocol"), "TLS handshake failed", False),
-        (SMTPConnectResponseError(421, "4.3.2 try later"), "the MTA is busy (421)", False),
-        (
-            SMTPAuthenticationError(454, "4.7.0 Temporary failure"),
-            "authentication unavailable for now",
-            False,
-        ),
-        # permanent
-        (SMTPAuthenticationError(535, "5.7.8 bad credentials"), "authentication refused", True),
-        (
-            SMTPException("SMTP STARTTLS extension not supported by server."),
-            "STARTTLS required but not offered by the MTA",
-            True,
-        ),
-        (
-            ssl.SSLCertVerificationError(1, "certificate verify failed"),
-            "the MTA's certificate is not trusted",
-            True,
-        ),
-        (
-            SMTPConnectResponseError(554, "5.7.1 no service for you"),
-            "the MTA refused us (554)",
-            True,
-        ),
-    ],
-)
-def test_connection_failures_are_transient_or_permanent(
-    error: BaseException, cause: str, permanent: bool
-) -> None:
-    failure = _connect_failure(CONFIG, error)
-    assert (failure.cause, failure.permanent) == (cause, permanent)
-    assert "pw" not in str(failure).replace("587", "")
-
-
-@pytest.mark.parametrize(
-    ("code", "cause", "permanent"),
-    [
-        (421, "the MTA is busy (421)", False),
-        (451, "the MTA ended the session (451)", False),
-        (503, "the MTA ended the session (503)", False),
-        (530, "the MTA requires authentication", True),
-        (550, "the MTA refused our sender (550)", True),
-        (553, "the MTA refused our sender (553)", True),
-    ],
-)
-def test_replies_that_end_a_session_are_transient_or_permanent(
-    code: int, cause: str, permanent: bool
-) -> None:
-    failure = _session_reply(CONFIG, "refused the sender", SMTPResponseException(code, "text"))
-    assert (failure.cause, failure.permanent) == (cause, permanent)
-
-
-def test_a_connection_lost_mid_transaction_is_transient() -> None:
-    assert _lost(CONFIG, SMTPServerDisconnected("gone")).permanent is False
-    assert _lost(CONFIG, TimeoutError()).cause == "timed out"
-
-
-def test_the_settings_have_sensible_defaults() -> None:
-    from server.settings import Settings
-
-    settings = Settings(_env_file=None)
-    assert settings.relay_backoff_initial_seconds == 1.0
-    assert settings.relay_backoff_max_seconds == 30.0
-    assert settings.relay_record_interval_seconds == 0.1

@@ -16,6 +16,7 @@ from server.engine.leader import Leader, asyncpg_dsn
 from tests.support import flows
 from tests.support.client import Api
 from tests.support.cluster import (
+    bulk_delivery,
     cluster,
     log_counts,
     ready_delivery,
@@ -136,7 +137,10 @@ async def test_a_killed_worker_leaves_the_rest_of_a_send_to_the_other(tmp_path: 
     """SIGKILL mid-send: the batch the dead worker claimed comes back when its lease ends."""
     n = 20_000
     async with cluster(tmp_path, BATCH_SIZE="500", CLAIM_LEASE_SECONDS="1") as (api, url, workers):
-        delivery_id = await ready_delivery(api, n)
+        # 20,000 profiles by SQL: importProfiles (tested on its own) takes seconds for as many.
+        delivery_id = await bulk_delivery(api, url, n)
+        await flows.prepare(api, delivery_id)
+        await flows.confirm(api, delivery_id)
         while (sent := (await log_counts(url, delivery_id)).get("SENT", 0)) < 500:  # noqa: ASYNC110
             await asyncio.sleep(0.01)  # polling another process's database
         assert await workers[0].stop(signal.SIGKILL) == -signal.SIGKILL

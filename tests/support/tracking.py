@@ -1,5 +1,7 @@
 """Opens and clicks: a delivery relayed with links to track, and the pixel and click paths."""
 
+from email.message import EmailMessage
+
 from models.tracking import (
     TRACKING_PATHS,
     Token,
@@ -25,3 +27,10 @@ async def sent(api: Api, n: int, body: str = BODY) -> tuple[int, list[int]]:
     emails = [f"user{i}@example.com" for i in range(n)]
     done, logs = await flows.sent_delivery(api, emails, body=body)  # type: ignore[arg-type]
     return int(done["id"]), [int(log["id"]) for log in logs]
+
+
+def parts(message: EmailMessage) -> tuple[str, str]:
+    html = message.get_body(("html",))
+    text = message.get_body(("plain",))
+    assert html is not None and text is not None
+    return html.get_content(), text.get_content()
