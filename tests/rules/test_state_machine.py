@@ -68,8 +68,8 @@ from models.sql import Sql, in_list, parse_ts
 from models.stats import recount
 from server.db import apply_migrations, tortoise_config
 from server.http.feedback import ACCEPTED_REASONS, sign
-from tests.conftest import SECRET, api_for
 from tests.support import flows
+from tests.support.server import SECRET, api_for
 
 SCALE = float(os.environ.get("FUZZ_SCALE", "1"))
 SEED = int(os.environ.get("FUZZ_SEED", "0"))

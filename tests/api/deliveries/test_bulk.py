@@ -18,9 +18,9 @@ from graphql_schema.profiles.csv_rows import ProfileRows
 from models.errors import BadInput
 from models.profile import ProfileData
 from models.tracking import TRACKING_PATHS, Token, TokenKind, make_token
-from tests.conftest import RunningServer, api_for
 from tests.support import flows
 from tests.support.client import Api
+from tests.support.server import RunningServer, api_for
 
 PROFILE = "query($id: ID!) { profile(id: $id) { email phone firstName lastName } }"
 SEARCH = (

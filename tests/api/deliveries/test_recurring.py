@@ -3,9 +3,9 @@
 import asyncio
 from typing import Any
 
-from tests.conftest import RunningServer
 from tests.support import flows
 from tests.support.client import Api
+from tests.support.server import RunningServer
 
 FIELDS = """id label status parentId confirmedBy validityPeriod
   recurrence { intervalSeconds count confirmEachOccurrence occurrencesCreated nextOccurrenceAt }
