@@ -49,6 +49,7 @@ from graphql import (
 from graphql_schema.pagination import DEFAULT_PAGE, MAX_PAGE
 from graphql_schema.profiles.types import HISTORY_MAX, HISTORY_PAGE
 from models.enums import FailureReason
+from models.kpi_history import MAX_POINTS
 from models.profile import MAX_IMPORT
 
 # (type, field) -> (default page, cap) for paged fields that differ from DEFAULT_PAGE/MAX_PAGE.
@@ -59,6 +60,7 @@ PAGES: dict[tuple[str, str], tuple[int, int]] = {
 # an argument of the field that returns their parent (a mutation returns what it was given).
 LIST_BOUNDS: dict[tuple[str, str], int | str] = {
     ("Delivery", "exclusions"): len(FailureReason),  # one entry per exclusion reason
+    ("Delivery", "kpiHistory"): MAX_POINTS,  # models/kpi_history.py thins beyond it
     ("ImportProfilesPayload", "profiles"): "profiles",  # importProfiles(profiles: [...])
 }
 CONNECTION_LISTS = frozenset({"edges", "nodes"})

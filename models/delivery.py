@@ -133,6 +133,7 @@ class Delivery(Model):
             stats_computed_at=self.stats_computed_at,
             complaints=self.complaints,
             unsubscriptions=self.unsubscriptions,
+            channel=self.channel,
         )
 
     def check(self, action: str) -> None:

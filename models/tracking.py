@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from tortoise import fields
 from tortoise.models import Model
 
-from models.sql import Sql
+from models.sql import Sql, in_list
 from models.template import links_of
 
 if TYPE_CHECKING:
@@ -56,14 +56,33 @@ class TrackingLog(Model):
 
 
 async def count_opens_and_clicks(sql: Sql, delivery_id: int) -> tuple[int, int]:
-    """Distinct recipients who opened (or clicked, which proves an open), and who clicked."""
+    """Distinct recipients whose log is SENT who opened (or clicked, which proves an open), and
+    who clicked (SPEC §5). A hit on a log that is not SENT (an EFS message whose delivery report
+    has not come, or one that failed) stays in the tracking logs and counts once its log is."""
     rows = await sql.rows(
-        "SELECT COUNT(DISTINCT sending_log_id) AS opens,"
-        " COUNT(DISTINCT CASE WHEN kind = 'CLICK' THEN sending_log_id END) AS clicks"
-        " FROM tracking_log WHERE delivery_id = ?",
+        "SELECT COUNT(DISTINCT t.sending_log_id) AS opens,"
+        " COUNT(DISTINCT CASE WHEN t.kind = 'CLICK' THEN t.sending_log_id END) AS clicks"
+        " FROM tracking_log t JOIN sending_log s ON s.id = t.sending_log_id"
+        " WHERE t.delivery_id = ? AND s.status = 'SENT'",
         [delivery_id],
     )
     return int(rows[0]["opens"] or 0), int(rows[0]["clicks"] or 0)
+
+
+async def tracked_logs(sql: Sql, log_ids: list[int]) -> dict[int, bool]:
+    """Of these logs, those with tracking logs: log id -> whether one is a click."""
+    found: dict[int, bool] = {}
+    for start in range(0, len(log_ids), 1000):
+        chunk = log_ids[start : start + 1000]
+        rows = await sql.rows(
+            "SELECT sending_log_id, MAX(CASE WHEN kind = 'CLICK' THEN 1 ELSE 0 END) AS clicked"
+            " FROM tracking_log WHERE sending_log_id IN "
+            + in_list(chunk)
+            + " GROUP BY sending_log_id",
+            chunk,
+        )
+        found.update({int(r["sending_log_id"]): bool(r["clicked"]) for r in rows})
+    return found
 
 
 # Tracking ids: "<delivery>.<log>[.<link>].<signature>", the signature an HMAC-SHA256 of the

@@ -27,9 +27,11 @@ from graphql_schema.pagination import (
 )
 from graphql_schema.permissions import is_administrator, require, require_any_role
 from models import delivery as m_delivery
+from models import enums as m_enums
+from models import kpi_history as m_history
 from models import sending_log as m_log
 from models.enums import Role
-from models.kpis import Kpis
+from models.kpis import COUNTERS, Kpis
 from models.redaction import plain_failure
 
 if TYPE_CHECKING:
@@ -47,8 +49,12 @@ class DeploymentKpis:
     bounces_and_errors_rate: float
     opens: int
     clicks: int
-    open_rate: float
-    click_through_rate: float
+    open_rate: float | None = strawberry.field(
+        description="opens / sent * 100; null for SMS and push (SPEC §5)."
+    )
+    click_through_rate: float | None = strawberry.field(
+        description="clicks / sent * 100; null for SMS and push (SPEC §5)."
+    )
     stats_computed_at: datetime | None
     complaints: int = strawberry.field(
         description="Recipients who reported a message of this delivery as spam."
@@ -76,6 +82,23 @@ class DeploymentKpis:
             complaints=k.complaints,
             unsubscriptions=k.unsubscriptions,
             complaint_rate=k.complaint_rate,
+        )
+
+
+@strawberry.type(
+    description="A delivery's KPIs at one moment of its history (at most one point per few"
+    " seconds; older stretches thinned out: docs/kpis.md)."
+)
+class KpiHistoryPoint:
+    at: datetime
+    kpis: DeploymentKpis
+
+    @classmethod
+    def of(cls, point: m_history.KpiPoint, channel: m_enums.Channel) -> "KpiHistoryPoint":
+        figures = {name: getattr(point, name) for name in COUNTERS}
+        return cls(
+            at=point.at,
+            kpis=DeploymentKpis.of(Kpis(**figures, stats_computed_at=None, channel=channel)),
         )
 
 
@@ -255,6 +278,15 @@ class Delivery:
     @strawberry.field
     def kpis(self) -> DeploymentKpis:
         return DeploymentKpis.of(self._model.kpis)
+
+    @strawberry.field(
+        description="The KPIs over time, oldest first, for a chart of the whole send: one point"
+        f" per {m_history.POINT_SECONDS} s at most while figures change, at most"
+        f" {m_history.MAX_POINTS} points (older ones thinned out). Readable as `kpis` is."
+    )
+    async def kpi_history(self) -> list[KpiHistoryPoint]:
+        points = await m_history.history(self._model.id)
+        return [KpiHistoryPoint.of(p, self._model.channel) for p in points]
 
     @strawberry.field(
         description="Why the delivery FAILED: the MTA's own words for administrators, a plain"
