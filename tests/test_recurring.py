@@ -4,7 +4,7 @@ import asyncio
 from typing import Any
 
 from tests import flows
-from tests.client import Api
+from tests.client import Api, event
 from tests.conftest import RunningServer
 
 FIELDS = """id label status parentId confirmedBy validityPeriod
@@ -182,3 +182,35 @@ async def test_stopping_a_recurring_delivery_ends_its_occurrences(api: Api) -> N
     await flows.sent_delivery(api, ["sentinel@example.com"])  # the engine is alive
     assert len(await occurrences(api, parent_id)) == created
     assert (await one(api, parent_id))["status"] == "STOPPED"
+
+
+async def test_a_recurring_delivery_dashboard_follows_its_occurrences_live(api: Api) -> None:
+    """The recurring delivery's figures are its occurrences' sums (SPEC §5), and its progress
+    stream moves when an occurrence's figures do (here: delivery reports), though nothing
+    happens to the recurring delivery itself (its next occurrence is an hour away)."""
+    ids = await flows.import_profiles(api, ["l1@example.com", "l2@example.com"])
+    created = await flows.create_delivery(
+        api, ids, label="Hourly", feedbackMode="EFS", recurrence={"intervalSeconds": 3600}
+    )
+    parent_id = created["id"]
+    await flows.prepare(api, parent_id)
+    progress = (
+        "subscription($id: ID!) { deploymentProgress(deliveryId: $id) { status"
+        " kpis { toSend processed sent pending deliveredRate } } }"
+    )
+    async with api.subscribe(progress, {"id": parent_id}) as sub:
+        await flows.confirm(api, parent_id)
+        await sub.until(lambda d: d["deploymentProgress"]["kpis"]["processed"] == 2)
+        (occurrence,) = await wait_occurrences(
+            api, parent_id, lambda f: len(f) == 1 and f[0]["status"] == "SENT"
+        )
+        messages = [e["node"]["messageId"] for e in occurrence["sendingLogs"]["edges"]]
+        response = await api.feedback([event(m, "delivered") for m in messages])
+        assert response.json()["accepted"] == 2
+        sums = await sub.until(lambda d: d["deploymentProgress"]["kpis"]["sent"] == 2)
+        assert sums["deploymentProgress"]["status"] == "SCHEDULED"
+        assert sums["deploymentProgress"]["kpis"] == {
+            "toSend": 2, "processed": 2, "sent": 2, "pending": 0, "deliveredRate": 100.0,
+        }  # fmt: skip
+    stop = "mutation($id: ID!) { stopDelivery(id: $id) { id } }"
+    await api.gql(stop, {"id": parent_id}, as_="starter")
