@@ -5,8 +5,12 @@ Points are written by the same statement sequence that moves the counters (model
 `add_to_counters`, and `computeStats`), so the history never says what the counters did not.
 They are coalesced and bounded:
 
-- one point per delivery and POINT_SECONDS-long slot: every write within the slot updates the
-  slot's point to the newest figures (a busy send writes one row per slot, not one per batch);
+- one point per delivery and POINT_SECONDS-long slot: the first write of a slot (in a process)
+  stores the figures of that moment, and later writes of the same slot cost nothing (a dict
+  look-up: a busy send writes one row per slot, not one per batch). What happened since the
+  last point is the delivery's current figures, which `Delivery.kpiHistory` appends when they
+  differ from the last point (graphql_schema/deliveries/types.py), so a chart always ends at
+  the live figures;
 - at most MAX_POINTS per delivery: when a new slot would go beyond, every other point of the
   older half is dropped (the first point stays), so old stretches get coarser and recent ones
   stay fine, whatever the length of the validity period.
@@ -53,20 +57,33 @@ class KpiPoint(Model):
         unique_together = (("delivery_id", "slot"),)
 
 
-# The slot each delivery last wrote in this process: a thinning check is needed only when a
-# delivery starts a new slot (a cache; a miss costs one COUNT).
+# The slot each delivery (the key the caller names) last wrote in this process: a write in the
+# same slot is skipped, and the thinning check runs only when a delivery starts a new slot. A
+# cache: a miss costs one upsert and one small read.
 _last_slot: dict[int, int] = {}
 _CACHE_SIZE = 10_000
+
+
+def forget_slots() -> None:
+    """Clear the memo: called when a process opens its database, so that the ids of another
+    database (a test's, a restored copy's) never skip a write."""
+    _last_slot.clear()
+
 
 _COLUMNS = ", ".join(COUNTERS)
 _UPDATES = ", ".join(f"{name} = excluded.{name}" for name in ("at", *COUNTERS))
 
 
-async def record_points(sql: Sql, where: str, params: Sequence[object]) -> None:
+async def record_points(
+    sql: Sql, where: str, params: Sequence[object], key: int | None = None
+) -> None:
     """Write the current figures of the deliveries `WHERE <where>` selects (on the delivery
-    table) into their current slot, inside the caller's transaction."""
+    table) into their current slot, inside the caller's transaction. With `key` (the delivery
+    whose write this is), only the first write of the slot does anything."""
     now = datetime.now(UTC)
     slot = int(now.timestamp()) // POINT_SECONDS
+    if key is not None and _last_slot.get(key) == slot:
+        return
     at = "CAST(? AS TIMESTAMPTZ)" if sql.postgres else "?"
     rows = await sql.rows(
         f"INSERT INTO kpi_point (delivery_id, slot, at, {_COLUMNS})"
@@ -75,13 +92,12 @@ async def record_points(sql: Sql, where: str, params: Sequence[object]) -> None:
         f" ON CONFLICT (delivery_id, slot) DO UPDATE SET {_UPDATES} RETURNING delivery_id",
         [slot, sql.ts(now), *params],
     )
+    if len(_last_slot) >= _CACHE_SIZE:
+        _last_slot.clear()
+    if key is not None:
+        _last_slot[key] = slot
     for row in rows:
-        delivery_id = int(row["delivery_id"])
-        if _last_slot.get(delivery_id) != slot:
-            if len(_last_slot) >= _CACHE_SIZE:
-                _last_slot.clear()
-            _last_slot[delivery_id] = slot
-            await _thin(sql, delivery_id)
+        await _thin(sql, int(row["delivery_id"]))
 
 
 async def _thin(sql: Sql, delivery_id: int) -> None:

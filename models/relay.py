@@ -286,7 +286,7 @@ async def add_to_counters(
     else:
         rows = await sql.rows(statement + " RETURNING id, status, waiting_since", params)
         row = next((r for r in rows if int(r["id"]) == delivery_id), None)
-    await record_points(sql, AND_ITS_PARENT, [delivery_id, delivery_id])
+    await record_points(sql, AND_ITS_PARENT, [delivery_id, delivery_id], key=delivery_id)
     return row
 
 

@@ -29,8 +29,9 @@ async def recount(sql: Sql, delivery_id: int) -> dict[str, int]:
         [delivery_id, False],
     )
     by_status = {r["status"]: int(r["n"]) for r in rows}
-    opens, clicks = await count_opens_and_clicks(sql, delivery_id)
     sent, pending, failed = (by_status.get(s, 0) for s in ("SENT", "PENDING", "FAILED"))
+    mostly_sent = 2 * sent >= sum(by_status.values())
+    opens, clicks = await count_opens_and_clicks(sql, delivery_id, mostly_sent)
     return {
         "to_send": sum(by_status.values()),
         "processed": sent + pending + failed,
@@ -111,13 +112,15 @@ async def recount_tracking(sql: Sql, delivery_id: int) -> bool:
     """Opens and clicks as the tracking logs of SENT logs say, inside the caller's transaction
     (the refresh, and the end of the validity period, which moves LEGACY logs out of SENT)."""
     rows = await sql.rows(
-        "SELECT opens, clicks, EXISTS (SELECT 1 FROM delivery c WHERE c.parent_id = d.id)"
+        "SELECT opens, clicks, sent, to_send,"
+        " EXISTS (SELECT 1 FROM delivery c WHERE c.parent_id = d.id)"
         " AS recurring FROM delivery d WHERE d.id = ?" + sql.for_update(),
         [delivery_id],
     )
     if not rows or rows[0]["recurring"]:
         return False  # gone, or recurring: its figures are its occurrences' sums
-    opens, clicks = await count_opens_and_clicks(sql, delivery_id)
+    mostly_sent = 2 * int(rows[0]["sent"]) >= int(rows[0]["to_send"])
+    opens, clicks = await count_opens_and_clicks(sql, delivery_id, mostly_sent)
     deltas = {"opens": opens - int(rows[0]["opens"]), "clicks": clicks - int(rows[0]["clicks"])}
     await add_to_counters(sql, delivery_id, deltas)
     return any(deltas.values())

@@ -1,6 +1,7 @@
 """Delivery, its KPIs, its sending logs and its progress, as the contract spells them."""
 
 import dataclasses
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -286,7 +287,12 @@ class Delivery:
     )
     async def kpi_history(self) -> list[KpiHistoryPoint]:
         points = await m_history.history(self._model.id)
-        return [KpiHistoryPoint.of(p, self._model.channel) for p in points]
+        history = [KpiHistoryPoint.of(p, self._model.channel) for p in points]
+        # The figures since the last stored point (a slot's later writes are not stored).
+        live = DeploymentKpis.of(replace(self._model.kpis, stats_computed_at=None))
+        if not history or history[-1].kpis != live:
+            history.append(KpiHistoryPoint(at=m_delivery.utcnow(), kpis=live))
+        return history[-m_history.MAX_POINTS :]
 
     @strawberry.field(
         description="Why the delivery FAILED: the MTA's own words for administrators, a plain"
