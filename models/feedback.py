@@ -191,7 +191,13 @@ async def _follow_opens(sql: Sql, changed: list["_Log"], deltas: dict[int, dict[
     away, never more than the counter holds (the hourly refresh may not have counted them yet).
     So the counters never exceed what the tracking logs say of SENT logs, nor `sent`."""
     flips = [log for log in changed if (log.initial is SENT) != (log.status is SENT)]
-    tracked = await tracked_logs(sql, sorted(log.id for log in flips)) if flips else {}
+    deliveries = sorted({log.delivery_id for log in flips})
+    if not deliveries or not await sql.rows(
+        "SELECT 1 AS x FROM tracking_log WHERE delivery_id IN " + in_list(deliveries) + " LIMIT 1",
+        deliveries,
+    ):
+        return  # no open yet (the common case while a send runs): nothing to look up per log
+    tracked = await tracked_logs(sql, sorted(log.id for log in flips))
     moves: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for log in flips:
         if log.id in tracked:
