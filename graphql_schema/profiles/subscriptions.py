@@ -30,6 +30,7 @@ class ProfileImportState(StrEnum):
     " created and updated (rows committed), rows rejected."
 )
 class ProfileImportProgress:
+    id: strawberry.ID = strawberry.field(description="The upload's importId: a cache's key.")
     import_id: strawberry.ID
     state: ProfileImportState
     lines: int
@@ -42,6 +43,7 @@ class ProfileImportProgress:
     @classmethod
     def of(cls, import_id: str, event: dict[str, Any]) -> "ProfileImportProgress":
         return cls(
+            id=strawberry.ID(import_id),
             import_id=strawberry.ID(import_id),
             state=ProfileImportState(event.get("state", "WAITING")),
             lines=int(event.get("lines", 0)),

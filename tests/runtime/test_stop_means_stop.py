@@ -74,6 +74,10 @@ async def check_figures_match_the_mta(
     kpis = (await flows.delivery(api, delivery_id))["kpis"]
     assert kpis["toSend"] == N and kpis["processed"] == len(counts) and kpis["failed"] == 0
     assert kpis["sent" if relayed_status == "SENT" else "pending"] == len(counts)
+    # SPEC §5: the rates are over what was relayed, not over toSend. LEGACY reads 100 % from
+    # the first relayed message (a stopped or paused delivery too); EFS 0 % until reports come.
+    delivered = 100.0 if relayed_status == "SENT" else 0.0
+    assert (kpis["deliveredRate"], kpis["bouncesAndErrorsRate"]) == (delivered, 0.0)
     recount = await api.gql(RECOUNT, {"d": delivery_id}, as_="starter")
     assert recount["computeStats"] == {k: kpis[k] for k in recount["computeStats"]}
     return kpis  # type: ignore[no-any-return]
@@ -153,7 +157,8 @@ async def test_a_stop_with_the_capture_mta_relays_nothing_after_it_and_counts_wh
             await asyncio.sleep(0.005)
         await api.gql(STOP, {"id": created["id"]}, as_="starter")
         at_stop = sum(capture.relayed.values())
-        await settled(api, created["id"], lambda: sum(capture.relayed.values()))
+        kpis = await settled(api, created["id"], lambda: sum(capture.relayed.values()))
+        assert kpis["processed"] < kpis["toSend"] and kpis["deliveredRate"] == 100.0
         assert sum(capture.relayed.values()) == at_stop  # the hand-over is one step per batch
         assert set(capture.relayed.values()) == {1}
         logs = [x for x in await flows.logs(api, created["id"]) if not x["excluded"]]

@@ -345,7 +345,8 @@ function renderKpis(kpis) {
     const node = $(`kpi-${key}`);
     const value = kpis[key];
     node.dataset.value = value === null ? "" : String(value);
-    node.textContent = kind === "rate" ? `${Number(value).toFixed(2)} %`
+    // A rate is null where it does not apply (open rate and CTR of SMS and push).
+    node.textContent = kind === "rate" ? (value === null ? "n/a" : `${Number(value).toFixed(2)} %`)
       : kind === "time" ? (value ? when(value) : "never") : String(value);
   }
   const bar = $("progress-bar");
