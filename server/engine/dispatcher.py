@@ -378,16 +378,36 @@ class Dispatcher:
             else:
                 self._waits.pop(delivery_id, None)
                 self._failures.pop(delivery_id, None)
-        elif isinstance(error, RelayError) and error.permanent:
+        elif not isinstance(error, RelayError):
+            self._retry_soon(flight, error)
+        elif error.permanent:
             await self._failed_for_good(flight, error)
         else:
             await self._wait_for_mta(flight, error, answered)
         return answered
 
-    async def _wait_for_mta(self, flight: Flight, error: Exception, answered: bool) -> None:
+    def _retry_soon(self, flight: Flight, error: Exception) -> None:
+        """Not the MTA's failure (the database away while the batch was being composed, say):
+        try again after a short pause. Backing off as for the MTA (up to
+        RELAY_BACKOFF_MAX_SECONDS) would leave a send idle long after the database is back, and
+        the delivery would wrongly say it waits for the MTA."""
+        wait = (
+            self._retries_wait
+            if flight.mode is None
+            else self._waits.setdefault(flight.delivery_id, Wait())
+        )
+        wait.until = time.monotonic() + STORE_BACKOFF[1]
+        log.warning(
+            "batch of delivery %s not handed over (%r); retrying in %.1f s",
+            flight.delivery_id,
+            error,
+            STORE_BACKOFF[1],
+        )
+
+    async def _wait_for_mta(self, flight: Flight, error: RelayError, answered: bool) -> None:
         """A transient failure: back off and try again; the delivery says it is waiting (once
         nothing at all got through), and is never failed for it."""
-        cause = error.cause if isinstance(error, RelayError) else "unexpected error"
+        cause = error.cause
         if flight.mode is None:
             wait = self._retries_wait
         else:
