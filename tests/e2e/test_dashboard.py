@@ -19,6 +19,9 @@ KPI_FIELDS = [
     "bouncesAndErrorsRate", "opens", "clicks", "openRate", "clickThroughRate",
 ]  # fmt: skip
 STATS = "mutation($id: ID!) { computeStats(deliveryId: $id) { " + " ".join(KPI_FIELDS) + " } }"
+# Each figure's label and the KPI it shows, in the page's order.
+LABELS = """() => [...document.querySelectorAll('dl.figures > div')].map(
+    (d) => [d.querySelector('dt').textContent, d.querySelector('dd').dataset.testid.slice(4)])"""
 EDIT_INPUT = {"channel": "EMAIL", "subject": "Hello", "body": flows.BODY}
 
 
@@ -162,6 +165,15 @@ async def test_confirm_send_and_watch_the_deployment_reach_its_final_figures_liv
         for key in KPI_FIELDS:
             assert shown[key] == final["kpis"][key], key
         assert 0 < shown["deliveredRate"] < 100 and shown["bouncesAndErrorsRate"] > 0
+        # The figures read as the seed's Deployment block: Sent is what was handed to the MTA
+        # (processed); the logs' delivered / pending / failed counts are in the small print.
+        assert await page.evaluate(LABELS) == [
+            ["To send", "toSend"], ["Sent", "processed"], ["Delivered", "deliveredRate"],
+            ["Bounces + errors", "bouncesAndErrorsRate"], ["Open rate", "openRate"],
+            ["CTR", "clickThroughRate"],
+        ]  # fmt: skip
+        counts = await board.text("kpi-counts")
+        assert f"delivered {final['kpis']['sent']} ·" in " ".join(counts.split())
         points = int(str(await page.get_attribute(tid("chart-svg"), "data-points")))
         assert points >= 2  # the first snapshot and at least one pushed after the confirmation
         await screenshot(page, "dashboard-deployment")
@@ -203,6 +215,8 @@ async def test_an_operator_without_the_role_sees_the_servers_forbidden_message(
     await board.open()
     await board.sign_in(api.tokens["reader"])
     await board.open_delivery(ready["id"], "Spring offer")
+    for button in ("pause", "resume", "stop"):  # shown only to START_DELIVERIES and above
+        assert await page.is_hidden(tid(button)), button
     # Sending logs are for administrators: the table says so instead of breaking.
     await board.wait_text("logs-error", "FORBIDDEN")
 

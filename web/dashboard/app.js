@@ -9,6 +9,32 @@ const TOKEN_KEY = "dashboard.token";
 const DELIVERIES_PAGE = 20;
 const LOGS_PAGE = 10;
 const CONFIRMABLE = new Set(["READY", "PENDING_CONFIRMATION"]);
+// The roles that may pause, resume and stop (docs/roles.md): the buttons are shown to them only.
+const SENDERS = new Set(["START_DELIVERIES", "ADMINISTRATION"]);
+// Pause, Resume and Stop: the mutation, the statuses each starts from (models/delivery.py's
+// LIFECYCLE), and what the in-page confirmation asks before the call.
+const LIFECYCLE_ACTIONS = {
+  pause: {
+    mutation: "pauseDelivery", from: new Set(["IN_PROGRESS"]), title: "Pause the send",
+    question: (label) => `Pause "${label}"? Messages not yet handed to the MTA wait until `
+      + "you resume it; those already relayed are not called back.",
+    done: "Paused",
+  },
+  resume: {
+    mutation: "resumeDelivery", from: new Set(["PAUSED", "FAILED"]), title: "Resume the send",
+    question: (label) => `Resume "${label}"? Sending goes on where it stopped; no message is `
+      + "sent twice.",
+    done: "Resumed",
+  },
+  stop: {
+    mutation: "stopDelivery", from: new Set(["PENDING_CONFIRMATION", "SCHEDULED", "IN_PROGRESS",
+      "PAUSED"]),
+    title: "Stop the send", danger: true,
+    question: (label) => `Stop "${label}" for good? Messages not yet handed to the MTA are `
+      + "never sent, and a stopped delivery cannot be resumed.",
+    done: "Stopped",
+  },
+};
 const KPIS = `kpis { toSend processed sent pending failed deliveredRate bouncesAndErrorsRate
   opens clicks openRate clickThroughRate statsComputedAt }`;
 const WAITING = "waitingFor { reason since retryAt attempts cause }";
@@ -23,6 +49,7 @@ const Q = {
     status at delivery { label version failureMessage } ${WAITING} ${KPIS} } }`,
   confirm: `mutation($id: ID!, $version: Int) { confirmSend(deliveryId: $id, version: $version) {
     ${DELIVERY} } }`,
+  action: (mutation) => `mutation($id: ID!) { ${mutation}(id: $id) { ${DELIVERY} } }`,
   stats: `mutation($id: ID!) { computeStats(deliveryId: $id) {
     toSend processed sent pending failed deliveredRate bouncesAndErrorsRate
     opens clicks openRate clickThroughRate statsComputedAt } }`,
@@ -45,6 +72,7 @@ const when = (iso) => (iso ? new Date(iso).toLocaleString() : "—");
 
 const state = {
   token: null,
+  roles: [],
   deliveries: { after: null, byId: new Map() },
   current: null, // { id, status, version, reviewed, kpis, points, live, waiting }
   waitingTimer: null, // refreshes "retrying in …" every second
@@ -94,6 +122,7 @@ async function signIn(token) {
     return;
   }
   sessionStorage.setItem(TOKEN_KEY, token);
+  state.roles = me.roles;
   $("operator-name").textContent = me.name;
   $("operator-roles").textContent = me.roles.length ? me.roles.join(", ") : "no roles";
   message($("signin-error"), "");
@@ -114,6 +143,7 @@ function signOut(why = "") {
   closeDelivery();
   sessionStorage.removeItem(TOKEN_KEY);
   state.token = null;
+  state.roles = [];
   $("token").value = "";
   $("deliveries-list").replaceChildren();
   message($("signin-error"), why);
@@ -205,10 +235,17 @@ async function openDelivery(id) {
   addPoint(delivery.kpis, Date.now());
   state.logs = { status: $("logs-filter").value, cursors: [null], index: 0, next: null };
   loadLogs();
+  startLive(current);
+}
+
+/** Subscribe to the delivery's progress (again after a Resume brought a FAILED delivery back:
+ *  the server had ended the subscription). */
+function startLive(current) {
+  current.liveOver = false;
   current.live = subscribe({
     token: state.token,
     query: Q.progress,
-    variables: { id },
+    variables: { id: current.id },
     onData: (data) => {
       if (state.current !== current) return;
       const p = data.deploymentProgress;
@@ -218,6 +255,7 @@ async function openDelivery(id) {
     },
     onState: (s) => {
       if (state.current !== current) return;
+      if (["completed", "error", "refused"].includes(s.state)) current.liveOver = true;
       liveState(s);
       if (s.state === "completed") loadLogs(); // the final statuses
     },
@@ -242,6 +280,21 @@ function render(label, status, kpis, failure, version) {
   $("confirm-send").title = CONFIRMABLE.has(status)
     ? "Start sending this delivery"
     : `Only a READY or PENDING_CONFIRMATION delivery can be confirmed (this one is ${status}).`;
+  renderLifecycleButtons(status);
+}
+
+/** Pause, Resume, Stop: shown to the roles that may use them, enabled in the statuses they
+ *  start from (the server checks both again). */
+function renderLifecycleButtons(status) {
+  const mayUse = state.roles.some((role) => SENDERS.has(role));
+  for (const [name, action] of Object.entries(LIFECYCLE_ACTIONS)) {
+    const button = $(name);
+    show(button, mayUse);
+    button.disabled = !action.from.has(status);
+    button.title = button.disabled
+      ? `Not possible while the delivery is ${status}.`
+      : action.title;
+  }
 }
 
 // "Waiting for the MTA since …, retrying in …": the engine backs off while the MTA is down and
@@ -276,7 +329,8 @@ function renderKpis(kpis) {
     const node = $(`kpi-${key}`);
     const value = kpis[key];
     node.dataset.value = value === null ? "" : String(value);
-    node.textContent = kind === "rate" ? `${Number(value).toFixed(2)} %`
+    node.textContent = value === null || value === undefined ? "—"
+      : kind === "rate" ? `${Number(value).toFixed(2)} %`
       : kind === "time" ? (value ? when(value) : "never") : String(value);
   }
   const bar = $("progress-bar");
@@ -384,6 +438,48 @@ async function confirmSend() {
   }
 }
 
+function askAction(name) {
+  const current = state.current;
+  const action = LIFECYCLE_ACTIONS[name];
+  if (!current || !action) return;
+  current.asked = name;
+  const dialog = $("action-dialog");
+  dialog.dataset.action = name;
+  dialog.className = action.danger ? "danger" : "";
+  $("action-title").textContent = action.title;
+  $("action-question").textContent = action.question(current.label);
+  dialog.showModal();
+  $("action-cancel").focus(); // an Enter by habit cancels: OK must be chosen
+}
+
+async function runAction() {
+  const current = state.current;
+  const name = current && current.asked;
+  $("action-dialog").close();
+  if (!name) return;
+  current.asked = null;
+  const action = LIFECYCLE_ACTIONS[name];
+  message($("action-error"), "");
+  const button = $(name);
+  button.disabled = true;
+  try {
+    const d = (await call(Q.action(action.mutation), { id: current.id }))[action.mutation];
+    if (state.current !== current) return;
+    render(d.label, d.status, d.kpis, d.failureMessage, d.version);
+    showWaiting(d.waitingFor);
+    message($("action-info"), `${action.done} at ${new Date().toLocaleTimeString()}.`, "info");
+    if (current.liveOver && !["STOPPED", "FINISHED", "FAILED"].includes(d.status)) {
+      startLive(current); // a resumed FAILED delivery is live again
+    }
+  } catch (error) {
+    if (state.current !== current) return;
+    renderLifecycleButtons(current.status);
+    message($("action-info"), "", "info");
+    message($("action-error"), error.text);
+    if (error.code === "INVALID_STATE") refresh(current); // show what changed meanwhile
+  }
+}
+
 async function refresh(current) {
   try {
     const d = (await call(Q.delivery, { id: current.id })).delivery;
@@ -486,6 +582,14 @@ function wire() {
   $("confirm-ok").addEventListener("click", confirmSend);
   $("confirm-cancel").addEventListener("click", () => $("confirm-dialog").close());
   $("compute-stats").addEventListener("click", computeStats);
+  for (const name of Object.keys(LIFECYCLE_ACTIONS)) {
+    $(name).addEventListener("click", () => askAction(name));
+  }
+  $("action-ok").addEventListener("click", runAction);
+  $("action-cancel").addEventListener("click", () => $("action-dialog").close());
+  $("action-dialog").addEventListener("close", () => {
+    if (state.current) state.current.asked = null;
+  });
   $("logs-filter").addEventListener("change", (event) => logsFrom(event.target.value));
   $("logs-refresh").addEventListener("click", () => loadLogs());
   $("logs-next").addEventListener("click", () => {
