@@ -84,7 +84,7 @@ async def test_finding_7_a_failure_quoting_the_mta_reads_plain_for_non_administr
             "from": "IN_PROGRESS",
             "to": "FAILED",
             "reason": PLAIN,
-            "cancelled": 2,
+            "notRelayed": 2,
         }
         text = json.dumps(seen)
         assert not [s for s in SECRETS if s in text], (who, text)
