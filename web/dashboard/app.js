@@ -49,7 +49,9 @@ const Q = {
     status at delivery { label version failureMessage } ${WAITING} ${KPIS} } }`,
   confirm: `mutation($id: ID!, $version: Int) { confirmSend(deliveryId: $id, version: $version) {
     ${DELIVERY} } }`,
-  action: (mutation) => `mutation($id: ID!) { ${mutation}(id: $id) { ${DELIVERY} } }`,
+  pauseDelivery: `mutation($id: ID!) { pauseDelivery(id: $id) { ${DELIVERY} } }`,
+  resumeDelivery: `mutation($id: ID!) { resumeDelivery(id: $id) { ${DELIVERY} } }`,
+  stopDelivery: `mutation($id: ID!) { stopDelivery(id: $id) { ${DELIVERY} } }`,
   stats: `mutation($id: ID!) { computeStats(deliveryId: $id) {
     toSend processed sent pending failed deliveredRate bouncesAndErrorsRate
     opens clicks openRate clickThroughRate statsComputedAt } }`,
@@ -463,7 +465,7 @@ async function runAction() {
   const button = $(name);
   button.disabled = true;
   try {
-    const d = (await call(Q.action(action.mutation), { id: current.id }))[action.mutation];
+    const d = (await call(Q[action.mutation], { id: current.id }))[action.mutation];
     if (state.current !== current) return;
     render(d.label, d.status, d.kpis, d.failureMessage, d.version);
     showWaiting(d.waitingFor);
