@@ -4,7 +4,8 @@
     .venv/bin/python bench/faults.py --only relay-down,kill  # some of them
     .venv/bin/python bench/faults.py --recipients 200 --outage 3 --kill-recipients 5000
 
-Each fault is a scenario of tests/fault_scenarios.py, the same code tests/test_faults.py runs
+Each fault is a scenario of tests/support/fault_scenarios.py, the same code
+tests/runtime/test_faults.py runs
 small: real `serve` / `worker` processes, a real SMTP server in its own process that counts every
 Message-ID it answered, SQLite files, the shared PostgreSQL (fresh databases only: never
 restarted), and a private PostgreSQL cluster and Redis where the fault restarts them. The
@@ -31,16 +32,16 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests import fault_scenarios as scenarios  # noqa: E402
 from tests.conftest import PG_AVAILABLE  # noqa: E402
-from tests.faults import (  # noqa: E402
+from tests.support import fault_scenarios as scenarios  # noqa: E402
+from tests.support.faults import (  # noqa: E402
     Figures,
     NotSurvived,
     Unavailable,
     private_postgres,
     private_redis,
 )
-from tests.smtp_sink import Mode  # noqa: E402
+from tests.support.smtp_sink import Mode  # noqa: E402
 
 FAULTS = (
     "none",

@@ -9,7 +9,8 @@ messages read in process.
    delivery to all of them relayed (capture reports nothing), every sending log id read back.
 2. One bounce per log, built before any clock starts: half RFC 3464 DSNs as Postfix writes
    them (5.1.1 and 4.2.2 in turn), half the real-world non-DSN bounces of
-   tests/samples/bounces (qmail, Yahoo, Exchange ...: Mailman's detectors), each to its log's
+   tests/support/samples/bounces (qmail, Yahoo, Exchange ...: Mailman's detectors), each to its
+   log's
    VERP address.
 3. Baselines, in this process: (a) reading every message (`read_report`, the listener's parse:
    DSN, ARF, auto-reply, flufl.bounce); (b) reading it and applying its event with
@@ -58,7 +59,7 @@ from server.inbound.reports import message_key, parse, read_report
 
 DOMAIN = "bounces.bench"
 BODY = '<p>Hello</p><a href="https://example.com/offer">Offer</a>'
-SAMPLES = sorted((ROOT / "tests" / "samples" / "bounces").glob("*.txt"))
+SAMPLES = sorted((ROOT / "tests" / "support" / "samples" / "bounces").glob("*.txt"))
 
 
 def dsn(i: int) -> bytes:

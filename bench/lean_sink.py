@@ -1,5 +1,6 @@
-"""The CPU a test's SMTP sink costs per message: aiosmtpd's (tests/smtp_sink.py CountingSink,
-the baseline) against the lean protocol of tests/lean_sink.py, measured in the same run.
+"""The CPU a test's SMTP sink costs per message: aiosmtpd's (tests/support/smtp_sink.py
+CountingSink,
+the baseline) against the lean protocol of tests/support/lean_sink.py, measured in the same run.
 
     .venv/bin/python bench/lean_sink.py --messages 20000 --connections 4
 
@@ -21,8 +22,8 @@ from typing import Any
 import aiosmtplib
 from harness import command_line, cpu_seconds, machine
 
-from tests.lean_sink import lean_sink
-from tests.smtp_sink import CountingSink
+from tests.support.lean_sink import lean_sink
+from tests.support.smtp_sink import CountingSink
 
 BODY = ("<p>Hello F1, our spring offer is here: https://example.com/offer</p>\r\n" * 30).encode()
 

@@ -1,7 +1,8 @@
 """Fixtures: a real server (uvicorn on a free port) per test, on SQLite and on PostgreSQL.
 
 PostgreSQL tests use TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres)
-and a fresh database per test (tests/databases.py); when that server is not reachable they are
+and a fresh database per test (tests/support/databases.py); when that server is not reachable they
+are
 skipped, and the skip reason says so.
 """
 
@@ -16,9 +17,9 @@ from tortoise.backends.base.executor import EXECUTOR_CACHE
 
 from server.app import create_app
 from server.settings import Settings
-from tests import databases
-from tests.client import Api, http_client
-from tests.databases import PG_AVAILABLE, PG_URL, ROLES, fresh_database
+from tests.support import databases
+from tests.support.client import Api, http_client
+from tests.support.databases import PG_AVAILABLE, PG_URL, ROLES, fresh_database
 
 __all__ = ["PG_AVAILABLE", "PG_URL", "ROLES", "fresh_database"]  # tests import them from here
 SECRET = "test-secret"
@@ -40,15 +41,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 # two to each worker at the start: the second test of the worker that starts the longest is a
 # short one, so that nothing long waits behind it.
 LONGEST_FIRST = (
-    "tests/test_cluster.py::test_a_killed_worker",
-    "tests/test_fuzz_webhook.py",
-    "tests/test_cluster.py",
-    "tests/test_fuzz_graphql.py",
-    "tests/test_faults.py",
-    "tests/test_worker.py",
-    "tests/test_restart.py",
-    "tests/test_state_machine.py",
-    "tests/e2e/",
+    "tests/runtime/test_cluster.py::test_a_killed_worker",
+    "tests/api/feedback/test_fuzz_webhook.py",
+    "tests/runtime/test_cluster.py",
+    "tests/api/input/test_fuzz_graphql.py",
+    "tests/runtime/test_faults.py",
+    "tests/runtime/test_worker.py",
+    "tests/runtime/test_restart.py",
+    "tests/rules/test_state_machine.py",
+    "tests/browser/",
 )
 
 
@@ -132,7 +133,7 @@ async def make_server(db_kind: str, tmp_path: Any) -> AsyncIterator[Callable[...
                 "progress_interval_seconds": 0.05,
                 "batch_size": 100,
                 # Every test client is 127.0.0.1: tests that try bad tokens on purpose must not
-                # lock the others out. tests/test_auth_failures.py sets its own limit.
+                # lock the others out. tests/api/access/test_auth_failures.py sets its own limit.
                 "auth_failure_limit": 10_000,
             }
             values.update(overrides)

@@ -1,0 +1,146 @@
+"""SPEC §2: a recurring delivery; each occurrence is a delivery of its own."""
+
+import asyncio
+from typing import Any
+
+from tests.conftest import RunningServer
+from tests.support import flows
+from tests.support.client import Api
+
+FIELDS = """id label status parentId confirmedBy validityPeriod
+  recurrence { intervalSeconds count confirmEachOccurrence occurrencesCreated nextOccurrenceAt }
+  kpis { toSend processed } sendingLogs(first: LOGS) { totalCount edges { node { messageId } } }"""
+# Pages small enough for the query cost limit (docs/limits.md): the tests' deliveries are few.
+DELIVERIES = f"{{ deliveries(first: 20) {{ edges {{ node {{ {FIELDS} }} }} }} }}".replace(
+    "LOGS", "20"
+)
+ONE = f"query($id: ID!) {{ delivery(id: $id) {{ {FIELDS} }} }}".replace("LOGS", "500")
+
+
+async def recurring(
+    api: Api, emails: list[str | None], **recurrence: Any
+) -> tuple[str, dict[str, Any]]:
+    ids = await flows.import_profiles(api, emails)
+    created = await flows.create_delivery(
+        api, ids, label="Weekly", validityPeriod=60, recurrence=recurrence
+    )
+    prepared = await flows.prepare(api, created["id"])
+    return created["id"], prepared
+
+
+async def occurrences(api: Api, parent_id: str) -> list[dict[str, Any]]:
+    edges = (await api.gql(DELIVERIES))["deliveries"]["edges"]
+    found = [e["node"] for e in edges if e["node"]["parentId"] == parent_id]
+    return sorted(found, key=lambda d: int(d["id"]))
+
+
+async def one(api: Api, delivery_id: str) -> dict[str, Any]:
+    return (await api.gql(ONE, {"id": delivery_id}))["delivery"]  # type: ignore[no-any-return]
+
+
+async def wait_occurrences(api: Api, parent_id: str, predicate: Any) -> list[dict[str, Any]]:
+    """Poll the occurrences (for up to about 10 s) until predicate(occurrences) holds."""
+    found: list[dict[str, Any]] = []
+    for _ in range(200):
+        found = await occurrences(api, parent_id)
+        if predicate(found):
+            return found
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out; occurrences {found}")
+
+
+async def test_occurrences_wait_for_confirmation_when_asked_and_the_parent_ends_after_count(
+    api: Api, server: RunningServer
+) -> None:
+    parent_id, prepared = await recurring(
+        api,
+        ["r1@example.com", "r2@example.com", "broken"],
+        intervalSeconds=1,
+        count=2,
+        confirmEachOccurrence=True,
+    )
+    assert prepared["status"] == "READY"
+    assert prepared["kpis"]["toSend"] == 2
+    assert (await one(api, parent_id))["sendingLogs"]["totalCount"] == 0  # a template only
+
+    confirmed = await flows.confirm(api, parent_id)
+    assert confirmed["status"] == "SCHEDULED"
+    found = await wait_occurrences(api, parent_id, lambda f: len(f) == 2)
+    for index, occurrence in enumerate(found, start=1):
+        assert occurrence["status"] == "PENDING_CONFIRMATION"
+        assert occurrence["label"] == f"Weekly #{index}"
+        assert occurrence["confirmedBy"] is None
+        assert occurrence["kpis"]["toSend"] == 2
+        assert occurrence["validityPeriod"] == 60
+        assert occurrence["sendingLogs"]["totalCount"] == 3  # its own logs, exclusion included
+    parent = await flows.wait_for(api, parent_id, lambda d: d["status"] == "FINISHED")
+    assert parent["kpis"]["processed"] == 0
+    assert (await one(api, parent_id))["recurrence"]["occurrencesCreated"] == 2
+    assert not server.runtime.mta.relayed  # nothing is sent before someone confirms
+
+    error = await api.error(
+        "mutation($id: ID!) { confirmSend(deliveryId: $id) { id } }",
+        {"id": found[0]["id"]},
+        as_="preparer",
+    )
+    assert error["extensions"]["code"] == "FORBIDDEN"
+    first = await flows.confirm(api, found[0]["id"])
+    assert first["status"] == "IN_PROGRESS"
+    assert first["confirmedBy"] is not None
+    await flows.wait_for(api, found[0]["id"], lambda d: d["status"] == "SENT")
+    sent = {
+        e["node"]["messageId"] for e in (await one(api, found[0]["id"]))["sendingLogs"]["edges"]
+    }
+    assert set(server.runtime.mta.relayed) == sent - {None}
+    assert sorted(server.runtime.mta.relayed.values()) == [1, 1]
+    assert (await one(api, found[1]["id"]))["status"] == "PENDING_CONFIRMATION"
+
+    stopped = await api.gql(
+        "mutation($id: ID!) { stopDelivery(id: $id) { status } }",
+        {"id": found[1]["id"]},
+        as_="starter",
+    )
+    assert stopped["stopDelivery"]["status"] == "STOPPED"
+
+
+async def test_occurrences_without_confirmation_are_sent_at_once(
+    api: Api, server: RunningServer
+) -> None:
+    parent_id, _ = await recurring(
+        api, ["s1@example.com", "s2@example.com"], intervalSeconds=1, count=2
+    )
+    starter = (await api.gql("{ me { name } }", as_="starter"))["me"]["name"]
+    await flows.confirm(api, parent_id)
+    await flows.wait_for(api, parent_id, lambda d: d["status"] == "FINISHED")
+    found = await wait_occurrences(
+        api, parent_id, lambda f: len(f) == 2 and all(o["status"] == "SENT" for o in f)
+    )
+    message_ids: set[str] = set()
+    for occurrence in found:
+        assert occurrence["confirmedBy"] == starter  # confirmed with the parent
+        assert occurrence["kpis"]["processed"] == 2
+        message_ids |= {e["node"]["messageId"] for e in occurrence["sendingLogs"]["edges"]}
+    assert len(message_ids) == 4
+    relayed = server.runtime.mta.relayed
+    assert set(relayed) == message_ids
+    assert set(relayed.values()) == {1}
+    assert len(await occurrences(api, parent_id)) == 2  # no third one after count
+
+
+async def test_stopping_a_recurring_delivery_ends_its_occurrences(api: Api) -> None:
+    parent_id, _ = await recurring(
+        api, ["t1@example.com"], intervalSeconds=1, confirmEachOccurrence=True
+    )
+    await flows.confirm(api, parent_id)
+    await wait_occurrences(api, parent_id, lambda f: len(f) == 1)
+    stopped = await api.gql(
+        "mutation($id: ID!) { stopDelivery(id: $id) { status recurrence { nextOccurrenceAt } } }",
+        {"id": parent_id},
+        as_="starter",
+    )
+    assert stopped["stopDelivery"]["status"] == "STOPPED"
+    assert stopped["stopDelivery"]["recurrence"]["nextOccurrenceAt"] is None
+    await asyncio.sleep(1.2)  # the second occurrence was due one second after the first
+    await flows.sent_delivery(api, ["sentinel@example.com"])  # the engine is alive
+    assert len(await occurrences(api, parent_id)) == 1
+    assert (await one(api, parent_id))["status"] == "STOPPED"

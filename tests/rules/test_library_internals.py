@@ -1,0 +1,154 @@
+"""What the server relies on inside strawberry and graphql-core beyond their documented API.
+
+Each of these is pinned in pyproject.toml (strawberry-graphql and graphql-core, one release
+series each). An upgrade may move any of them without notice; these tests then fail and say
+which file relies on what, instead of a cache or a memory fix silently doing nothing. Raise a
+pin only with this file passing. No server: they run in well under a second.
+"""
+
+import importlib
+import inspect
+import tomllib
+from collections.abc import Callable
+from functools import cache
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import graphql
+import pytest
+import strawberry
+from packaging.requirements import Requirement
+from strawberry.extensions import parser_cache, validation_cache
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from graphql_schema.execution import Executor
+from server.graphql_app import GraphQLApp
+
+ROOT = Path(__file__).resolve().parents[2]
+PINNED = ("strawberry-graphql", "graphql-core")
+
+
+def moved(what: str, used_in: str, detail: str) -> str:
+    return (
+        f"{what} has moved or changed ({detail}). {used_in} relies on it: adapt that code to the"
+        " new release, or keep the pin in pyproject.toml."
+    )
+
+
+@cache
+def pins() -> dict[str, Requirement]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    requirements = [Requirement(line) for line in project["dependencies"]]
+    return {r.name: r for r in requirements}
+
+
+@pytest.mark.parametrize("package", PINNED)
+def test_the_installed_release_is_one_the_pin_allows(package: str) -> None:
+    pin = pins().get(package)
+    assert pin is not None, f"pyproject.toml must pin {package}: its internals are used"
+    installed = version(package)
+    assert pin.specifier.contains(installed), (
+        f"{package} {installed} is installed, outside the pin {pin}: run this file's tests"
+        " against it before changing the pin"
+    )
+    assert not pin.specifier.contains("999"), f"{package}'s pin needs an upper bound"
+
+
+def test_strawberry_parse_cache_is_one_shared_lru_of_graphql_parse() -> None:
+    used_in = "graphql_schema/caches.py (LimitedCachedDocuments.on_parse)"
+    get = getattr(parser_cache, "_get_parse_cache", None)
+    assert callable(get), moved("strawberry's _get_parse_cache", used_in, "not found")
+    parse = get(7)
+    assert get(7) is parse, moved("_get_parse_cache", used_in, "no longer one LRU per size")
+    parse.cache_clear()
+    document = parse("{ a }", max_tokens=10)
+    assert isinstance(document, graphql.DocumentNode)
+    assert parse("{ a }", max_tokens=10) is document
+    assert parse.cache_info().hits == 1, moved("_get_parse_cache", used_in, "does not cache")
+    with pytest.raises(graphql.GraphQLError, match="more than 3 tokens"):
+        parse("{ a b c d e f }", max_tokens=3)
+
+
+def test_strawberry_validation_cache_takes_the_graphql_schema_document_and_rules() -> None:
+    used_in = "graphql_schema/caches.py (LimitedCachedDocuments.on_validate)"
+    get = getattr(validation_cache, "_get_validate_cache", None)
+    assert callable(get), moved("strawberry's _get_validate_cache", used_in, "not found")
+
+    @strawberry.type
+    class Query:
+        a: int = 1
+
+    schema = strawberry.Schema(query=Query)
+    core = getattr(schema, "_schema", None)
+    assert isinstance(core, graphql.GraphQLSchema), moved(
+        "strawberry.Schema._schema", used_in, "not the graphql-core schema"
+    )
+    validate = get(7)
+    validate.cache_clear()
+    rules = tuple(graphql.specified_rules)
+    assert validate(core, graphql.parse("{ a }"), rules) == []
+    errors = validate(core, graphql.parse("{ nope }"), rules)
+    assert [type(e) for e in errors] == [graphql.GraphQLError]
+
+
+def test_graphql_core_memoises_sub_fields_where_per_event_memo_resets_them() -> None:
+    used_in = "graphql_schema/execution.py (Executor.event_executor)"
+    base = StrawberryGraphQLCoreExecutionContext
+    assert "build_per_event_executor" in dir(base), moved(
+        "graphql-core's ExecutionContext.build_per_event_executor", used_in, "not found"
+    )
+    sdl = "type Q { a: Int } type K { n: Int } type E { k: K } type S { e: E }"
+    schema = graphql.build_schema(sdl + " schema { query: Q subscription: S }")
+    document = graphql.parse("subscription { e { k { n } } }")
+
+    def memo_after_one_event(context_class: Any) -> dict[Any, Any]:
+        executor = context_class.build(schema, document)
+        memo = getattr(executor, "_relevant_sub_fields", None)
+        assert isinstance(memo, dict), moved(
+            "graphql-core's ExecutionContext._relevant_sub_fields", used_in, "not a dict"
+        )
+        event = executor.build_per_event_executor({"e": {"k": {"n": 1}}})
+        assert event.execute_operation(False).data == {"e": {"k": {"n": 1}}}
+        return memo
+
+    assert memo_after_one_event(base), moved(
+        "graphql-core's sub-field memo", used_in, "_relevant_sub_fields is no longer filled"
+    )
+    assert memo_after_one_event(Executor) == {}
+
+
+def strawberry_source() -> str:
+    folder = Path(inspect.getfile(strawberry)).parent
+    return "\n".join(p.read_text(encoding="utf-8") for p in sorted(folder.rglob("*.py")))
+
+
+def hooks() -> dict[str, Callable[..., Any]]:
+    """The methods server/graphql_app.py overrides (or calls) on strawberry's ASGI view."""
+    own = {
+        name: member
+        for name, member in vars(GraphQLApp).items()
+        if inspect.isfunction(member) and not name.startswith("_")
+    }
+    return {**own, "run": GraphQLApp.run}
+
+
+@pytest.mark.parametrize("name", sorted(hooks()))
+def test_strawberry_still_calls_each_hook_of_the_graphql_app(name: str) -> None:
+    used_in = f"server/graphql_app.py (GraphQLApp.{name})"
+    inherited = [getattr(c, name) for c in GraphQLApp.__mro__[1:] if name in vars(c)]
+    assert inherited, moved(f"strawberry's view method {name}", used_in, "not defined any more")
+    ours = list(inspect.signature(hooks()[name]).parameters)
+    theirs = list(inspect.signature(inherited[0]).parameters)
+    assert ours == theirs, moved(f"{name}'s parameters", used_in, f"{theirs}, ours {ours}")
+    assert f".{name}(" in strawberry_source(), moved(name, used_in, "strawberry never calls it")
+
+
+def test_strawberry_origin_check_refuses_a_malformed_origin() -> None:
+    used_in = "server/http/websocket_guard.py (websocket_origins)"
+    module = importlib.import_module("strawberry.http.websocket_origin")
+    normalize = getattr(module, "normalize_allowed_origins", None)
+    assert callable(normalize), moved("strawberry's normalize_allowed_origins", used_in, "")
+    normalize(["https://a.example", "*"])
+    with pytest.raises(ValueError):
+        normalize(["https://["])
