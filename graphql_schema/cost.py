@@ -54,6 +54,7 @@ from models.profile import MAX_IMPORT
 # (type, field) -> (default page, cap) for paged fields that differ from DEFAULT_PAGE/MAX_PAGE.
 PAGES: dict[tuple[str, str], tuple[int, int]] = {
     ("Profile", "history"): (HISTORY_PAGE, HISTORY_MAX),
+    ("Profile", "historyConnection"): (HISTORY_PAGE, HISTORY_MAX),
 }
 # Lists of objects without a page argument, and how long they can be: a number, or the length of
 # an argument of the field that returns their parent (a mutation returns what it was given).

@@ -2,10 +2,12 @@
 
 import strawberry
 
+from models.actions import DeliveryAction
 from models.enums import (
     Channel,
     DeliveryStatus,
     DenylistReason,
+    FailureReason,
     FailureType,
     FeedbackMode,
     Role,
@@ -23,12 +25,24 @@ for _enum in (
     DenylistReason,
 ):
     strawberry.enum(_enum)
+strawberry.enum(
+    FailureReason,
+    description="Why a message failed, was ignored or was excluded at preparation (SPEC §4).",
+)
 strawberry.enum(WaitingReason, description="What a delivery in progress is waiting for.")
+strawberry.enum(
+    DeliveryAction,
+    description="What an operator may do to a delivery: each is a mutation (SEND_PROOF is"
+    " sendProof, COMPUTE_STATS computeStats, EDIT updateDelivery, DELETE deleteDelivery,"
+    " CONFIRM confirmSend, the others <action>Delivery).",
+)
 
 __all__ = [
     "Channel",
+    "DeliveryAction",
     "DeliveryStatus",
     "DenylistReason",
+    "FailureReason",
     "FailureType",
     "FeedbackMode",
     "Role",

@@ -9,7 +9,7 @@ remembers what it loaded, and a connection lives for hours.
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from strawberry.dataloader import DataLoader
 from tortoise.models import Model
@@ -17,6 +17,9 @@ from tortoise.models import Model
 from models import audit as m_audit
 from models import sending_log as m_log
 from models.batches import PageRequest, child_counts, child_pages
+from models.delivery import Delivery
+from models.keyset import Key, Page, Window
+from models.operator import Operator
 from models.preparation import exclusion_causes
 from models.profile import Profile
 
@@ -26,16 +29,8 @@ M = TypeVar("M", bound=Model)
 @dataclass(frozen=True)
 class PageKey:
     parent: int
-    size: int
-    after: int | None = None  # keyset cursor, already decoded
+    window: Window
     where: tuple[tuple[str, Any], ...] = ()
-
-
-@dataclass
-class Page(Generic[M]):
-    rows: list[M]
-    has_next: bool
-    total: int
 
 
 def _pages(
@@ -45,7 +40,17 @@ def _pages(
     `counted` (a connection's totalCount)."""
 
     async def load(keys: list[PageKey]) -> list[Page[M]]:
-        requests = [PageRequest(k.parent, k.size + 1, k.after, k.where) for k in keys]
+        requests = [
+            PageRequest(
+                k.parent,
+                k.window.size + 1,
+                _id(k.window.after),
+                k.where,
+                _id(k.window.before),
+                k.window.backward,
+            )
+            for k in keys
+        ]
         found = await child_pages(model, column, requests, newest_first=newest_first)
         totals: dict[tuple[Any, ...], dict[int, int]] = {}
         for where in dict.fromkeys(k.where for k in keys) if counted else ():
@@ -54,16 +59,35 @@ def _pages(
         pages = []
         for key, request in zip(keys, requests, strict=True):
             rows = found.get(request, [])
+            page = rows[: key.window.size]
+            if key.window.backward:
+                page.reverse()
             total = totals[key.where][key.parent] if counted else 0
-            pages.append(Page(rows[: key.size], len(rows) > key.size, total))
+            pages.append(Page(page, len(rows) > key.window.size, total))
         return pages
 
     return DataLoader(load_fn=load)
 
 
+def _id(key: Key | None) -> int | None:
+    return None if key is None else int(key[0])
+
+
 async def _load_profiles(ids: list[int]) -> list[Profile | None]:
     found = {p.id: p for p in await Profile.filter(id__in=ids)}
     return [found.get(i) for i in ids]
+
+
+async def _load_deliveries(ids: list[int]) -> list[Delivery | None]:
+    found = {d.id: d for d in await Delivery.filter(id__in=ids)}
+    return [found.get(i) for i in ids]
+
+
+async def _load_operators(names: list[str]) -> list[Operator | None]:
+    """Operators by name: deliveries name who confirmed, approved or stopped them (names are
+    unique and never reused, revoked ones included)."""
+    found = {o.name: o for o in await Operator.filter(name__in=names)}
+    return [found.get(n) for n in names]
 
 
 async def _load_exclusions(ids: list[int]) -> list[list[tuple[str, int]]]:
@@ -82,6 +106,19 @@ class Loaders:
         return DataLoader(load_fn=_load_profiles)
 
     @cached_property
+    def deliveries(self) -> DataLoader[int, Delivery | None]:
+        return DataLoader(load_fn=_load_deliveries)
+
+    @cached_property
+    def operators(self) -> DataLoader[str, Operator | None]:
+        return DataLoader(load_fn=_load_operators)
+
+    @cached_property
+    def occurrences(self) -> DataLoader[PageKey, Page[Delivery]]:
+        """A recurring delivery's occurrences, newest first."""
+        return _pages(Delivery, "parent_id", newest_first=True)
+
+    @cached_property
     def exclusions(self) -> DataLoader[int, list[tuple[str, int]]]:
         return DataLoader(load_fn=_load_exclusions)
 
@@ -98,3 +135,8 @@ class Loaders:
         """A profile's messages, newest first (the caller's `where` leaves out the recipients
         excluded at preparation)."""
         return _pages(m_log.SendingLog, "profile_id", newest_first=True, counted=False)
+
+    @cached_property
+    def history_pages(self) -> DataLoader[PageKey, Page[m_log.SendingLog]]:
+        """The same, counted: Profile.historyConnection's totalCount."""
+        return _pages(m_log.SendingLog, "profile_id", newest_first=True)

@@ -1,5 +1,18 @@
-"""Authentication and role checks, done first in every resolver that needs them."""
+"""Who may resolve a field: declared on the field itself with `needs(...)`, a strawberry
+permission, so that each field's rule is read where the field is, whichever path reaches it.
 
+    @strawberry.field(extensions=needs(Role.ADMINISTRATION))
+
+`needs()` asks for a valid token, `needs(ANY_ROLE)` for one of the four roles (profiles and
+their history), `needs(role)` for that role (ADMINISTRATION includes every other role). A
+missing role is FORBIDDEN, and the message names it (SPEC §1).
+"""
+
+from functools import cache
+from typing import Any
+
+from strawberry.extensions.field_extension import FieldExtension
+from strawberry.permission import BasePermission, PermissionExtension
 from strawberry.types import Info
 
 from graphql_schema.context import Context
@@ -18,9 +31,16 @@ ROLE_MESSAGES = {
         "You are not allowed to confirm the send: the START_DELIVERIES role is required."
     ),
 }
+ANY_ROLE = "ANY_ROLE"  # needs(ANY_ROLE): one of the four roles, whichever
+# needs(OWN), on a field of an Operator: read through `me` (or an administrator's mutation), or
+# by an administrator. Who holds which role is not for every operator to read, though names are
+# (confirmedBy, the audit trail). It depends on the path and the roles, never on who asks: a
+# subscription's result is shared by the subscribers with the same roles (Context.audience).
+OWN = "OWN"
 
 
 def operator_of(info: Info[Context, None]) -> Operator:
+    """The operator behind the token (UNAUTHENTICATED without one)."""
     operator = info.context.operator
     if operator is None:
         if info.context.token_given:
@@ -29,27 +49,57 @@ def operator_of(info: Info[Context, None]) -> Operator:
     return operator
 
 
-def require(info: Info[Context, None], role: Role | None = None) -> Operator:
+def missing_role(operator: Operator, role: Role | str | None, field: str) -> str | None:
+    """Why `operator` may not resolve `field` that needs `role`, or None when it may."""
+    if role is None:
+        return None
+    if role == ANY_ROLE:
+        if operator.roles:
+            return None
+        names = ", ".join(r.value for r in Role)
+        return f"You are not allowed to read {field}: one of the roles {names} is required."
+    assert isinstance(role, Role)
+    if operator.has_role(role):
+        return None
+    return ROLE_MESSAGES.get(
+        field, f"You are not allowed to run {field}: the {role.value} role is required."
+    )
+
+
+def require(info: Info[Context, None], role: Role | str | None = None) -> Operator:
+    """The check `needs` declares, for the rare resolver that decides at run time."""
     operator = operator_of(info)
-    if role is not None and not operator.has_role(role):
-        action = info.field_name
-        message = ROLE_MESSAGES.get(
-            action, f"You are not allowed to run {action}: the {role.value} role is required."
-        )
+    message = missing_role(operator, role, info.field_name)
+    if message is not None:
         raise Forbidden(message)
     return operator
 
 
-def require_any_role(info: Info[Context, None]) -> Operator:
-    """Profiles and their history (SPEC §1): any of the four roles; an operator without a role
-    sees deliveries and their figures only."""
-    operator = operator_of(info)
-    if not operator.roles:
-        names = ", ".join(r.value for r in Role)
-        raise Forbidden(
-            f"You are not allowed to read {info.field_name}: one of the roles {names} is required."
-        )
-    return operator
+class _Needs(BasePermission):
+    role: Role | str | None = None
+
+    def has_permission(self, source: Any, info: Info[Context, None], **kwargs: Any) -> bool:
+        if self.role == OWN:
+            operator = operator_of(info)
+            if not source.own and not operator.has_role(Role.ADMINISTRATION):
+                raise Forbidden(
+                    f"You are not allowed to read {info.field_name} of another operator: the"
+                    " ADMINISTRATION role is required."
+                )
+            return True
+        require(info, self.role)  # raises the coded error (UNAUTHENTICATED or FORBIDDEN)
+        return True
+
+
+@cache
+def _permission(role: Role | str | None) -> BasePermission:
+    kind = type(f"Needs{role or 'Token'}", (_Needs,), {"role": role})
+    return kind()  # type: ignore[no-any-return]
+
+
+def needs(role: Role | str | None = None) -> list[FieldExtension]:
+    """The field's extensions: who may resolve it (see the module's docstring)."""
+    return [PermissionExtension([_permission(role)], use_directives=False)]
 
 
 def is_administrator(info: Info[Context, None]) -> bool:

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from tortoise import fields
-from tortoise.expressions import Q
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
 from models.addresses import MAX_ADDRESS_LENGTH, normalise_address
 from models.enums import DenylistReason
 from models.errors import BadInput
+from models.keyset import Order, Page, Window, keyset_page
 from models.sql import Sql, in_list, parse_ts
 
 
@@ -150,13 +150,6 @@ async def address_state(address: str) -> AddressState | None:
     return state_of(row) if row is not None else None
 
 
-@dataclass(frozen=True)
-class Page:
-    states: list[AddressState]
-    has_more: bool
-    total: int
-
-
 def normalise_search(raw: str | None) -> str | None:
     """A case-insensitive substring of the address; none (or blank) lists everything."""
     if raw is None or not raw.strip():
@@ -167,18 +160,10 @@ def normalise_search(raw: str | None) -> str | None:
 
 
 async def page(
-    query: QuerySet[AddressStatus],
-    search: str | None,
-    after: Q | None,
-    order: tuple[str, ...],
-    limit: int,
-) -> Page:
-    """One page of a list: `search` narrows it (and its total), `after` is the keyset filter
-    of the rows after the cursor, `order` the list's order (which the keyset follows)."""
+    query: QuerySet[AddressStatus], search: str | None, order: Order, window: Window
+) -> Page[AddressState]:
+    """One window of a list in its `order`: `search` narrows it (and its total)."""
     if (term := normalise_search(search)) is not None:
         query = query.filter(address__icontains=term)
-    total = await query.count()
-    if after is not None:
-        query = query.filter(after)
-    rows = await query.order_by(*order).limit(limit + 1)
-    return Page([state_of(r) for r in rows[:limit]], len(rows) > limit, total)
+    found = await keyset_page(query, order, window)
+    return Page([state_of(r) for r in found.rows], found.has_more, found.total)

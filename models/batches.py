@@ -25,40 +25,68 @@ CHUNK = 200
 class PageRequest:
     parent: int
     limit: int  # rows to read (a page asks for one more, to know whether another follows)
-    after: int | None = None  # the keyset: ids after this one (before it, newest first)
-    where: tuple[tuple[str, Any], ...] = ()  # more columns that must be equal
+    after: int | None = None  # the keyset: ids after this one in the list's order
+    where: tuple[tuple[str, Any], ...] = ()  # more conditions on columns (see `condition`)
+    before: int | None = None  # and before this one
+    backward: bool = False  # the last rows of the window (a Relay `last`), not the first
 
 
 def _param(value: Any) -> Any:
     return value.value if isinstance(value, Enum) else value
 
 
+def condition(name: str, value: Any) -> tuple[str, list[Any]]:
+    """One condition of a `where`: `column` is equal, `column__in` one of a tuple, and
+    `column__contains` holds a case-insensitive part (with % and _ as plain characters)."""
+    column, _, operator = name.partition("__")
+    if operator == "in":
+        return f"{column} IN {in_list(value)}", [_param(v) for v in value]
+    if operator == "contains":
+        escaped = str(value).lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return f"LOWER({column}) LIKE ? ESCAPE '\\'", [f"%{escaped}%"]
+    return f"{column} = ?", [_param(value)]
+
+
+def conditions(where: Iterable[tuple[str, Any]]) -> tuple[list[str], list[Any]]:
+    sql: list[str] = []
+    params: list[Any] = []
+    for name, value in where:
+        text, values = condition(name, value)
+        sql.append(text)
+        params += values
+    return sql, params
+
+
 async def child_pages(
     model: type[M], column: str, requests: Iterable[PageRequest], *, newest_first: bool = False
 ) -> dict[PageRequest, list[M]]:
-    """The rows of each request, in page order."""
+    """The rows of each request in the order read: the list's order, or its reverse for a
+    backward request (which reads the last rows of its window)."""
     wanted = [r for r in dict.fromkeys(requests) if r.limit > 0]
     table = model._meta.db_table
     ids: dict[PageRequest, list[int]] = {r: [] for r in wanted}
-    order, after = ("DESC", "<") if newest_first else ("ASC", ">")
+    later, earlier = ("<", ">") if newest_first else (">", "<")
     sql = Sql()
     for start in range(0, len(wanted), CHUNK):
         parts, params = [], []
         for index, r in enumerate(wanted[start : start + CHUNK]):
-            conditions = [f"{column} = ?", *(f"{name} = ?" for name, _ in r.where)]
-            params += [r.parent, *(_param(v) for _, v in r.where)]
-            if r.after is not None:
-                conditions.append(f"id {after} ?")
-                params.append(r.after)
+            extra, values = conditions(r.where)
+            terms = [f"{column} = ?", *extra]
+            params += [r.parent, *values]
+            for key, sign in ((r.after, later), (r.before, earlier)):
+                if key is not None:
+                    terms.append(f"id {sign} ?")
+                    params.append(key)
             params.append(r.limit)
+            order = "DESC" if newest_first != r.backward else "ASC"
             parts.append(
                 f"SELECT id, k FROM (SELECT id, {index} AS k FROM {table} WHERE"
-                f" {' AND '.join(conditions)} ORDER BY id {order} LIMIT ?) AS p{index}"
+                f" {' AND '.join(terms)} ORDER BY id {order} LIMIT ?) AS p{index}"
             )
         for row in await sql.rows(" UNION ALL ".join(parts), params):
             ids[wanted[start + int(row["k"])]].append(int(row["id"]))
-    for found in ids.values():  # UNION ALL keeps no order between its parts' rows
-        found.sort(reverse=newest_first)
+    for r, found in ids.items():  # UNION ALL keeps no order between its parts' rows
+        found.sort(reverse=newest_first != r.backward)
     every = [i for found in ids.values() for i in found]
     rows = {row.pk: row for row in await model.filter(id__in=every)} if every else {}
     return {r: [rows[i] for i in found if i in rows] for r, found in ids.items()}
@@ -72,11 +100,12 @@ async def child_counts(
     if not parents:
         return counts
     table = model._meta.db_table
-    conditions = "".join(f" AND {name} = ?" for name in where)
-    params = [*parents, *(_param(v) for v in where.values())]
+    extra, values = conditions(where.items())
+    terms = "".join(f" AND {text}" for text in extra)
+    params = [*parents, *values]
     rows = await Sql().rows(
         f"SELECT {column} AS parent, COUNT(*) AS n FROM {table} WHERE {column} IN"
-        f" {in_list(parents)}{conditions} GROUP BY {column}",
+        f" {in_list(parents)}{terms} GROUP BY {column}",
         params,
     )
     for row in rows:

@@ -38,6 +38,8 @@ LIFECYCLE: dict[str, tuple[frozenset[DeliveryStatus], DeliveryStatus | None]] = 
     "expire": (frozenset({S.SENT, S.IN_PROGRESS, S.PAUSED}), S.FINISHED),
     "end_recurrence": (frozenset({S.SCHEDULED}), S.FINISHED),
     "fail": (frozenset({S.SCHEDULED, S.IN_PROGRESS, S.PAUSED}), S.FAILED),
+    # a proof goes to test addresses; the delivery stays as it is
+    "send_proof": (frozenset({S.READY}), S.READY),
 }
 
 
@@ -135,14 +137,21 @@ class Delivery(Model):
             unsubscriptions=self.unsubscriptions,
         )
 
-    def check(self, action: str) -> None:
+    def refusal(self, action: str) -> str | None:
+        """Why LIFECYCLE refuses `action` from this delivery's status, or None."""
         allowed, _ = LIFECYCLE[action]
-        if self.status not in allowed:
-            names = ", ".join(sorted(s.value for s in allowed))
-            raise InvalidState(
-                f"cannot {action.replace('_', ' ')} delivery {self.id}: its status is "
-                f"{self.status.value} (allowed from: {names})"
-            )
+        if self.status in allowed:
+            return None
+        names = ", ".join(sorted(s.value for s in allowed))
+        return (
+            f"cannot {action.replace('_', ' ')} delivery {self.id}: its status is "
+            f"{self.status.value} (allowed from: {names})"
+        )
+
+    def check(self, action: str) -> None:
+        refused = self.refusal(action)
+        if refused is not None:
+            raise InvalidState(refused)
 
     def move(self, action: str, to: DeliveryStatus | None = None) -> None:
         """Apply a lifecycle action in memory; the caller saves inside its transaction."""

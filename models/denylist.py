@@ -10,15 +10,15 @@ state, which the deny list never changes.
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
-from models.address_status import AddressState, AddressStatus, Page, page, state_of
+from models.address_status import AddressState, AddressStatus, page, state_of
 from models.addresses import normalise_address
 from models.audit import Actor, AuditAction
 from models.audit import record as audit
 from models.enums import DenylistReason
 from models.errors import NotFound
+from models.keyset import Order, Page, Window
 from models.sql import Sql
 
 Entry = tuple[str, DenylistReason, datetime]  # (address as preparation stores it, why, when)
@@ -68,7 +68,9 @@ async def remove_from_denylist(address: str, by: Actor) -> AddressState:
         return state_of(await AddressStatus.get(address=address))
 
 
-async def denylisted_page(search: str | None, after: str | None, limit: int) -> Page:
-    """Deny-listed addresses in address order (the table records no date for the deny list)."""
-    keyset = None if after is None else Q(address__gt=after)
-    return await page(AddressStatus.filter(denylisted=True), search, keyset, ("address",), limit)
+DENYLIST_ORDER = Order(("address",))  # the table records no date for the deny list
+
+
+async def denylisted_page(search: str | None, window: Window) -> Page[AddressState]:
+    """Deny-listed addresses in address order."""
+    return await page(AddressStatus.filter(denylisted=True), search, DENYLIST_ORDER, window)

@@ -7,6 +7,7 @@ events after these return, i.e. after the commit. Each action also writes its au
 (models/audit.py) inside its own transaction: `by` is the operator, or `ENGINE`.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -164,11 +165,35 @@ def _reset_figures(delivery: Delivery) -> None:
     delivery.approved_by = delivery.approved_at = None
 
 
-async def update_delivery(delivery_id: int, draft: DeliveryDraft, by: Actor) -> Delivery:
-    """Editing after preparation sends the delivery back to DRAFT (its target is recomputed)."""
+def draft_of(delivery: Delivery) -> DeliveryDraft:
+    """What the delivery holds, as a draft: what a patch starts from (requireApproval None:
+    unchanged unless the patch gives it)."""
+    audience = delivery.audience or {}
+    return DeliveryDraft(
+        label=delivery.label,
+        channel=delivery.channel,
+        body=delivery.body,
+        subject=delivery.subject,
+        profile_ids=list(audience.get("profileIds", [])),
+        all_profiles=bool(audience.get("all")),
+        scheduled_at=delivery.scheduled_at,
+        validity_period=delivery.validity_period,
+        feedback_mode=delivery.feedback_mode,
+        recurrence_interval=delivery.recurrence_interval,
+        recurrence_count=delivery.recurrence_count,
+        confirm_each_occurrence=delivery.confirm_each_occurrence,
+    )
+
+
+async def update_delivery(
+    delivery_id: int, change: DeliveryDraft | Callable[[DeliveryDraft], DeliveryDraft], by: Actor
+) -> Delivery:
+    """Editing after preparation sends the delivery back to DRAFT (its target is recomputed).
+    `change` is the new draft, or makes it from the current one (a patch), under the lock."""
     async with in_transaction() as conn:
         delivery = await _locked(delivery_id)
         delivery.check("edit")
+        draft = change(draft_of(delivery)) if callable(change) else change
         if (
             delivery.require_approval
             and draft.require_approval is False
@@ -243,11 +268,7 @@ async def prepare_delivery(delivery_id: int, by: Actor) -> Delivery:
 async def approve_delivery(delivery_id: int, by: Actor, now: datetime) -> Delivery:
     async with in_transaction():
         delivery = await _locked(delivery_id)
-        delivery.check("approve")
-        if not delivery.require_approval:
-            raise InvalidState(f"delivery {delivery_id} does not require approval")
-        if delivery.approved_at is not None:
-            raise InvalidState(f"delivery {delivery_id} is already approved")
+        check(delivery, "approve", now)
         delivery.approved_by, delivery.approved_at = by.name, now
         delivery.version += 1
         await delivery.save()
@@ -270,8 +291,7 @@ async def confirm_send(
                 f"delivery {delivery_id} changed since you reviewed it (version {version},"
                 f" now {delivery.version}): review it again before confirming the send"
             )
-        if delivery.require_approval and delivery.approved_at is None:
-            raise InvalidState(f"delivery {delivery_id} requires approval before it is sent")
+        check(delivery, "confirm", now)
         before = delivery.status
         delivery.confirmed_by, delivery.confirmed_at = by.name, now
         if delivery.is_recurring:
@@ -313,9 +333,8 @@ async def _simple(
     async with in_transaction():
         delivery = await _locked(delivery_id)
         before = delivery.status
-        delivery.check(action)
+        check(delivery, action, now or utcnow())
         if before is S.FAILED:
-            _check_still_valid(delivery, now or utcnow())
             delivery.failure_message = None  # type: ignore[assignment]
             delivery.ended_at = None
         delivery.move(action)
@@ -324,14 +343,43 @@ async def _simple(
     return delivery
 
 
-def _check_still_valid(delivery: Delivery, now: datetime) -> None:
-    """A FAILED delivery can be resumed only while its validity period runs (SPEC §2)."""
-    if delivery.figures_final or delivery.valid_until is None or delivery.valid_until <= now:
+def refusal(delivery: Delivery, action: str, now: datetime) -> str | None:
+    """Why `action` cannot be done to `delivery` now, or None: its status (LIFECYCLE), and
+    the rules beyond the status. The actions check this, and Delivery.allowedActions reads
+    it (models/actions.py), so that a screen never copies these rules."""
+    refused = delivery.refusal(action)
+    if refused is not None:
+        return refused
+    if action == "approve":
+        if not delivery.require_approval:
+            return f"delivery {delivery.id} does not require approval"
+        if delivery.approved_at is not None:
+            return f"delivery {delivery.id} is already approved"
+    elif action == "confirm":
+        if delivery.require_approval and delivery.approved_at is None:
+            return f"delivery {delivery.id} requires approval before it is sent"
+    elif action == "resume" and delivery.status is S.FAILED and not _still_valid(delivery, now):
         ended = delivery.valid_until.isoformat() if delivery.valid_until else "already"
-        raise InvalidState(
+        return (
             f"cannot resume delivery {delivery.id}: it FAILED and its validity period ended"
             f" ({ended}); messages never relayed have failed for good"
         )
+    return None
+
+
+def _still_valid(delivery: Delivery, now: datetime) -> bool:
+    """A FAILED delivery can be resumed only while its validity period runs (SPEC §2)."""
+    return (
+        not delivery.figures_final
+        and delivery.valid_until is not None
+        and delivery.valid_until > now
+    )
+
+
+def check(delivery: Delivery, action: str, now: datetime) -> None:
+    refused = refusal(delivery, action, now)
+    if refused is not None:
+        raise InvalidState(refused)
 
 
 async def stop_delivery(delivery_id: int, by: Actor, now: datetime) -> Delivery:

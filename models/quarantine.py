@@ -12,14 +12,14 @@ the states of `models/address_status.py`; preparation excludes quarantined addre
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
-from models.address_status import AddressState, AddressStatus, Page, page, state_of
+from models.address_status import AddressState, AddressStatus, page, state_of
 from models.addresses import normalise_address
 from models.audit import Actor, AuditAction
 from models.audit import record as audit
 from models.errors import NotFound
+from models.keyset import Order, Page, Window
 
 
 @dataclass(frozen=True)
@@ -79,14 +79,12 @@ async def release(address: str, by: Actor) -> AddressState:
         return state_of(await AddressStatus.get(address=address))
 
 
-async def quarantined_page(
-    search: str | None, after: tuple[datetime, str] | None, limit: int
-) -> Page:
-    """Quarantined addresses, newest quarantine first (ties by address); keyset on that pair,
-    so a page never shifts when addresses are quarantined while an administrator reads."""
-    keyset = None
-    if after is not None:
-        at, address = after
-        keyset = Q(quarantined_at__lt=at) | Q(quarantined_at=at, address__gt=address)
+# Newest quarantine first (ties by address): a page never shifts when addresses are
+# quarantined while an administrator reads.
+QUARANTINE_ORDER = Order(("-quarantined_at", "address"))
+
+
+async def quarantined_page(search: str | None, window: Window) -> Page[AddressState]:
+    """Quarantined addresses, in QUARANTINE_ORDER."""
     query = AddressStatus.filter(quarantined_at__isnull=False)
-    return await page(query, search, keyset, ("-quarantined_at", "address"), limit)
+    return await page(query, search, QUARANTINE_ORDER, window)

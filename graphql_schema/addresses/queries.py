@@ -4,79 +4,36 @@ The cursors are keysets on the list's order (quarantine: quarantinedAt then addr
 list: address), like the other connections, but on those keys rather than on an integer id.
 """
 
-import base64
-import binascii
-from collections.abc import Callable
-from datetime import datetime
-
 import strawberry
 from strawberry.types import Info
 
-from graphql_schema.addresses.types import AddressStatus, AddressStatusConnection, AddressStatusEdge
+from graphql_schema.addresses.types import AddressStatus
 from graphql_schema.context import Context
-from graphql_schema.pagination import PageInfo, page_size
-from graphql_schema.permissions import require
+from graphql_schema.pagination import TEXT_KEY, TIME_KEY, Connection, Cursors, connection, window
+from graphql_schema.permissions import needs
 from models import denylist, quarantine
-from models.address_status import AddressState, Page, address_state
+from models.address_status import AddressState, address_state
 from models.enums import Role
-from models.errors import BadInput
+from models.keyset import Key
 
-QUARANTINED = "QuarantinedAddress"
-DENYLISTED = "DenylistedAddress"
-
-
-def encode_cursor(kind: str, key: str) -> str:
-    return base64.urlsafe_b64encode(f"{kind}:{key}".encode()).decode()
+QUARANTINED = Cursors("QuarantinedAddress", (TIME_KEY, TEXT_KEY))
+DENYLISTED = Cursors("DenylistedAddress", (TEXT_KEY,))
 
 
-def decode_cursor(kind: str, cursor: str | None) -> str | None:
-    if cursor is None:
-        return None
-    try:
-        prefix, _, key = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-        if prefix == kind and key:
-            return key
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        pass
-    raise BadInput(f"'after' is not a valid cursor for this list: {cursor[:64]!r}")
+def quarantine_key(s: AddressState) -> Key:
+    return (s.quarantined_at, s.address)
 
 
-def quarantine_key(s: AddressState) -> str:
-    assert s.quarantined_at is not None
-    return f"{s.quarantined_at.isoformat()}|{s.address}"
-
-
-def parse_quarantine_key(cursor: str | None) -> tuple[datetime, str] | None:
-    key = decode_cursor(QUARANTINED, cursor)
-    if key is None:
-        return None
-    at, _, address = key.partition("|")
-    try:
-        return datetime.fromisoformat(at), address
-    except ValueError:
-        raise BadInput(f"'after' is not a valid cursor for this list: {cursor!r}") from None
-
-
-def connection(
-    page: Page, kind: str, key: Callable[[AddressState], str]
-) -> AddressStatusConnection:
-    edges = [
-        AddressStatusEdge(cursor=encode_cursor(kind, key(s)), node=AddressStatus.of(s))
-        for s in page.states
-    ]
-    end = edges[-1].cursor if edges else None
-    return AddressStatusConnection(
-        edges=edges,
-        page_info=PageInfo(has_next_page=page.has_more, end_cursor=end),
-        total_count=page.total,
-    )
+def denylist_key(s: AddressState) -> Key:
+    return (s.address,)
 
 
 @strawberry.type
 class AddressQueries:
     @strawberry.field(
         description="Addresses in quarantine, the most recently quarantined first."
-        " `search`: a case-insensitive part of the address."
+        " `search`: a case-insensitive part of the address.",
+        extensions=needs(Role.ADMINISTRATION),
     )
     async def quarantined_addresses(
         self,
@@ -84,16 +41,17 @@ class AddressQueries:
         first: int | None = None,
         after: str | None = None,
         search: str | None = None,
-    ) -> AddressStatusConnection:
-        require(info, Role.ADMINISTRATION)
-        page = await quarantine.quarantined_page(
-            search, parse_quarantine_key(after), page_size(first)
-        )
-        return connection(page, QUARANTINED, quarantine_key)
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[AddressStatus]:
+        asked = window(QUARANTINED, first, after, last, before)
+        page = await quarantine.quarantined_page(search, asked)
+        return connection(page, asked, QUARANTINED, quarantine_key, AddressStatus.of)
 
     @strawberry.field(
         description="Addresses on the deny list, in address order."
-        " `search`: a case-insensitive part of the address."
+        " `search`: a case-insensitive part of the address.",
+        extensions=needs(Role.ADMINISTRATION),
     )
     async def denylisted_addresses(
         self,
@@ -101,15 +59,17 @@ class AddressQueries:
         first: int | None = None,
         after: str | None = None,
         search: str | None = None,
-    ) -> AddressStatusConnection:
-        require(info, Role.ADMINISTRATION)
-        page = await denylist.denylisted_page(
-            search, decode_cursor(DENYLISTED, after), page_size(first)
-        )
-        return connection(page, DENYLISTED, lambda s: s.address)
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[AddressStatus]:
+        asked = window(DENYLISTED, first, after, last, before)
+        page = await denylist.denylisted_page(search, asked)
+        return connection(page, asked, DENYLISTED, denylist_key, AddressStatus.of)
 
-    @strawberry.field(description="Null when the address never failed nor was deny-listed.")
+    @strawberry.field(
+        description="Null when the address never failed nor was deny-listed.",
+        extensions=needs(Role.ADMINISTRATION),
+    )
     async def address_status(self, info: Info[Context, None], address: str) -> AddressStatus | None:
-        require(info, Role.ADMINISTRATION)
         state = await address_state(address)
         return AddressStatus.of(state) if state is not None else None

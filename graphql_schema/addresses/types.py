@@ -5,7 +5,6 @@ from datetime import datetime
 import strawberry
 
 from graphql_schema.enums import DenylistReason
-from graphql_schema.pagination import PageInfo
 from models.address_status import AddressState
 
 
@@ -43,16 +42,3 @@ class AddressStatus:
             denylist_reason=s.denylist_reason,
             denylisted_at=s.denylisted_at,
         )
-
-
-@strawberry.type
-class AddressStatusEdge:
-    cursor: str
-    node: AddressStatus
-
-
-@strawberry.type
-class AddressStatusConnection:
-    edges: list[AddressStatusEdge]
-    page_info: PageInfo
-    total_count: int

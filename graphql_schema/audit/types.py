@@ -9,15 +9,15 @@ from strawberry.types import Info
 from tortoise.queryset import QuerySet
 
 from graphql_schema.context import Context
-from graphql_schema.pagination import PageInfo, encode_cursor, keyset_page, page_info
+from graphql_schema.pagination import Connection, Cursors, by_id, connection
 from graphql_schema.permissions import is_administrator
 from models import audit as m_audit
 from models.audit import AuditAction, AuditActor
+from models.keyset import ID_ASCENDING, ID_DESCENDING, Page, Window, keyset_page
 from models.redaction import public_detail
 
 strawberry.enum(AuditAction)
 strawberry.enum(AuditActor)
-KIND = "AuditEvent"
 
 
 @strawberry.type(description="One action on a delivery or an address, as it was committed.")
@@ -62,34 +62,15 @@ class AuditEvent:
         )
 
 
-@strawberry.type
-class AuditEventEdge:
-    cursor: str
-    node: AuditEvent
-
-
-@strawberry.type
-class AuditEventConnection:
-    edges: list[AuditEventEdge]
-    page_info: PageInfo
-    total_count: int
+AUDIT_EVENTS = Cursors("AuditEvent")
 
 
 async def audit_page(
-    query: QuerySet[m_audit.AuditEvent],
-    first: int | None,
-    after: str | None,
-    *,
-    newest_first: bool,
-) -> AuditEventConnection:
-    rows, info, total = await keyset_page(query, KIND, first, after, newest_first=newest_first)
-    return audit_connection(rows, info.has_next_page, total)
+    query: QuerySet[m_audit.AuditEvent], window: Window, *, newest_first: bool
+) -> Connection[AuditEvent]:
+    order = ID_DESCENDING if newest_first else ID_ASCENDING
+    return audit_connection(await keyset_page(query, order, window), window)
 
 
-def audit_connection(
-    rows: list[m_audit.AuditEvent], has_next: bool, total: int
-) -> AuditEventConnection:
-    edges = [AuditEventEdge(cursor=encode_cursor(KIND, e.id), node=AuditEvent.of(e)) for e in rows]
-    return AuditEventConnection(
-        edges=edges, page_info=page_info(edges, has_next), total_count=total
-    )
+def audit_connection(page: Page[m_audit.AuditEvent], window: Window) -> Connection[AuditEvent]:
+    return connection(page, window, AUDIT_EVENTS, by_id, AuditEvent.of)

@@ -13,7 +13,7 @@ from graphql_schema.deliveries.types import (
     DeploymentProgress,
 )
 from graphql_schema.pagination import parse_id
-from graphql_schema.permissions import require
+from graphql_schema.permissions import needs
 from models.errors import NotFound
 
 
@@ -21,12 +21,12 @@ from models.errors import NotFound
 class DeliverySubscriptions:
     @strawberry.subscription(
         description="A snapshot at once, then one per change (coalesced); completes when the"
-        " delivery is FINISHED, STOPPED or FAILED."
+        " delivery is FINISHED, STOPPED or FAILED.",
+        extensions=needs(),
     )
     async def deployment_progress(
         self, info: Info[Context, None], delivery_id: strawberry.ID
     ) -> AsyncGenerator[DeploymentProgress, None]:
-        require(info)
         number = parse_id(delivery_id, "delivery")
         # The hub reads the delivery once for all its subscribers: a thousand subscriptions to
         # a watched delivery read nothing more (each read waits in the database's queue, with

@@ -7,29 +7,39 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 from strawberry.types import Info
 
-from graphql_schema.audit.types import KIND, AuditEventConnection, audit_connection
+from graphql_schema.audit.types import AUDIT_EVENTS, AuditEvent, audit_connection
 from graphql_schema.context import Context
 from graphql_schema.enums import (
     Channel,
+    DeliveryAction,
     DeliveryStatus,
+    FailureReason,
     FailureType,
     FeedbackMode,
     SendingLogStatus,
     WaitingReason,
 )
 from graphql_schema.loaders import PageKey
+from graphql_schema.operators.types import Operator
 from graphql_schema.pagination import (
-    PageInfo,
-    decode_cursor,
-    encode_cursor,
-    page_info,
-    page_size,
+    Connection,
+    Cursors,
+    by_id,
+    connection,
+    one_of,
+    search_term,
+    window,
 )
-from graphql_schema.permissions import is_administrator, require, require_any_role
+from graphql_schema.permissions import ANY_ROLE, is_administrator, needs
 from models import delivery as m_delivery
 from models import sending_log as m_log
+from models.actions import allowed_actions
+from models.delivery import utcnow
 from models.enums import Role
+from models.errors import BadInput
+from models.keyset import Window
 from models.kpis import Kpis
+from models.lifecycle import MAX_AUDIENCE_IDS
 from models.redaction import plain_failure
 
 if TYPE_CHECKING:
@@ -81,7 +91,7 @@ class DeploymentKpis:
 
 @strawberry.type(description="The number of recipients excluded at preparation, by reason.")
 class ExclusionCause:
-    reason: str
+    reason: FailureReason
     count: int
 
 
@@ -97,40 +107,47 @@ class SendingLog:
     profile_id: strawberry.Private[int | None]
     _log: strawberry.Private[m_log.SendingLog]
 
+    @strawberry.field(description="The delivery the message belongs to.")
+    async def delivery(
+        self, info: Info[Context, None]
+    ) -> Annotated["Delivery", strawberry.lazy("graphql_schema.deliveries.types")] | None:
+        found = await info.context.loaders.deliveries.load(self._log.delivery_id)
+        return Delivery.of(found) if found is not None else None
+
     # A profile's history is open to every role; its failure details and message ids are
     # for administrators only (SPEC §1), whichever path reaches the log.
-    @strawberry.field
+    @strawberry.field(extensions=needs(Role.ADMINISTRATION))
     def failure_type(self, info: Info[Context, None]) -> FailureType | None:
-        require(info, Role.ADMINISTRATION)
         return self._log.failure_type
 
-    @strawberry.field
-    def failure_reason(self, info: Info[Context, None]) -> str | None:
-        require(info, Role.ADMINISTRATION)
-        return self._log.failure_reason
+    @strawberry.field(extensions=needs(Role.ADMINISTRATION))
+    def failure_reason(self, info: Info[Context, None]) -> FailureReason | None:
+        return reason_of(self._log.failure_reason)
 
-    @strawberry.field
+    @strawberry.field(extensions=needs(Role.ADMINISTRATION))
     def message_id(self, info: Info[Context, None]) -> str | None:
-        require(info, Role.ADMINISTRATION)
         return self._log.message_id
 
-    @strawberry.field(description="When the recipient first reported this message as spam.")
+    @strawberry.field(
+        description="When the recipient first reported this message as spam.",
+        extensions=needs(Role.ADMINISTRATION),
+    )
     def complained_at(self, info: Info[Context, None]) -> datetime | None:
-        require(info, Role.ADMINISTRATION)
         return self._log.complained_at
 
-    @strawberry.field(description="When the recipient first unsubscribed from this message.")
+    @strawberry.field(
+        description="When the recipient first unsubscribed from this message.",
+        extensions=needs(Role.ADMINISTRATION),
+    )
     def unsubscribed_at(self, info: Info[Context, None]) -> datetime | None:
-        require(info, Role.ADMINISTRATION)
         return self._log.unsubscribed_at
 
-    @strawberry.field
+    @strawberry.field(extensions=needs(ANY_ROLE))
     async def profile(
         self, info: Info[Context, None]
     ) -> Annotated["Profile", strawberry.lazy("graphql_schema.profiles.types")] | None:
         from graphql_schema.profiles.types import Profile
 
-        require_any_role(info)
         if self.profile_id is None:
             return None
         found = await info.context.loaders.profiles.load(self.profile_id)
@@ -151,39 +168,46 @@ class SendingLog:
         )
 
 
-@strawberry.type
-class SendingLogEdge:
-    cursor: str
-    node: SendingLog
+SENDING_LOGS = Cursors("SendingLog")
+OCCURRENCES = Cursors("Occurrence")
 
 
-@strawberry.type
-class SendingLogConnection:
-    edges: list[SendingLogEdge]
-    page_info: PageInfo
-    total_count: int
+Where = tuple[tuple[str, Any], ...]
+
+
+def log_filters(
+    status: SendingLogStatus | None,
+    statuses: list[SendingLogStatus] | None,
+    failure_type: FailureType | None,
+    failure_reason: FailureReason | None,
+    search: str | None,
+    excluded: bool | None,
+) -> Where:
+    """The conditions of a sending-log list's filters (models/batches.py: `condition`)."""
+    where: list[tuple[str, Any]] = []
+    if status is not None:
+        where.append(("status", status))
+    if statuses is not None:
+        where.append(("status__in", tuple(one_of(statuses, "statuses", len(SendingLogStatus)))))
+    if failure_type is not None:
+        where.append(("failure_type", failure_type))
+    if failure_reason is not None:
+        where.append(("failure_reason", failure_reason))
+    if (term := search_term(search)) is not None:
+        where.append(("address__contains", term))
+    if excluded is not None:
+        where.append(("excluded", excluded))
+    return tuple(where)
 
 
 async def sending_log_page(
-    info: Info[Context, None],
-    delivery_id: int,
-    status: SendingLogStatus | None,
-    first: int | None,
-    after: str | None,
-) -> SendingLogConnection:
-    """Sending logs hold personal data: administrators only (SPEC §1). One query for the pages
-    of every delivery the execution asks about (graphql_schema/loaders.py)."""
-    require(info, Role.ADMINISTRATION)
-    where = (("status", status),) if status is not None else ()
-    key = PageKey(delivery_id, page_size(first), decode_cursor("SendingLog", after), where)
-    page = await info.context.loaders.sending_logs.load(key)
-    edges = [
-        SendingLogEdge(cursor=encode_cursor("SendingLog", r.id), node=SendingLog.of(r))
-        for r in page.rows
-    ]
-    return SendingLogConnection(
-        edges=edges, page_info=page_info(edges, page.has_next), total_count=page.total
-    )
+    info: Info[Context, None], delivery_id: int, where: Where, asked: Window
+) -> Connection[SendingLog]:
+    """Sending logs hold personal data: administrators only (SPEC §1; both fields that call
+    this declare it). One query for the pages of every delivery the execution asks about
+    (graphql_schema/loaders.py)."""
+    page = await info.context.loaders.sending_logs.load(PageKey(delivery_id, asked, where))
+    return connection(page, asked, SENDING_LOGS, by_id, SendingLog.of)
 
 
 @strawberry.type(
@@ -212,6 +236,50 @@ class DeliveryWaiting:
         )
 
 
+AUDIENCE_PAGE = 1000
+
+
+def reason_of(value: str | None) -> FailureReason | None:
+    """A stored reason as the enum (an unknown one, from before the reasons were closed,
+    reads UNDEFINED)."""
+    if value is None:
+        return None
+    try:
+        return FailureReason(value)
+    except ValueError:
+        return FailureReason.UNDEFINED
+
+
+@strawberry.type(description="Who a delivery is sent to, as createDelivery took it.")
+class DeliveryAudience:
+    _audience: strawberry.Private[dict[str, Any]]
+
+    @strawberry.field(description="Every profile (then profileIds is empty).")
+    def all_profiles(self) -> bool:
+        return bool(self._audience.get("all"))
+
+    @strawberry.field(description="How many profile ids the audience lists.")
+    def profile_count(self) -> int:
+        return len(self._audience.get("profileIds", []))
+
+    @strawberry.field(
+        description=f"The profile ids, in the order given: the first `first` of them"
+        f" ({AUDIENCE_PAGE} when not given, at most {MAX_AUDIENCE_IDS}: all of them)."
+    )
+    def profile_ids(self, first: int | None = None) -> list[strawberry.ID]:
+        size = AUDIENCE_PAGE if first is None else first
+        if not 0 <= size <= MAX_AUDIENCE_IDS:
+            raise BadInput(f"'first' must be between 0 and {MAX_AUDIENCE_IDS}")
+        return [strawberry.ID(str(i)) for i in self._audience.get("profileIds", [])[:size]]
+
+
+async def _operator(info: Info[Context, None], name: str | None) -> Operator | None:
+    if name is None:
+        return None
+    found = await info.context.loaders.operators.load(name)
+    return Operator.of(found, own=False) if found is not None else None
+
+
 @strawberry.type
 class Recurrence:
     interval_seconds: int
@@ -230,7 +298,9 @@ class Delivery:
     feedback_mode: FeedbackMode
     scheduled_at: datetime | None
     validity_period: int
-    confirmed_by: str | None
+    confirmed_by: str | None = strawberry.field(
+        deprecation_reason="The operator's name: use `confirmedByOperator`, the Operator itself."
+    )
     confirmed_at: datetime | None
     subject: str | None
     body: str
@@ -239,13 +309,17 @@ class Delivery:
         description="Goes up by one on every edit, preparation and approval: pass the version you"
         " reviewed to confirmSend, which refuses a delivery that changed since."
     )
-    approved_by: str | None
+    approved_by: str | None = strawberry.field(
+        deprecation_reason="The operator's name: use `approvedByOperator`, the Operator itself."
+    )
     approved_at: datetime | None
     started_at: datetime | None
     valid_until: datetime | None
     sent_at: datetime | None
     ended_at: datetime | None
-    stopped_by: str | None
+    stopped_by: str | None = strawberry.field(
+        deprecation_reason="The operator's name: use `stoppedByOperator`, the Operator itself."
+    )
     warnings: list[str]
     excluded_count: int
     parent_id: strawberry.ID | None
@@ -255,6 +329,50 @@ class Delivery:
     @strawberry.field
     def kpis(self) -> DeploymentKpis:
         return DeploymentKpis.of(self._model.kpis)
+
+    @strawberry.field(description="Who it is sent to: what updateDelivery takes back.")
+    def audience(self) -> DeliveryAudience:
+        return DeliveryAudience(_audience=self._model.audience or {})
+
+    @strawberry.field(description="When the delivery was created.")
+    def created_at(self) -> datetime:
+        return self._model.created_at
+
+    @strawberry.field(description="When the delivery last changed (its figures too).")
+    def updated_at(self) -> datetime:
+        return self._model.updated_at
+
+    @strawberry.field(description="The operator who confirmed the send (null: not yet).")
+    async def confirmed_by_operator(self, info: Info[Context, None]) -> Operator | None:
+        return await _operator(info, self._model.confirmed_by)
+
+    @strawberry.field(description="The operator who approved the delivery (null: not yet).")
+    async def approved_by_operator(self, info: Info[Context, None]) -> Operator | None:
+        return await _operator(info, self._model.approved_by)
+
+    @strawberry.field(description="The operator who stopped the delivery (null: not stopped).")
+    async def stopped_by_operator(self, info: Info[Context, None]) -> Operator | None:
+        return await _operator(info, self._model.stopped_by)
+
+    @strawberry.field(description="The recurring delivery this one is an occurrence of.")
+    async def parent(self, info: Info[Context, None]) -> "Delivery | None":
+        if self._model.parent_id is None:
+            return None
+        found = await info.context.loaders.deliveries.load(self._model.parent_id)
+        return Delivery.of(found) if found is not None else None
+
+    @strawberry.field(description="A recurring delivery's occurrences, newest first.")
+    async def occurrences(
+        self,
+        info: Info[Context, None],
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection["Delivery"]:
+        asked = window(OCCURRENCES, first, after, last, before)
+        page = await info.context.loaders.occurrences.load(PageKey(self._model.id, asked))
+        return connection(page, asked, OCCURRENCES, by_id, Delivery.of)
 
     @strawberry.field(
         description="Why the delivery FAILED: the MTA's own words for administrators, a plain"
@@ -268,32 +386,61 @@ class Delivery:
     def waiting_for(self) -> DeliveryWaiting | None:
         return DeliveryWaiting.of(self._model)
 
+    @strawberry.field(
+        description="What the operator behind the token may do to this delivery now: its"
+        " status and its roles allow these mutations (the same rules the mutations check)."
+    )
+    def allowed_actions(self, info: Info[Context, None]) -> list[DeliveryAction]:
+        operator = info.context.operator
+        roles = operator.role_set if operator is not None else frozenset()
+        return allowed_actions(self._model, roles, utcnow())
+
     @strawberry.field(description="Exclusions at preparation, counted by reason.")
     async def exclusions(self, info: Info[Context, None]) -> list[ExclusionCause]:
         causes = await info.context.loaders.exclusions.load(self._model.id)
-        return [ExclusionCause(reason=r, count=n) for r, n in causes]
+        undefined = FailureReason.UNDEFINED
+        return [ExclusionCause(reason=reason_of(r) or undefined, count=n) for r, n in causes]
 
-    @strawberry.field
+    @strawberry.field(
+        description="The messages of this delivery, in id order, matching every filter given:"
+        " `statuses` (any of them), `failureType`, `failureReason`, `search` (a"
+        " case-insensitive part of the address), `excluded` (at preparation or not).",
+        extensions=needs(Role.ADMINISTRATION),
+    )
     async def sending_logs(
         self,
         info: Info[Context, None],
         status: SendingLogStatus | None = None,
         first: int | None = None,
         after: str | None = None,
-    ) -> SendingLogConnection:
-        return await sending_log_page(info, self._model.id, status, first, after)
+        last: int | None = None,
+        before: str | None = None,
+        statuses: list[SendingLogStatus] | None = None,
+        failure_type: FailureType | None = None,
+        failure_reason: FailureReason | None = None,
+        search: str | None = None,
+        excluded: bool | None = None,
+    ) -> Connection[SendingLog]:
+        asked = window(SENDING_LOGS, first, after, last, before)
+        where = log_filters(status, statuses, failure_type, failure_reason, search, excluded)
+        return await sending_log_page(info, self._model.id, where, asked)
 
     @strawberry.field(
         description="Who did what to this delivery and when, oldest first (the engine's own"
-        " steps too). Any operator may read it, as confirmedBy."
+        " steps too). Any operator may read it, as confirmedBy.",
+        extensions=needs(),
     )
     async def audit_trail(
-        self, info: Info[Context, None], first: int | None = None, after: str | None = None
-    ) -> AuditEventConnection:
-        require(info)
-        key = PageKey(self._model.id, page_size(first), decode_cursor(KIND, after))
-        page = await info.context.loaders.audit_trails.load(key)
-        return audit_connection(page.rows, page.has_next, page.total)
+        self,
+        info: Info[Context, None],
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[AuditEvent]:
+        asked = window(AUDIT_EVENTS, first, after, last, before)
+        page = await info.context.loaders.audit_trails.load(PageKey(self._model.id, asked))
+        return audit_connection(page, asked)
 
     @classmethod
     def of(cls, d: m_delivery.Delivery) -> "Delivery":
@@ -333,19 +480,6 @@ class Delivery:
             recurrence=recurrence,
             _model=d,
         )
-
-
-@strawberry.type
-class DeliveryEdge:
-    cursor: str
-    node: Delivery
-
-
-@strawberry.type
-class DeliveryConnection:
-    edges: list[DeliveryEdge]
-    page_info: PageInfo
-    total_count: int
 
 
 @strawberry.type

@@ -16,7 +16,7 @@ from graphql_schema.operators.types import (
     RotateOperatorTokenPayload,
 )
 from graphql_schema.pagination import parse_id
-from graphql_schema.permissions import require
+from graphql_schema.permissions import needs, operator_of
 from models import operator as m_operator
 from models.audit import Actor
 from models.enums import Role as DomainRole
@@ -31,21 +31,22 @@ def _target(id: strawberry.ID | None) -> int | None:
 
 @strawberry.type
 class OperatorQueries:
-    @strawberry.field(description="The operator behind the bearer token.")
+    @strawberry.field(description="The operator behind the bearer token.", extensions=needs())
     def me(self, info: Info[Context, None]) -> Operator:
-        return Operator.of(require(info))
+        return Operator.of(operator_of(info))
 
 
 @strawberry.type
 class OperatorMutations:
     @strawberry.mutation(
         description="Create an operator; the payload holds its token. The name is trimmed, its"
-        " spaces collapsed; at most 100 visible characters (BAD_USER_INPUT otherwise)."
+        " spaces collapsed; at most 100 visible characters (BAD_USER_INPUT otherwise).",
+        extensions=needs(DomainRole.ADMINISTRATION),
     )
     async def create_operator(
         self, info: Info[Context, None], name: str, roles: list[Role]
     ) -> CreateOperatorPayload:
-        by = Actor.of(require(info, DomainRole.ADMINISTRATION))
+        by = Actor.of(operator_of(info))
         if len(roles) > len(DomainRole):  # every list argument has a cap (docs/limits.md)
             raise BadInput(f"at most {len(DomainRole)} roles, one of each (got {len(roles)})")
         operator, token = await m_operator.create_operator(name, [DomainRole(r) for r in roles], by)
@@ -53,7 +54,8 @@ class OperatorMutations:
 
     @strawberry.mutation(
         description=f"Revoke an operator: its token stops working everywhere, open WebSockets"
-        f" included (within TOKEN_CACHE_SECONDS). {WHICH} Audited."
+        f" included (within TOKEN_CACHE_SECONDS). {WHICH} Audited.",
+        extensions=needs(DomainRole.ADMINISTRATION),
     )
     async def revoke_operator(
         self,
@@ -61,14 +63,15 @@ class OperatorMutations:
         name: str | None = None,
         id: strawberry.ID | None = None,
     ) -> Operator:
-        by = Actor.of(require(info, DomainRole.ADMINISTRATION))
+        by = Actor.of(operator_of(info))
         revoked = await m_operator.revoke_operator(by, name=name, operator_id=_target(id))
         await info.context.operator_changed(revoked.id)
         return Operator.of(revoked)
 
     @strawberry.mutation(
         description=f"Give an operator a new token (in the payload); the old one stops working"
-        f" as a revoked one does. {WHICH} Audited."
+        f" as a revoked one does. {WHICH} Audited.",
+        extensions=needs(DomainRole.ADMINISTRATION),
     )
     async def rotate_operator_token(
         self,
@@ -76,7 +79,7 @@ class OperatorMutations:
         name: str | None = None,
         id: strawberry.ID | None = None,
     ) -> RotateOperatorTokenPayload:
-        by = Actor.of(require(info, DomainRole.ADMINISTRATION))
+        by = Actor.of(operator_of(info))
         rotated, token = await m_operator.rotate_operator_token(
             by, name=name, operator_id=_target(id)
         )

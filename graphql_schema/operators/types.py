@@ -5,6 +5,7 @@ from datetime import datetime
 import strawberry
 
 from graphql_schema.enums import Role
+from graphql_schema.permissions import OWN, needs
 from models import operator as m_operator
 
 
@@ -12,15 +13,24 @@ from models import operator as m_operator
 class Operator:
     id: strawberry.ID
     name: str
-    roles: list[Role]
-    created_at: datetime
+    roles: list[Role] = strawberry.field(
+        description="Readable through `me`, and by administrators through any path.",
+        extensions=needs(OWN),
+    )
+    created_at: datetime = strawberry.field(extensions=needs(OWN))
     revoked_at: datetime | None = strawberry.field(
-        description="When the operator was revoked: its token no longer works. Null if it was not."
+        description="When the operator was revoked: its token no longer works. Null if it was"
+        " not. Readable through `me`, and by administrators through any path.",
+        extensions=needs(OWN),
     )
 
+    # Reached through `me` or an administrator's mutation, not through a delivery's link.
+    own: strawberry.Private[bool] = True
+
     @classmethod
-    def of(cls, o: m_operator.Operator) -> "Operator":
+    def of(cls, o: m_operator.Operator, *, own: bool = True) -> "Operator":
         return cls(
+            own=own,
             id=strawberry.ID(str(o.id)),
             name=o.name,
             roles=sorted(o.role_set),

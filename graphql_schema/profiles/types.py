@@ -7,14 +7,16 @@ from strawberry.types import Info
 from graphql_schema.context import Context
 from graphql_schema.deliveries.types import SendingLog
 from graphql_schema.loaders import PageKey
-from graphql_schema.pagination import parse_id
-from graphql_schema.permissions import require_any_role
+from graphql_schema.pagination import Connection, Cursors, by_id, connection, parse_id, window
+from graphql_schema.permissions import ANY_ROLE, needs
 from models import profile as m_profile
 from models.errors import BadInput
+from models.keyset import Window
 from models.profile import DATA_FIELDS, ProfileData
 
 HISTORY_PAGE = 50  # messages when `first` is not given
 HISTORY_MAX = 100
+HISTORY = Cursors("History")
 
 
 @strawberry.type
@@ -28,7 +30,8 @@ class Profile:
     @strawberry.field(
         description=f"The messages targeted at this profile, newest first: `first` of them"
         f" ({HISTORY_PAGE} when not given, at most {HISTORY_MAX}), older than the message"
-        " whose id is `after` when given."
+        " whose id is `after` when given.",
+        extensions=needs(ANY_ROLE),
     )
     async def history(
         self,
@@ -36,14 +39,32 @@ class Profile:
         first: int | None = None,
         after: strawberry.ID | None = None,
     ) -> list[SendingLog]:
-        require_any_role(info)  # whichever path reached the profile
         size = HISTORY_PAGE if first is None else first
         if not 0 <= size <= HISTORY_MAX:
             raise BadInput(f"'first' must be between 0 and {HISTORY_MAX}")
         older = parse_id(after, "sending log") if after is not None else None
-        key = PageKey(int(self.id), size, older, (("excluded", False),))
+        asked = Window(size, after=None if older is None else (older,))
+        key = PageKey(int(self.id), asked, (("excluded", False),))
         page = await info.context.loaders.histories.load(key)
         return [SendingLog.of(log) for log in page.rows]
+
+    @strawberry.field(
+        description="The messages targeted at this profile, newest first, as a connection"
+        " (paged both ways, with a total); `history` is the short list.",
+        extensions=needs(ANY_ROLE),
+    )
+    async def history_connection(
+        self,
+        info: Info[Context, None],
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[SendingLog]:
+        asked = window(HISTORY, first, after, last, before, default=HISTORY_PAGE, cap=HISTORY_MAX)
+        key = PageKey(int(self.id), asked, (("excluded", False),))
+        page = await info.context.loaders.history_pages.load(key)
+        return connection(page, asked, HISTORY, by_id, SendingLog.of)
 
     @classmethod
     def of(cls, p: m_profile.Profile) -> "Profile":

@@ -26,6 +26,10 @@ DENYLISTED = (
     "query($f: Int, $a: String, $s: String) { denylistedAddresses(first: $f, after: $a,"
     f" search: $s) {{ {CONNECTION} }} }}"
 )
+BACKWARDS = (
+    "query($l: Int, $b: String) { quarantinedAddresses(last: $l, before: $b) { pageInfo {"
+    " hasPreviousPage startCursor } edges { node { address } } } }"
+)
 ADDRESS_STATUS = f"query($x: String!) {{ addressStatus(address: $x) {{ {STATUS} }} }}"
 RELEASE = f"mutation($x: String!) {{ releaseAddress(address: $x) {{ {STATUS} }} }}"
 DENYLIST = f"mutation($x: String!) {{ denylistAddress(address: $x) {{ {STATUS} }} }}"
@@ -259,6 +263,16 @@ async def test_the_lists_page_by_cursor_with_a_total_and_search(
         ]
         pages = await every_page(api, QUARANTINED, first=3)
         assert [len(p["edges"]) for p in pages] == [3, 3, 1]
+        # backwards from the end, through the ties of a shared moment: the same order
+        backwards: list[str] = []
+        before = None
+        while True:
+            page = (await api.gql(BACKWARDS, {"l": 2, "b": before}))["quarantinedAddresses"]
+            backwards = [e["node"]["address"] for e in page["edges"]] + backwards
+            if not page["pageInfo"]["hasPreviousPage"]:
+                break
+            before = page["pageInfo"]["startCursor"]
+        assert backwards == expected
         assert pages[0]["totalCount"] == 7
         assert addresses(pages) == expected
         nodes = [e["node"] for p in pages for e in p["edges"]]

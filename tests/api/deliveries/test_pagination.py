@@ -120,3 +120,83 @@ async def test_deliveries_created_while_paging_do_not_shift_the_pages(api: Api) 
     assert second["pageInfo"]["hasNextPage"] is False
     assert second["totalCount"] == 5
     assert newer not in {e["node"]["id"] for e in first["edges"] + second["edges"]}
+
+
+BOTH = "totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor }"
+BOTH += " edges { cursor node { id } }"
+BACK_LOGS = f"""query($id: ID!, $f: Int, $a: String, $l: Int, $b: String) {{
+  delivery(id: $id) {{ sendingLogs(first: $f, after: $a, last: $l, before: $b) {{ {BOTH} }} }} }}"""
+BACK_ROOT_LOGS = f"""query($id: ID!, $f: Int, $a: String, $l: Int, $b: String) {{
+  sendingLogs(deliveryId: $id, first: $f, after: $a, last: $l, before: $b) {{ {BOTH} }} }}"""
+BACK_DELIVERIES = f"""query($f: Int, $a: String, $l: Int, $b: String) {{
+  deliveries(first: $f, after: $a, last: $l, before: $b) {{ {BOTH} }} }}"""
+BACK_TRAIL = f"""query($id: ID!, $f: Int, $a: String, $l: Int, $b: String) {{
+  delivery(id: $id) {{ auditTrail(first: $f, after: $a, last: $l, before: $b) {{ {BOTH} }} }} }}"""
+
+
+def inner(data: dict[str, Any]) -> dict[str, Any]:
+    found = next(iter(data.values()))
+    if "edges" not in found:
+        found = next(iter(found.values()))
+    return found  # type: ignore[no-any-return]
+
+
+async def both_ways(api: Api, query: str, variables: dict[str, Any], size: int) -> list[str]:
+    """Page forwards with first/after, then backwards with last/before from the end: the same
+    rows in the same order, and PageInfo right on both sides of every page."""
+    forward: list[str] = []
+    after = None
+    while True:
+        page = inner(await api.gql(query, {**variables, "f": size, "a": after}))
+        info, edges = page["pageInfo"], page["edges"]
+        assert info["hasPreviousPage"] is (after is not None)
+        assert info["startCursor"] == (edges[0]["cursor"] if edges else None)
+        assert info["endCursor"] == (edges[-1]["cursor"] if edges else None)
+        forward += [e["node"]["id"] for e in edges]
+        if not info["hasNextPage"]:
+            break
+        after = info["endCursor"]
+    backward: list[str] = []
+    before = None
+    while True:
+        page = inner(await api.gql(query, {**variables, "l": size, "b": before}))
+        info, edges = page["pageInfo"], page["edges"]
+        assert info["hasNextPage"] is (before is not None)
+        assert len(edges) <= size
+        backward = [e["node"]["id"] for e in edges] + backward
+        if not info["hasPreviousPage"]:
+            break
+        before = info["startCursor"]
+    assert backward == forward
+    assert len(forward) == page["totalCount"]
+    return forward
+
+
+async def test_every_connection_pages_both_ways(api: Api) -> None:
+    delivery_id = await prepared(api, [f"b{i}@example.com" for i in range(5)])
+    ids = await flows.import_profiles(api, ["bd@example.com"])
+    for _ in range(2):
+        await flows.create_delivery(api, ids)
+    logs = await both_ways(api, BACK_LOGS, {"id": delivery_id}, 2)
+    assert logs == await both_ways(api, BACK_ROOT_LOGS, {"id": delivery_id}, 3)
+    assert len(logs) == 5
+    deliveries = await both_ways(api, BACK_DELIVERIES, {}, 2)
+    assert deliveries[-1] == delivery_id and len(deliveries) == 3  # newest first
+    assert len(await both_ways(api, BACK_TRAIL, {"id": delivery_id}, 1)) == 2  # created, prepared
+    # a window between two cursors, read from either end
+    everything = inner(await api.gql(BACK_LOGS, {"id": delivery_id, "f": 5}))["edges"]
+    bounds = {"id": delivery_id, "a": everything[0]["cursor"], "b": everything[4]["cursor"]}
+    middle = [e["node"]["id"] for e in everything[1:4]]
+    for size in ("f", "l"):
+        page = inner(await api.gql(BACK_LOGS, {**bounds, size: 10}))
+        assert [e["node"]["id"] for e in page["edges"]] == middle
+        assert page["pageInfo"]["hasPreviousPage"] and page["pageInfo"]["hasNextPage"]
+    error = await api.error(BACK_LOGS, {"id": delivery_id, "f": 1, "l": 1})
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "not both" in error["message"]
+    for last in (501, -1):
+        error = await api.error(BACK_DELIVERIES, {"l": last})
+        assert error["extensions"]["code"] == "BAD_USER_INPUT"
+        assert "'last' must be between 0 and 500" in error["message"]
+    error = await api.error(BACK_DELIVERIES, {"l": 1, "b": "garbage"})
+    assert "'before' is not a valid cursor" in error["message"]

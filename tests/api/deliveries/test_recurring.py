@@ -14,6 +14,9 @@ FIELDS = """id label status parentId confirmedBy validityPeriod
 DELIVERIES = f"{{ deliveries(first: 20) {{ edges {{ node {{ {FIELDS} }} }} }} }}".replace(
     "LOGS", "20"
 )
+LINKS = """query($id: ID!, $c: ID!, $l: Int) {
+  delivery(id: $id) { parent { id } occurrences(last: $l) { totalCount edges { node { id } } } }
+  child: delivery(id: $c) { parent { id label } confirmedByOperator { id name } } }"""
 ONE = f"query($id: ID!) {{ delivery(id: $id) {{ {FIELDS} }} }}".replace("LOGS", "500")
 
 
@@ -94,6 +97,16 @@ async def test_occurrences_wait_for_confirmation_when_asked_and_the_parent_ends_
     assert set(server.runtime.mta.relayed) == sent - {None}
     assert sorted(server.runtime.mta.relayed.values()) == [1, 1]
     assert (await one(api, found[1]["id"]))["status"] == "PENDING_CONFIRMATION"
+    # links: each occurrence names its parent; the parent pages its occurrences, newest first
+    linked = await api.gql(LINKS, {"id": parent_id, "c": found[0]["id"]}, as_="reader")
+    ids = [found[1]["id"], found[0]["id"]]
+    assert [e["node"]["id"] for e in linked["delivery"]["occurrences"]["edges"]] == ids
+    assert linked["delivery"]["occurrences"]["totalCount"] == 2
+    assert linked["delivery"]["parent"] is None
+    assert linked["child"]["parent"] == {"id": parent_id, "label": "Weekly"}
+    assert linked["child"]["confirmedByOperator"]["name"] == first["confirmedBy"]
+    backwards = await api.gql(LINKS, {"id": parent_id, "c": found[0]["id"], "l": 1})
+    assert [e["node"]["id"] for e in backwards["delivery"]["occurrences"]["edges"]] == ids[1:]
 
     stopped = await api.gql(
         "mutation($id: ID!) { stopDelivery(id: $id) { status } }",

@@ -80,10 +80,17 @@ def code(error: dict[str, Any]) -> str:
 # ---- unknown and malformed ids ------------------------------------------------------------
 
 
-async def test_an_unknown_delivery_is_not_found_in_every_mutation_and_query(idle: Api) -> None:
+async def test_an_unknown_delivery_is_not_found_in_every_mutation_and_null_in_queries(
+    idle: Api,
+) -> None:
+    """docs/frontend.md: a query answers null for an id that names nothing, a mutation (and a
+    subscription) NOT_FOUND."""
     existing = await delivery_in(idle, "READY")
     before = await snapshot(idle, existing)
     for name, query in BY_ID.items():
+        if query.startswith("query"):
+            assert await idle.gql(query, {"id": "999999"}) == {name: None}
+            continue
         error = await idle.error(query, {"id": "999999", "i": INPUT})
         assert code(error) == "NOT_FOUND", (name, error)
         assert "999999" in error["message"], name

@@ -113,17 +113,25 @@ async def test_the_limits_keep_the_validation_cache_and_big_documents_stay_out_o
 # Every list-valued argument and every page size, and the cap that holds it (docs/limits.md).
 CAPS = {
     ("Query", "deliveries", "first"): 500,
+    ("Query", "deliveries", "statuses"): 10,
     ("Query", "sendingLogs", "first"): 500,
+    ("Query", "sendingLogs", "statuses"): 5,
+    ("Query", "profiles", "first"): 500,
     ("Query", "quarantinedAddresses", "first"): 500,
     ("Query", "denylistedAddresses", "first"): 500,
     ("Query", "auditEvents", "first"): 500,
     ("Delivery", "sendingLogs", "first"): 500,
+    ("Delivery", "sendingLogs", "statuses"): 5,
     ("Delivery", "auditTrail", "first"): 500,
+    ("Delivery", "occurrences", "first"): 500,
+    ("DeliveryAudience", "profileIds", "first"): 100_000,
     ("Profile", "history", "first"): 100,
+    ("Profile", "historyConnection", "first"): 100,
     ("Mutation", "importProfiles", "profiles"): 10_000,
     ("Mutation", "createOperator", "roles"): 4,
     ("AudienceInput", "profileIds", ""): 100_000,
 }
+# `last` has the cap of `first` wherever both are arguments (graphql_schema/pagination.py).
 
 
 def _is_list(type_: GraphQLType) -> bool:
@@ -142,6 +150,8 @@ def test_every_list_argument_and_page_size_in_the_schema_has_a_cap() -> None:
             for arg_name, arg in (getattr(field, "args", None) or {}).items():
                 if arg_name == "first" or _is_list(arg.type):
                     found.add((type_name, field_name, arg_name))
+                if arg_name == "last":
+                    assert "first" in field.args, (type_name, field_name)
     assert found == set(CAPS)
 
 
@@ -150,6 +160,7 @@ PAGES = {
     "quarantinedAddresses": "query($f: Int) { quarantinedAddresses(first: $f) { totalCount } }",
     "denylistedAddresses": "query($f: Int) { denylistedAddresses(first: $f) { totalCount } }",
     "auditEvents": "query($f: Int) { auditEvents(first: $f) { totalCount } }",
+    "profiles": "query($f: Int) { profiles(first: $f) { totalCount } }",
 }
 
 
@@ -159,6 +170,11 @@ async def test_a_list_over_its_cap_is_bad_user_input_and_writes_nothing(api: Api
         error = await api.error(query, {"f": 501})
         assert error["extensions"]["code"] == "BAD_USER_INPUT", name
         assert error["message"] == "'first' must be between 0 and 500", name
+        error = await api.error(query.replace("first", "last"), {"f": 501})
+        assert error["message"] == "'last' must be between 0 and 500", name
+    statuses = "query($s: [DeliveryStatus!]) { deliveries(statuses: $s) { totalCount } }"
+    error = await api.error(statuses, {"s": ["DRAFT"] * 11})
+    assert error["message"] == "'statuses' holds at most 10 values (got 11)"
 
     create = "mutation($i: CreateDeliveryInput!) { createDelivery(input: $i) { id } }"
     audience = {"profileIds": ["1"] * 100_001}
