@@ -207,7 +207,7 @@ async def test_confirm_send_and_watch_the_deployment_reach_its_final_figures_liv
         assert board.problems() == []
 
 
-async def test_an_operator_without_the_role_sees_the_servers_forbidden_message(
+async def test_an_operator_without_the_role_sees_what_it_may_not_do_and_why(
     page: Any, server: RunningServer, api: Api
 ) -> None:
     ready = await ready_delivery(api, 3)
@@ -215,22 +215,19 @@ async def test_an_operator_without_the_role_sees_the_servers_forbidden_message(
     await board.open()
     await board.sign_in(api.tokens["reader"])
     await board.open_delivery(ready["id"], "Spring offer")
-    for button in ("pause", "resume", "stop"):  # shown only to START_DELIVERIES and above
+    for button in ("pause", "resume", "stop"):  # shown only to roles that may use them
         assert await page.is_hidden(tid(button)), button
-    # Sending logs are for administrators: the table says so instead of breaking.
+    # The delivery's allowedActions has neither CONFIRM nor COMPUTE_STATS for this operator:
+    # the buttons are there, disabled, and say which role they need.
+    for button in ("confirm-send", "compute-stats"):
+        assert await page.is_disabled(tid(button)), button
+        title = str(await page.get_attribute(tid(button), "title"))
+        assert "START_DELIVERIES is needed" in title, title
+    # Sending logs are for administrators: the table shows the server's refusal instead.
     await board.wait_text("logs-error", "FORBIDDEN")
-
-    await board.confirm_send()
-    await board.wait_text("action-error", "START_DELIVERIES role is required")
-    assert (await board.text("action-error")).startswith("FORBIDDEN: ")
-    assert await board.text("dep-status") == "READY"
-    assert (await flows.delivery(api, ready["id"]))["status"] == "READY"
+    assert (await board.text("logs-error")).startswith("FORBIDDEN: ")
     await screenshot(page, "dashboard-forbidden")
-
-    # Cancel closes the dialog and calls nothing.
-    await page.click(tid("confirm-send"))
-    await page.click(tid("confirm-cancel"))
-    await page.wait_for_selector(f"{tid('confirm-dialog')}:not([open])", state="attached")
+    assert (await flows.delivery(api, ready["id"]))["status"] == "READY"
     assert board.problems() == []
 
 
@@ -308,6 +305,12 @@ async def test_finding_8_the_page_confirms_only_the_version_it_showed(
     await board.open()
     await board.sign_in(api.tokens["admin"])
     await board.open_delivery(created["id"], "Versioned offer")
+    # Cancel closes the dialog and calls nothing.
+    await page.click(tid("confirm-send"))
+    await page.click(tid("confirm-cancel"))
+    await page.wait_for_selector(f"{tid('confirm-dialog')}:not([open])", state="attached")
+    assert (await flows.delivery(api, created["id"]))["status"] == "READY"
+
     await page.click(tid("confirm-send"))
     await page.wait_for_selector(f"{tid('confirm-dialog')}[open]")
     assert await board.text("confirm-count") == "1"

@@ -8,28 +8,25 @@ import { subscribe } from "./live.js";
 const TOKEN_KEY = "dashboard.token";
 const DELIVERIES_PAGE = 20;
 const LOGS_PAGE = 10;
-const CONFIRMABLE = new Set(["READY", "PENDING_CONFIRMATION"]);
 // The roles that may pause, resume and stop (docs/roles.md): the buttons are shown to them only.
 const SENDERS = new Set(["START_DELIVERIES", "ADMINISTRATION"]);
-// Pause, Resume and Stop: the mutation, the statuses each starts from (models/delivery.py's
-// LIFECYCLE), and what the in-page confirmation asks before the call.
+// Pause, Resume and Stop: the mutation, and what the in-page confirmation asks before the call.
+// Whether each is possible now is the delivery's allowedActions.
 const LIFECYCLE_ACTIONS = {
   pause: {
-    mutation: "pauseDelivery", from: new Set(["IN_PROGRESS"]), title: "Pause the send",
+    mutation: "pauseDelivery", title: "Pause the send",
     question: (label) => `Pause "${label}"? Messages not yet handed to the MTA wait until `
       + "you resume it; those already relayed are not called back.",
     done: "Paused",
   },
   resume: {
-    mutation: "resumeDelivery", from: new Set(["PAUSED", "FAILED"]), title: "Resume the send",
+    mutation: "resumeDelivery", title: "Resume the send",
     question: (label) => `Resume "${label}"? Sending goes on where it stopped; no message is `
       + "sent twice.",
     done: "Resumed",
   },
   stop: {
-    mutation: "stopDelivery", from: new Set(["PENDING_CONFIRMATION", "SCHEDULED", "IN_PROGRESS",
-      "PAUSED"]),
-    title: "Stop the send", danger: true,
+    mutation: "stopDelivery", title: "Stop the send", danger: true,
     question: (label) => `Stop "${label}" for good? Messages not yet handed to the MTA are `
       + "never sent, and a stopped delivery cannot be resumed.",
     done: "Stopped",
@@ -38,7 +35,8 @@ const LIFECYCLE_ACTIONS = {
 const KPIS = `kpis { toSend processed sent pending failed deliveredRate bouncesAndErrorsRate
   opens clicks openRate clickThroughRate statsComputedAt }`;
 const WAITING = "waitingFor { reason since retryAt attempts cause }";
-const DELIVERY = `id label status channel version failureMessage ${WAITING} ${KPIS}`;
+const DELIVERY = `id label status channel version failureMessage allowedActions ${WAITING}
+  ${KPIS}`;
 
 const Q = {
   me: "{ me { name roles } }",
@@ -46,7 +44,7 @@ const Q = {
     totalCount pageInfo { hasNextPage endCursor } edges { node { id label status channel } } } }`,
   delivery: `query($id: ID!) { delivery(id: $id) { ${DELIVERY} } }`,
   progress: `subscription($id: ID!) { deploymentProgress(deliveryId: $id) {
-    status at delivery { label version failureMessage } ${WAITING} ${KPIS} } }`,
+    status at delivery { label version failureMessage allowedActions } ${WAITING} ${KPIS} } }`,
   confirm: `mutation($id: ID!, $version: Int) { confirmSend(deliveryId: $id, version: $version) {
     ${DELIVERY} } }`,
   pauseDelivery: `mutation($id: ID!) { pauseDelivery(id: $id) { ${DELIVERY} } }`,
@@ -223,8 +221,8 @@ async function openDelivery(id) {
     return;
   }
   const current = {
-    id, status: delivery.status, version: delivery.version, kpis: delivery.kpis, points: [],
-    live: null,
+    id, status: delivery.status, channel: delivery.channel, version: delivery.version,
+    kpis: delivery.kpis, points: [], live: null,
   };
   state.current = current;
   message($("action-error"), "");
@@ -232,7 +230,7 @@ async function openDelivery(id) {
   show($("conn-banner"), false);
   show($("placeholder"), false);
   show($("deployment"));
-  render(delivery.label, delivery.status, delivery.kpis, delivery.failureMessage, delivery.version);
+  render(delivery);
   showWaiting(delivery.waitingFor);
   addPoint(delivery.kpis, Date.now());
   state.logs = { status: $("logs-filter").value, cursors: [null], index: 0, next: null };
@@ -251,7 +249,7 @@ function startLive(current) {
     onData: (data) => {
       if (state.current !== current) return;
       const p = data.deploymentProgress;
-      render(p.delivery.label, p.status, p.kpis, p.delivery.failureMessage, p.delivery.version);
+      render({ ...p.delivery, status: p.status, kpis: p.kpis });
       showWaiting(p.waitingFor);
       addPoint(p.kpis, Date.parse(p.at) || Date.now());
     },
@@ -264,8 +262,11 @@ function startLive(current) {
   });
 }
 
-function render(label, status, kpis, failure, version) {
+/** Show the delivery as the server last described it (a query, a mutation's answer or a live
+ *  snapshot): figures, status, and the buttons its allowedActions enable. */
+function render({ label, status, kpis, failureMessage: failure, version, allowedActions }) {
   const current = state.current;
+  current.allowed = new Set(allowedActions);
   const changed = current.status !== status;
   current.status = status;
   current.kpis = kpis;
@@ -278,24 +279,33 @@ function render(label, status, kpis, failure, version) {
   if (failure) message($("action-error"), `This delivery failed: ${failure}`);
   renderKpis(kpis);
   if (changed) loadLogs(); // the logs' statuses moved with the delivery's
-  $("confirm-send").disabled = !CONFIRMABLE.has(status);
-  $("confirm-send").title = CONFIRMABLE.has(status)
-    ? "Start sending this delivery"
-    : `Only a READY or PENDING_CONFIRMATION delivery can be confirmed (this one is ${status}).`;
-  renderLifecycleButtons(status);
+  const mayStart = state.roles.some((role) => SENDERS.has(role));
+  enable($("confirm-send"), "CONFIRM", mayStart, "Start sending this delivery", status);
+  enable($("compute-stats"), "COMPUTE_STATS", mayStart,
+    "Recount every figure from the sending logs", status);
+  renderLifecycleButtons(status, mayStart);
 }
 
-/** Pause, Resume, Stop: shown to the roles that may use them, enabled in the statuses they
- *  start from (the server checks both again). */
-function renderLifecycleButtons(status) {
-  const mayUse = state.roles.some((role) => SENDERS.has(role));
+/** Whether the operator may do `action` to the open delivery now: its allowedActions, from the
+ *  server's one table of each action's statuses and role (models/actions.py), so the page
+ *  copies no rule. The server checks again when the button is pressed. */
+function allowed(action) {
+  return Boolean(state.current && state.current.allowed && state.current.allowed.has(action));
+}
+
+/** Enable a button when its action is allowed; otherwise say why in its tooltip. */
+function enable(button, action, mayUse, title, status) {
+  button.disabled = !allowed(action);
+  button.title = !button.disabled ? title
+    : mayUse ? `Not possible while the delivery is ${status}.`
+      : "Your roles do not allow this (START_DELIVERIES is needed).";
+}
+
+/** Pause, Resume, Stop: shown to the roles that may use them, enabled by allowedActions. */
+function renderLifecycleButtons(status, mayStart) {
   for (const [name, action] of Object.entries(LIFECYCLE_ACTIONS)) {
-    const button = $(name);
-    show(button, mayUse);
-    button.disabled = !action.from.has(status);
-    button.title = button.disabled
-      ? `Not possible while the delivery is ${status}.`
-      : action.title;
+    show($(name), mayStart);
+    enable($(name), name.toUpperCase(), mayStart, action.title, status);
   }
 }
 
@@ -429,11 +439,11 @@ async function confirmSend() {
   try {
     const d = (await call(Q.confirm, { id: current.id, version: current.reviewed })).confirmSend;
     if (state.current !== current) return;
-    render(d.label, d.status, d.kpis, d.failureMessage, d.version);
+    render(d);
     message($("action-info"), `Send confirmed at ${new Date().toLocaleTimeString()}.`, "info");
   } catch (error) {
     if (state.current !== current) return;
-    $("confirm-send").disabled = !CONFIRMABLE.has(current.status);
+    $("confirm-send").disabled = !allowed("CONFIRM");
     message($("action-info"), "", "info");
     message($("action-error"), error.text);
     if (error.code === "INVALID_STATE") refresh(current); // show what changed before a retry
@@ -467,7 +477,7 @@ async function runAction() {
   try {
     const d = (await call(Q[action.mutation], { id: current.id }))[action.mutation];
     if (state.current !== current) return;
-    render(d.label, d.status, d.kpis, d.failureMessage, d.version);
+    render(d);
     showWaiting(d.waitingFor);
     message($("action-info"), `${action.done} at ${new Date().toLocaleTimeString()}.`, "info");
     if (current.liveOver && !["STOPPED", "FINISHED", "FAILED"].includes(d.status)) {
@@ -475,7 +485,7 @@ async function runAction() {
     }
   } catch (error) {
     if (state.current !== current) return;
-    renderLifecycleButtons(current.status);
+    renderLifecycleButtons(current.status, true);
     message($("action-info"), "", "info");
     message($("action-error"), error.text);
     if (error.code === "INVALID_STATE") refresh(current); // show what changed meanwhile
@@ -486,7 +496,7 @@ async function refresh(current) {
   try {
     const d = (await call(Q.delivery, { id: current.id })).delivery;
     if (state.current === current && d) {
-      render(d.label, d.status, d.kpis, d.failureMessage, d.version);
+      render(d);
     }
   } catch {
     // the error above is what the operator needs to read
@@ -509,7 +519,7 @@ async function computeStats() {
   } catch (error) {
     if (state.current === current) message($("action-error"), error.text);
   } finally {
-    button.disabled = false;
+    button.disabled = !allowed("COMPUTE_STATS");
   }
 }
 
