@@ -33,6 +33,14 @@ SCREEN_KPIS = [
     "bouncesAndErrorsRate", "openRate", "clickThroughRate",
 ]  # fmt: skip
 
+# What a START_DELIVERIES operator may do in each status the send goes through
+# (models/actions.py): a screen enables exactly these buttons.
+ACTIONS = {
+    "READY": {"CONFIRM", "EDIT", "DELETE", "SEND_PROOF", "COMPUTE_STATS"},
+    "IN_PROGRESS": {"PAUSE", "STOP", "COMPUTE_STATS"},
+    "SENT": {"COMPUTE_STATS"},
+    "FINISHED": {"COMPUTE_STATS"},
+}
 FINAL = (
     "query($id: ID!) { delivery(id: $id) { status version kpis { "
     + " ".join(SCREEN_KPIS)
@@ -104,7 +112,8 @@ async def test_urql_graphcache_and_graphql_ws_follow_a_send_to_finished_without_
 ) -> None:
     running = await make_server(mta_url=SIMULATOR, batch_size=5, engine_tick_seconds=0.05)
     async for api in api_for(running):
-        draft = await flows.create_delivery(api, [], label="Draft beside it")
+        draft = await flows.create_delivery(api, [], label="Spring draft beside it")
+        other = await flows.create_delivery(api, [], label="Autumn draft")
         ids = await flows.import_profiles(api, [f"spa{i}@example.com" for i in range(40)])
         created = await flows.create_delivery(api, ids, label="SPA spring offer", validityPeriod=4)
         ready = await flows.prepare(api, created["id"])
@@ -113,8 +122,9 @@ async def test_urql_graphcache_and_graphql_ws_follow_a_send_to_finished_without_
         )
         final = (await api.gql(FINAL, {"id": ready["id"]}))["delivery"]
 
-    assert set(report["listed"]) == {draft["id"], ready["id"]}
-    assert report["filtered"] == [ready["id"]]  # deliveries(status: READY)
+    assert set(report["listed"]) == {draft["id"], other["id"], ready["id"]}
+    # deliveries(statuses: [READY, DRAFT], search: "spring"), newest first
+    assert report["filtered"] == [ready["id"], draft["id"]]
     assert report["opened"]["status"] == "READY" and report["opened"]["kpis"]["toSend"] == 40
 
     # The screen's delivery was pushed by the cache as the snapshots came: statuses in the
@@ -126,6 +136,9 @@ async def test_urql_graphcache_and_graphql_ws_follow_a_send_to_finished_without_
     processed = [s["processed"] for s in seen]
     assert processed == sorted(processed) and processed[-1] == 40
     assert report["completed"] and report["progress"] >= 2
+    # allowedActions came with each snapshot and followed the status: what a screen enables.
+    for step in seen:
+        assert set(step["allowedActions"]) == ACTIONS[step["status"]], step
     cached = report["final"]
     assert final["status"] == "FINISHED" and cached["status"] == "FINISHED"
     assert {k: cached["kpis"][k] for k in SCREEN_KPIS} == {k: final["kpis"][k] for k in SCREEN_KPIS}

@@ -3,7 +3,8 @@
 // tests/api/live/test_spa_client.py, which prepares the server and checks what this prints.
 //
 // Env: GRAPHQL_URL, WS_URL, TOKEN, LABEL (the delivery to open). Prints one JSON report:
-//   listed (ids), filtered (ids with status READY), opened (the delivery as first read),
+//   listed (ids), filtered (ids of READY or DRAFT deliveries whose label has "spring"),
+//   opened (the delivery as first read),
 //   seen (the open screen's delivery each time the cache pushed it), progress (snapshots
 //   received), completed (the subscription ended), final (the cached delivery at the end),
 //   requests (every HTTP operation, in order), or {error} and exit code 1.
@@ -69,14 +70,16 @@ const client = new Client({
 
 const SCREEN = gql`
   fragment Screen on Delivery {
-    id label status version
+    id label status version allowedActions
     kpis { toSend processed sent pending failed deliveredRate bouncesAndErrorsRate openRate
       clickThroughRate }
   }
 `;
 const DELIVERIES = gql`
-  query Deliveries($status: DeliveryStatus) {
-    deliveries(first: 50, status: $status) { totalCount edges { node { id label status } } }
+  query Deliveries($statuses: [DeliveryStatus!], $search: String) {
+    deliveries(first: 50, statuses: $statuses, search: $search) {
+      totalCount edges { node { id label status } }
+    }
   }
 `;
 const OPEN = gql`query OpenDelivery($id: ID!) { delivery(id: $id) { ...Screen } } ${SCREEN}`;
@@ -99,13 +102,15 @@ async function once(operation) {
   return result.data;
 }
 
-// 1. The list, then the list filtered by status.
+// 1. The list, then the list filtered by statuses and a part of the label.
 const all = (await once(client.query(DELIVERIES, {}))).deliveries;
 report.listed = all.edges.map((e) => e.node.id);
-const ready = (await once(client.query(DELIVERIES, { status: "READY" }))).deliveries;
-report.filtered = ready.edges.map((e) => e.node.id);
-const chosen = ready.edges.find((e) => e.node.label === LABEL);
-if (!chosen) fail(`no READY delivery labelled ${LABEL}`);
+const found = (await once(client.query(DELIVERIES, {
+  statuses: ["READY", "DRAFT"], search: "spring",
+}))).deliveries;
+report.filtered = found.edges.map((e) => e.node.id);
+const chosen = found.edges.find((e) => e.node.label === LABEL);
+if (!chosen) fail(`no delivery labelled ${LABEL} among those found`);
 const id = chosen.node.id;
 
 // 2. Open it: one query the screen keeps watching; the cache pushes every change to it.
@@ -119,7 +124,9 @@ pipe(
     const d = result.data && result.data.delivery;
     if (!d) return;
     screen = d;
-    report.seen.push({ status: d.status, processed: d.kpis.processed, stale: result.stale });
+    report.seen.push({
+      status: d.status, processed: d.kpis.processed, allowedActions: d.allowedActions,
+    });
     if (d.status === "FINISHED") finished();
   }),
 );
