@@ -538,6 +538,7 @@ async function loadLogs() {
     })).sendingLogs;
     // A newer filter or page was asked for meanwhile: its answer is the one to show.
     if (state.current !== current || state.logs !== logs || logs.index !== index) return;
+    if (!page) throw new Error(`Delivery #${current.id} no longer exists.`);
     message($("logs-error"), "");
     body.replaceChildren(...page.edges.map(({ node }) => logRow(node)));
     const from = logs.index * LOGS_PAGE;
@@ -557,7 +558,7 @@ async function loadLogs() {
     $("logs-page").textContent = "";
     $("logs-next").disabled = true;
     $("logs-prev").disabled = true;
-    message($("logs-error"), error.text);
+    message($("logs-error"), error.text || error.message);
   }
 }
 
