@@ -88,6 +88,12 @@ async def storage(url: str, n: int) -> list[tuple[str, float, int]]:
         delivery = await lifecycle.create_delivery(draft, FeedbackMode.LEGACY, ENGINE)
         await lifecycle.prepare_delivery(delivery.id, ENGINE)
         sql = Sql()
+        # As if relayed: only a message handed to the MTA records hits (HANDED_OVER).
+        await sql.execute(
+            "UPDATE sending_log SET message_id = 'bench.' || CAST(id AS TEXT)"
+            " WHERE delivery_id = ?",
+            [delivery.id],
+        )
         logs = [
             r["id"]
             for r in await sql.rows(
@@ -146,6 +152,14 @@ async def probe(gets: int) -> list[str]:
                 )  # fmt: skip
                 delivery_id = created["createDelivery"]["id"]
                 await client.gql(f'mutation {{ prepareDelivery(id: "{delivery_id}") {{ id }} }}')
+                # Sent (capture://): only a message handed to the MTA records hits.
+                confirm = "mutation($d: ID!) { confirmSend(deliveryId: $d) { id } }"
+                await client.gql(confirm, {"d": delivery_id})
+                for _ in range(200):
+                    (sent,) = await sending_logs(client, delivery_id, "status")
+                    if sent["status"] != "TO_SEND":
+                        break
+                    await asyncio.sleep(0.05)
                 (log,) = await sending_logs(client, delivery_id, "id")
                 token_ = Token(TokenKind.OPEN, int(delivery_id), int(log["id"]))
                 pixel = tracking_url(server.base_url, SECRET, token_).removeprefix(server.base_url)

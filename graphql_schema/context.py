@@ -1,15 +1,17 @@
 """What resolvers get at run time. The server fills it; this package never imports `server`."""
 
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 from graphql_schema.loaders import Loaders
+from models.compose import Tracker
 from models.delivery import Delivery
 from models.enums import FeedbackMode
 from models.operator import Operator
+from models.proofs import ProofMessage, ProofOutcome, ProofRelay, Relayed
 
 
 class Snapshot(Protocol):
@@ -41,6 +43,10 @@ async def _nothing(operator_id: int) -> None:
     return None
 
 
+async def _no_mta(number: int, messages: Sequence[ProofMessage]) -> list[Relayed]:
+    return [Relayed(ProofOutcome.NOT_SENT, "no MTA is configured") for _ in messages]
+
+
 @dataclass
 class Context:
     operator: Operator | None
@@ -53,6 +59,9 @@ class Context:
     # "This operator was revoked or its token rotated": the server forgets the cached token
     # and closes the operator's open WebSockets (4403).
     operator_changed: Callable[[int], Awaitable[None]] = _nothing
+    # Where previews' and proofs' tracking URLs point, and the configured MTA for proofs.
+    tracker: Tracker = field(default_factory=lambda: Tracker("http://localhost", ""))
+    relay_proof: ProofRelay = _no_mta
     # Strawberry puts the WebSocket `connection_init` payload here.
     connection_params: dict[str, Any] | None = None
     # Set once a mutation starts executing: the server does not cancel it when its client goes

@@ -61,6 +61,8 @@ PAGES: dict[tuple[str, str], tuple[int, int]] = {
 LIST_BOUNDS: dict[tuple[str, str], int | str] = {
     ("Delivery", "exclusions"): len(FailureReason),  # one entry per exclusion reason
     ("ImportProfilesPayload", "profiles"): "profiles",  # importProfiles(profiles: [...])
+    ("Delivery", "proofs"): 50,  # the newest MAX_PROOFS_LISTED (graphql_schema/proofs/types.py)
+    ("Proof", "recipients"): 20,  # MAX_PROOF_RECIPIENTS (models/proofs.py)
 }
 CONNECTION_LISTS = frozenset({"edges", "nodes"})
 PAGE_ARGUMENTS = ("first", "last")

@@ -27,14 +27,31 @@ from graphql_schema.execution import Executor
 from graphql_schema.operators.resolvers import OperatorMutations, OperatorQueries
 from graphql_schema.profiles.mutations import ProfileMutations
 from graphql_schema.profiles.queries import ProfileQueries
+from graphql_schema.proofs.mutations import ProofMutations
+from graphql_schema.proofs.queries import ProofQueries
 from graphql_schema.strings import StorableStrings
 from models.errors import DomainError
 
 Query = merge_types(
-    "Query", (DeliveryQueries, ProfileQueries, OperatorQueries, AddressQueries, AuditQueries)
+    "Query",
+    (
+        DeliveryQueries,
+        ProfileQueries,
+        OperatorQueries,
+        AddressQueries,
+        AuditQueries,
+        ProofQueries,
+    ),
 )
 Mutation = merge_types(
-    "Mutation", (ProfileMutations, DeliveryMutations, OperatorMutations, AddressMutations)
+    "Mutation",
+    (
+        ProfileMutations,
+        DeliveryMutations,
+        OperatorMutations,
+        AddressMutations,
+        ProofMutations,
+    ),
 )
 Subscription = merge_types("Subscription", (DeliverySubscriptions,))
 

@@ -14,4 +14,5 @@ MODEL_MODULES = [
     "models.feedback",
     "models.tracking",
     "models.audit",
+    "models.proofs",
 ]

@@ -33,6 +33,7 @@ class AuditAction(StrEnum):
     PAUSED = "PAUSED"
     RESUMED = "RESUMED"
     STOPPED = "STOPPED"
+    PROOF_SENT = "PROOF_SENT"  # sendProof: its number, recipients and the MTA's outcome
     # the engine's status changes
     STARTED = "STARTED"  # a scheduled delivery (or an occurrence) starts sending
     SENT = "SENT"  # every message relayed

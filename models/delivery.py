@@ -61,6 +61,9 @@ class Delivery(Model):
     scheduled_at = fields.DatetimeField(null=True)
     validity_period = fields.IntField()
     require_approval = fields.BooleanField(default=False)
+    # confirmSend waits for a proof that the MTA accepted since the last edit (models/proofs.py).
+    require_proof = fields.BooleanField(default=False, db_default=False)
+    proofed_at = fields.DatetimeField(null=True)  # that proof's time; an edit clears it
     # What an operator reviewed: +1 on every edit, preparation and approval, so that confirmSend
     # can refuse a delivery that changed since the confirmer looked at it.
     version = fields.IntField(default=1, db_default=1)  # rows from before it existed: 1

@@ -52,6 +52,7 @@ class DeliveryDraft:
     feedback_mode: FeedbackMode | None = None
     # None: false for a new delivery, unchanged by an edit
     require_approval: bool | None = None
+    require_proof: bool | None = None  # None: false for a new delivery, unchanged by an edit
     recurrence_interval: int | None = None
     recurrence_count: int | None = None
     confirm_each_occurrence: bool = False
@@ -123,7 +124,10 @@ async def _validate(draft: DeliveryDraft) -> dict[str, Any]:
         "recurrence_interval": interval,
         "recurrence_count": count,
         "confirm_each_occurrence": draft.confirm_each_occurrence,
-    } | ({} if draft.require_approval is None else {"require_approval": draft.require_approval})
+    } | (
+        ({} if draft.require_approval is None else {"require_approval": draft.require_approval})
+        | ({} if draft.require_proof is None else {"require_proof": draft.require_proof})
+    )
 
 
 async def create_delivery(draft: DeliveryDraft, default_mode: FeedbackMode, by: Actor) -> Delivery:
@@ -211,6 +215,7 @@ async def update_delivery(
         delivery.move("edit")
         delivery.version += 1
         _reset_figures(delivery)  # the approval too: what was approved is no more
+        delivery.proofed_at = None  # and a proof of what it was (requireProof)
         await Sql(conn).execute("DELETE FROM sending_log WHERE delivery_id = ?", [delivery_id])
         await delivery.save()
         await _moved(AuditAction.UPDATED, by, delivery, before)
@@ -358,6 +363,16 @@ def refusal(delivery: Delivery, action: str, now: datetime) -> str | None:
     elif action == "confirm":
         if delivery.require_approval and delivery.approved_at is None:
             return f"delivery {delivery.id} requires approval before it is sent"
+        if delivery.require_proof and delivery.status is S.READY and delivery.proofed_at is None:
+            return (  # requireProof (models/proofs.py): an edit forgets the proofs before it
+                f"delivery {delivery.id} requires a proof before it is sent, and none was"
+                " accepted by the MTA since its last edit: send one with sendProof"
+            )
+    elif action == "send_proof" and delivery.channel is not Channel.EMAIL:
+        return (
+            f"proofs are sent by email; delivery {delivery.id} is {delivery.channel.value}:"
+            " use previewDelivery to see its message"
+        )
     elif action == "resume" and delivery.status is S.FAILED and not _still_valid(delivery, now):
         ended = delivery.valid_until.isoformat() if delivery.valid_until else "already"
         return (

@@ -21,6 +21,7 @@ from models.denylist import denylist
 from models.enums import DenylistReason, FeedbackType
 from models.relay import add_to_counters, lock_deliveries
 from models.sql import Sql, in_list
+from models.tracking import HANDED_OVER
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,9 @@ async def unsubscribe(delivery_id: int, log_id: int, now: datetime) -> bool | No
         sql = Sql(conn)
         await lock_deliveries(sql, [delivery_id])
         rows = await sql.rows(
-            "SELECT address FROM sending_log WHERE id = ? AND delivery_id = ?" + sql.for_update(),
+            "SELECT address FROM sending_log s WHERE id = ? AND delivery_id = ? AND "
+            + HANDED_OVER  # a preview's unsubscribe link, before the send, unsubscribes nobody
+            + sql.for_update(),
             [log_id, delivery_id],
         )
         if not rows:

@@ -168,6 +168,10 @@ class Tally:
 
 
 LATEST = "COALESCE(tracking_log.last_at, tracking_log.at)"
+# A sending log `s` whose message reached the MTA, or is on its way (claimed: it has its
+# message id). Only such a message can be opened, clicked or unsubscribed from by its
+# recipient; a hit on any other comes from a preview (previewDelivery shows the very URLs).
+HANDED_OVER = "NOT (s.status = 'TO_SEND' AND s.message_id IS NULL)"
 # A counter that reaches this stops counting: a row never overflows its 32-bit column.
 MAX_HITS = 2**31 - 1
 
@@ -175,8 +179,10 @@ MAX_HITS = 2**31 - 1
 async def record_hits(sql: Sql, tallies: Sequence[Tally]) -> int:
     """Store tallies, one row per key: a new key inserts its row, a known one adds its hits
     to the row's counter and moves `last_at` (INSERT ... ON CONFLICT DO UPDATE, multi-row).
-    Only tallies whose sending log still exists in the hit's delivery are kept (a delivery
-    deleted meanwhile loses its hits, silently). Returns the number of hits stored.
+    Only tallies whose sending log still exists in the hit's delivery, and was handed to the
+    MTA, are kept (a delivery deleted meanwhile loses its hits, silently; a hit on a message
+    never sent comes from a preview of it, models/proofs.py, and is no recipient's).
+    Returns the number of hits stored.
 
     Rows are written in key order, so that two processes storing the same keys lock them in
     the same order and cannot deadlock.
@@ -211,7 +217,7 @@ async def record_hits(sql: Sql, tallies: Sequence[Tally]) -> int:
             " v.column7, v.column8"
             " FROM (VALUES " + ",".join([row] * len(chunk)) + ") AS v"
             " WHERE EXISTS (SELECT 1 FROM sending_log s"
-            " WHERE s.id = v.column2 AND s.delivery_id = v.column1)"
+            " WHERE s.id = v.column2 AND s.delivery_id = v.column1 AND " + HANDED_OVER + ")"
             " ON CONFLICT (sending_log_id, kind, link) DO UPDATE SET"
             f" hits = CASE WHEN tracking_log.hits >= {MAX_HITS} - excluded.hits THEN {MAX_HITS}"
             " ELSE tracking_log.hits + excluded.hits END,"

@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     bus, mta, intake, engine = core.bus, core.mta, core.intake, core.engine
     hub = ProgressHub(bus, settings.progress_interval_seconds)
     runtime = Runtime(settings, bus, mta, intake, hub, engine)
-    graphql = GraphQLApp(settings, bus, hub)
+    graphql = GraphQLApp(settings, bus, hub, mta)
     endpoints: list[Endpoints] = [
         GraphiQL(settings),
         Dashboard(settings),

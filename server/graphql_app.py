@@ -22,6 +22,7 @@ from strawberry.types.unset import UnsetType
 from graphql_schema.context import Context
 from graphql_schema.execution import SharedData
 from graphql_schema.schema import SchemaOptions, build_schema
+from models.compose import Tracker
 from models.errors import storage_failure
 from models.operator import Operator
 from server.bus import DELIVERY_TOPIC, ENGINE_TOPIC, EventBus
@@ -41,6 +42,8 @@ from server.http.graphql_http import (
 from server.http.operator_sockets import OperatorCheckedHandler, OperatorSockets
 from server.http.token_cache import TokenCache
 from server.http.websocket_guard import websocket_origins
+from server.mta.base import Mta
+from server.mta.proofs import ProofSender
 from server.progress import ProgressHub
 from server.settings import Settings
 
@@ -51,10 +54,14 @@ log = logging.getLogger(__name__)
 _websocket: ContextVar[WebSocket | None] = ContextVar("websocket", default=None)
 
 
+# The tracking URLs' base when PUBLIC_URL is unset and `serve` did not fill it in.
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
+
+
 class GraphQLApp(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = OperatorCheckedHandler  # revoked means revoked
 
-    def __init__(self, settings: Settings, bus: EventBus, hub: ProgressHub) -> None:
+    def __init__(self, settings: Settings, bus: EventBus, hub: ProgressHub, mta: Mta) -> None:
         options = SchemaOptions(
             production=settings.production,
             max_depth=settings.max_query_depth,
@@ -72,6 +79,9 @@ class GraphQLApp(GraphQL[Context, None]):
             allowed_origins=websocket_origins(settings.allowed_origins),
         )
         self.settings, self.bus, self.hub = settings, bus, hub
+        # previewDelivery's and sendProof's tracking URLs, and sendProof's relay
+        self.tracker = Tracker(settings.public_url or DEFAULT_PUBLIC_URL, settings.tracking_key)
+        self.relay_proof = ProofSender(mta)
         self.tokens = TokenCache(settings.token_cache_seconds)
         self.sockets = OperatorSockets(settings.token_cache_seconds or 1.0)
 
@@ -229,6 +239,8 @@ class GraphQLApp(GraphQL[Context, None]):
             wake_engine=wake_engine,
             progress=self.hub,
             operator_changed=self._operator_changed,
+            tracker=self.tracker,
+            relay_proof=self.relay_proof,
         )
 
     async def _operator_changed(self, operator_id: int) -> None:

@@ -44,6 +44,11 @@ class CreateDeliveryInput:
     validity_period: int | None = None
     feedback_mode: FeedbackMode | None = None
     require_approval: bool | None = None
+    require_proof: bool | None = strawberry.field(
+        default=None,
+        description="confirmSend waits for a proof sent since the last edit. Omitted in an"
+        " update: unchanged.",
+    )
     recurrence: RecurrenceInput | None = None
 
     def draft(self) -> DeliveryDraft:
@@ -60,6 +65,7 @@ class CreateDeliveryInput:
             validity_period=self.validity_period,
             feedback_mode=self.feedback_mode,
             require_approval=self.require_approval,
+            require_proof=self.require_proof,
             recurrence_interval=recurrence.interval_seconds if recurrence else None,
             recurrence_count=recurrence.count if recurrence else None,
             confirm_each_occurrence=recurrence.confirm_each_occurrence if recurrence else False,

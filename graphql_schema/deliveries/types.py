@@ -31,7 +31,9 @@ from graphql_schema.pagination import (
     window,
 )
 from graphql_schema.permissions import ANY_ROLE, is_administrator, needs
+from graphql_schema.proofs.types import MAX_PROOFS_LISTED, Proof
 from models import delivery as m_delivery
+from models import proofs as m_proofs
 from models import sending_log as m_log
 from models.actions import allowed_actions
 from models.delivery import utcnow
@@ -305,6 +307,10 @@ class Delivery:
     subject: str | None
     body: str
     require_approval: bool
+    require_proof: bool = strawberry.field(
+        description="confirmSend refuses (INVALID_STATE) until a proof the MTA accepted has been"
+        " sent since the last edit."
+    )
     version: int = strawberry.field(
         description="Goes up by one on every edit, preparation and approval: pass the version you"
         " reviewed to confirmSend, which refuses a delivery that changed since."
@@ -426,6 +432,14 @@ class Delivery:
         return await sending_log_page(info, self._model.id, where, asked)
 
     @strawberry.field(
+        description="Its proofs, newest first (at most 50). Any role: they name their recipients.",
+        extensions=needs(ANY_ROLE),
+    )
+    async def proofs(self) -> list[Proof]:
+        query = m_proofs.Proof.filter(delivery_id=self._model.id).order_by("-number")
+        return [Proof.of(p) for p in await query.limit(MAX_PROOFS_LISTED)]
+
+    @strawberry.field(
         description="Who did what to this delivery and when, oldest first (the engine's own"
         " steps too). Any operator may read it, as confirmedBy.",
         extensions=needs(),
@@ -466,6 +480,7 @@ class Delivery:
             subject=d.subject,
             body=d.body,
             require_approval=d.require_approval,
+            require_proof=d.require_proof,
             version=d.version,
             approved_by=d.approved_by,
             approved_at=d.approved_at,

@@ -7,6 +7,7 @@ from typing import Protocol
 
 from models.enums import Channel, FailureReason, FeedbackType
 from models.feedback import Event
+from models.proofs import ProofMessage, Relayed
 from models.relay import Claimed
 
 # Where an MTA adapter hands the reports it produces (the same path as the webhook).
@@ -79,5 +80,10 @@ class Mta(Protocol):
     async def start(self, sink: FeedbackSink) -> None: ...
 
     async def relay(self, content: Content, handover: Handover) -> None: ...
+
+    async def send_proofs(self, number: int, messages: list[ProofMessage]) -> list[Relayed]:
+        """Proof `number`'s messages (models/proofs.py), outside any batch: one outcome each,
+        in order. No sending log stands behind them, so an adapter reports no feedback."""
+        ...
 
     async def close(self) -> None: ...

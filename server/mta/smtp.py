@@ -54,6 +54,7 @@ from pydantic import (
 from pydantic import Field as PydanticField
 
 from models.enums import Channel, FailureReason, FeedbackType
+from models.proofs import ProofMessage, ProofOutcome, Relayed
 from models.reasons import Verdict, check_table
 from models.relay import Claimed
 from models.template import field_values
@@ -516,6 +517,7 @@ class SmtpMta:
     def __init__(self, config: SmtpConfig, composer: Composer) -> None:
         self.config, self.composer = config, composer
         tls = config.tls_context()
+        self._tls = tls
         self._pool = [_Connection(config, tls) for _ in range(config.pool)]
         self._bucket = TokenBucket(config.rate) if config.rate else None
         self._lock = asyncio.Lock()
@@ -620,6 +622,39 @@ class SmtpMta:
             else:
                 kind, reason = classify(*refusal)
                 out.refused.append((claimed, kind, reason))
+
+    async def send_proofs(self, number: int, messages: list[ProofMessage]) -> list[Relayed]:
+        """Over a connection of its own, closed after: a proof never waits behind a batch
+        nor takes a batch's connection. The envelope sender is MAIL_FROM's address (no VERP:
+        a proof's bounce must reach no sending log). A failed connection leaves the rest
+        NOT_SENT, with the plain cause an operator reads."""
+        connection = _Connection(self.config, self._tls)
+        out: list[Relayed] = []
+        try:
+            for i, message in enumerate(messages):
+                if not _sendable(message.address):
+                    out.append(Relayed(ProofOutcome.REFUSED, "the address cannot be relayed"))
+                    continue
+                if self._bucket is not None:
+                    await self._bucket.take()
+                data = self.composer.encode(
+                    message.copy, message.address, message.message_id, proof=number
+                )
+                try:
+                    refusal = await connection.send(self.composer.sender, message.address, data)
+                except Exception as error:
+                    if not isinstance(error, SessionError):
+                        log.exception("unexpected error while relaying a proof over SMTP")
+                    cause = error.cause if isinstance(error, SessionError) else "unexpected error"
+                    out += [Relayed(ProofOutcome.NOT_SENT, cause)] * (len(messages) - i)
+                    break
+                if refusal is None:
+                    out.append(Relayed(ProofOutcome.ACCEPTED))
+                else:
+                    out.append(Relayed(ProofOutcome.REFUSED, f"refused by the MTA ({refusal[0]})"))
+        finally:
+            await connection.quit()
+        return out
 
     def _refuse_channel(self, content: Content, handover: Handover) -> None:
         """An SMTP relay carries email only: SMS and push messages are refused for good."""
