@@ -215,7 +215,7 @@ async def test_an_operator_without_the_role_sees_what_it_may_not_do_and_why(
     await board.open()
     await board.sign_in(api.tokens["reader"])
     await board.open_delivery(ready["id"], "Spring offer")
-    for button in ("pause", "resume", "stop"):  # shown only to roles that may use them
+    for button in ("pause", "resume", "stop", "send-proof"):  # shown only to roles that may
         assert await page.is_hidden(tid(button)), button
     # The delivery's allowedActions has neither CONFIRM nor COMPUTE_STATS for this operator:
     # the buttons are there, disabled, and say which role they need.

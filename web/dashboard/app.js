@@ -4,12 +4,15 @@
 import { gql } from "./api.js";
 import { drawChart } from "./chart.js";
 import { subscribe } from "./live.js";
+import { proofsPart } from "./proofs.js";
 
 const TOKEN_KEY = "dashboard.token";
 const DELIVERIES_PAGE = 20;
 const LOGS_PAGE = 10;
 // The roles that may pause, resume and stop (docs/roles.md): the buttons are shown to them only.
 const SENDERS = new Set(["START_DELIVERIES", "ADMINISTRATION"]);
+// The roles that may send a proof.
+const PREPARERS = new Set(["PREPARE_DELIVERIES", "START_DELIVERIES", "ADMINISTRATION"]);
 // Pause, Resume and Stop: the mutation, and what the in-page confirmation asks before the call.
 // Whether each is possible now is the delivery's allowedActions.
 const LIFECYCLE_ACTIONS = {
@@ -42,7 +45,8 @@ const Q = {
   me: "{ me { name roles } }",
   deliveries: `query($first: Int, $after: String) { deliveries(first: $first, after: $after) {
     totalCount pageInfo { hasNextPage endCursor } edges { node { id label status channel } } } }`,
-  delivery: `query($id: ID!) { delivery(id: $id) { ${DELIVERY} } }`,
+  delivery: `query($id: ID!) { delivery(id: $id) { ${DELIVERY}
+    audience { profileIds(first: 1) } } }`,
   progress: `subscription($id: ID!) { deploymentProgress(deliveryId: $id) {
     status at delivery { label version failureMessage allowedActions } ${WAITING} ${KPIS} } }`,
   confirm: `mutation($id: ID!, $version: Int) { confirmSend(deliveryId: $id, version: $version) {
@@ -200,6 +204,7 @@ function closeDelivery() {
   if (state.current && state.current.live) state.current.live.close();
   state.current = null;
   showWaiting(null);
+  proofs.reset();
   show($("deployment"), false);
   show($("placeholder"));
 }
@@ -231,6 +236,7 @@ async function openDelivery(id) {
   show($("placeholder"), false);
   show($("deployment"));
   render(delivery);
+  proofs.open(delivery);
   showWaiting(delivery.waitingFor);
   addPoint(delivery.kpis, Date.now());
   state.logs = { status: $("logs-filter").value, cursors: [null], index: 0, next: null };
@@ -284,6 +290,7 @@ function render({ label, status, kpis, failureMessage: failure, version, allowed
   enable($("compute-stats"), "COMPUTE_STATS", mayStart,
     "Recount every figure from the sending logs", status);
   renderLifecycleButtons(status, mayStart);
+  proofs.render(status);
 }
 
 /** Whether the operator may do `action` to the open delivery now: its allowedActions, from the
@@ -583,7 +590,15 @@ function logsFrom(status) {
 
 // ---- wiring ----
 
+const proofs = proofsPart({
+  $, show, message, when, call,
+  current: () => state.current,
+  allowed,
+  mayProof: () => state.roles.some((role) => PREPARERS.has(role)),
+});
+
 function wire() {
+  proofs.wire();
   $("signin-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const token = $("token").value.trim().replace(/^bearer\s+/i, "");
