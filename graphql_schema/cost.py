@@ -58,6 +58,8 @@ PAGES: dict[tuple[str, str], tuple[int, int]] = {
 }
 # Lists of objects without a page argument, and how long they can be: a number, or the length of
 # an argument of the field that returns their parent (a mutation returns what it was given).
+# Lists of scalars need no bound here (they cost nothing): Recurrence.nextOccurrences(count) is
+# refused by its resolver above models/recurrence.py's MAX_NEXT_OCCURRENCES (50).
 LIST_BOUNDS: dict[tuple[str, str], int | str] = {
     ("Delivery", "exclusions"): len(FailureReason),  # one entry per exclusion reason
     ("ImportProfilesPayload", "profiles"): "profiles",  # importProfiles(profiles: [...])

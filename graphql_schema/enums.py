@@ -14,6 +14,7 @@ from models.enums import (
     SendingLogStatus,
     WaitingReason,
 )
+from models.recurrence import AggregationPeriod
 
 for _enum in (
     Channel,
@@ -31,6 +32,11 @@ strawberry.enum(
 )
 strawberry.enum(WaitingReason, description="What a delivery in progress is waiting for.")
 strawberry.enum(
+    AggregationPeriod,
+    description="Within one period (in the delivery's time zone) every execution of a recurring"
+    " delivery adds its recipients to one occurrence; NONE: one occurrence per execution.",
+)
+strawberry.enum(
     DeliveryAction,
     description="What an operator may do to a delivery: each is a mutation (SEND_PROOF is"
     " sendProof, COMPUTE_STATS computeStats, EDIT updateDelivery, DELETE deleteDelivery,"
@@ -38,6 +44,7 @@ strawberry.enum(
 )
 
 __all__ = [
+    "AggregationPeriod",
     "Channel",
     "DeliveryAction",
     "DeliveryStatus",

@@ -6,15 +6,17 @@ clear `INVALID_STATE` error. (Resuming a FAILED delivery also needs its validity
 `models/lifecycle.py: resume_delivery` checks that.)
 """
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from tortoise import fields
 from tortoise.models import Model
 
+from models.clock import utcnow
 from models.enums import Channel, DeliveryStatus, FeedbackMode, WaitingReason
 from models.errors import InvalidState
 from models.kpis import Kpis
+from models.recurrence import AggregationPeriod, Schedule
 
 S = DeliveryStatus
 
@@ -38,13 +40,15 @@ LIFECYCLE: dict[str, tuple[frozenset[DeliveryStatus], DeliveryStatus | None]] = 
     "expire": (frozenset({S.SENT, S.IN_PROGRESS, S.PAUSED}), S.FINISHED),
     "end_recurrence": (frozenset({S.SCHEDULED}), S.FINISHED),
     "fail": (frozenset({S.SCHEDULED, S.IN_PROGRESS, S.PAUSED}), S.FAILED),
+    # one more execution joins its aggregation period's occurrence (models/recurrence.py):
+    # it sends again (a PAUSED one stays PAUSED), a new validity period from then on
+    "add_execution": (frozenset({S.IN_PROGRESS, S.PAUSED, S.SENT, S.FINISHED}), None),
     # a proof goes to test addresses; the delivery stays as it is
     "send_proof": (frozenset({S.READY}), S.READY),
 }
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+__all__ = ["LIFECYCLE", "MAX_VALIDITY_SECONDS", "Delivery", "utcnow"]
 
 
 class Delivery(Model):
@@ -59,6 +63,8 @@ class Delivery(Model):
     feedback_mode = fields.CharEnumField(FeedbackMode, max_length=8, description="feedback mode")
     audience = fields.JSONField[dict[str, Any]](default=dict)
     scheduled_at = fields.DatetimeField(null=True)
+    # The IANA zone of the contact date and of the recurrence (models/timezones.py).
+    time_zone = fields.CharField(max_length=64, default="UTC", db_default="UTC")
     validity_period = fields.IntField()
     require_approval = fields.BooleanField(default=False)
     # confirmSend waits for a proof that the MTA accepted since the last edit (models/proofs.py).
@@ -91,7 +97,23 @@ class Delivery(Model):
     waiting_cause = fields.CharField(max_length=100, null=True)
     warnings = fields.JSONField[list[str]](default=list)
     # Recurrence: the parent is a template; each occurrence is a delivery of its own.
+    # Either a number of seconds (the first form) or an RFC 5545 rule in `time_zone`
+    # (models/recurrence.py); `recurrence_start` anchors the rule (contact date or confirmation).
     recurrence_interval = fields.IntField(null=True)
+    recurrence_rule = fields.CharField(max_length=500, null=True)
+    recurrence_start = fields.DatetimeField(null=True)
+    aggregation_period = fields.CharEnumField(
+        AggregationPeriod,
+        max_length=8,
+        default=AggregationPeriod.NONE,
+        db_default="NONE",
+        description="aggregation period",
+    )
+    # Executions of the recurrence so far (with an aggregation period, several per occurrence).
+    executions = fields.IntField(default=0, db_default=0)
+    # An occurrence that aggregates a period's executions: the period, as UTC instants.
+    period_start = fields.DatetimeField(null=True)
+    period_end = fields.DatetimeField(null=True)
     recurrence_count = fields.IntField(null=True)
     confirm_each_occurrence = fields.BooleanField(default=False)
     next_occurrence_at = fields.DatetimeField(null=True)
@@ -99,6 +121,20 @@ class Delivery(Model):
     parent: fields.ForeignKeyNullableRelation["Delivery"] = fields.ForeignKeyField(
         "models.Delivery", related_name="occurrences", null=True, on_delete=fields.CASCADE
     )
+    # Per-recipient send time (models/send_time.py): each message at the contact date's local
+    # time in its recipient's zone; `send_times` holds [due epoch ms, messages] per send time.
+    send_in_recipient_time_zone = fields.BooleanField(default=False, db_default=False)
+    send_times = fields.JSONField[list[list[int]]](null=True)
+    # When the first message is due: a SCHEDULED delivery starts sending then (start_due).
+    first_due_at = fields.DatetimeField(null=True)
+    # Waves (models/waves.py): all null when the delivery is sent at once.
+    wave_first_size = fields.IntField(null=True)
+    wave_size = fields.IntField(null=True)
+    wave_interval_minutes = fields.IntField(null=True)
+    wave_anchor = fields.DatetimeField(null=True)  # when wave 1 was due (moves on a resume)
+    # When the running pause began (null when not paused): a resume moves the waves left by
+    # the pause's length, and the waves' progress stands still meanwhile.
+    paused_at = fields.DatetimeField(null=True)
     # KPI counters, kept up to date by every write that changes a sending log.
     to_send = fields.IntField(default=0)
     excluded = fields.IntField(default=0)
@@ -123,7 +159,16 @@ class Delivery(Model):
 
     @property
     def is_recurring(self) -> bool:
-        return self.recurrence_interval is not None and self.parent_id is None
+        has_rule = self.recurrence_interval is not None or self.recurrence_rule is not None
+        return has_rule and self.parent_id is None
+
+    def schedule(self, now: datetime) -> Schedule:
+        """The recurrence's occurrences; before the confirmation it starts at the contact date
+        or `now`."""
+        start = self.recurrence_start or self.scheduled_at or now
+        if self.recurrence_rule is None and self.next_occurrence_at is not None:
+            start = self.next_occurrence_at  # an interval counts from the next one due
+        return Schedule(self.recurrence_rule, self.recurrence_interval, self.time_zone, start)
 
     @property
     def kpis(self) -> Kpis:

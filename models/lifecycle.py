@@ -9,19 +9,22 @@ events after these return, i.e. after the commit. Each action also writes its au
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
+from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
+from models import timed
 from models.audit import ENGINE, Actor, AuditAction
 from models.audit import record as audit
 from models.delivery import LIFECYCLE, MAX_VALIDITY_SECONDS, Delivery, utcnow
 from models.enums import Channel, DeliveryStatus, FeedbackMode, Role
 from models.errors import BadInput, Forbidden, InvalidState, NotFound, PreparationFailed
-from models.preparation import audience_warnings, check_content, create_logs
+from models.preparation import append_logs, audience_warnings, check_content, create_logs
 from models.profile import Profile
+from models.recurrence import AggregationPeriod, parse_rule, period_bounds
 from models.relay import (
     add_to_counters,
     cancel_unsent,
@@ -32,6 +35,8 @@ from models.relay import (
 )
 from models.sending_log import TABLES, Outcome, counter_deltas
 from models.sql import Sql
+from models.timezones import check_zone, localise, zone
+from models.waves import WavePlan, plan_of
 
 S = DeliveryStatus
 MAX_BODY = 512 * 1024
@@ -56,6 +61,13 @@ class DeliveryDraft:
     recurrence_interval: int | None = None
     recurrence_count: int | None = None
     confirm_each_occurrence: bool = False
+    # the zone of a scheduled_at without offset and of the recurrence (None: UTC)
+    time_zone: str | None = None
+    recurrence_rule: str | None = None  # an RFC 5545 RRULE, instead of recurrence_interval
+    aggregation_period: AggregationPeriod | None = None
+    # Per-recipient send time and waves (models/timed.py); None: false / none.
+    send_in_recipient_time_zone: bool | None = None
+    waves: WavePlan | None = None
 
 
 def check_audience_size(count: int) -> None:
@@ -68,12 +80,6 @@ def check_audience_size(count: int) -> None:
 
 async def _ids(query: QuerySet[Any]) -> list[int]:
     return cast(list[int], await query.values_list("id", flat=True))
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 async def _validate(draft: DeliveryDraft) -> dict[str, Any]:
@@ -101,13 +107,34 @@ async def _validate(draft: DeliveryDraft) -> dict[str, Any]:
         missing = [i for i in ids if i not in found]
         if missing:
             raise NotFound(f"no profile with id {', '.join(map(str, missing[:10]))}")
+    time_zone = check_zone(draft.time_zone) or "UTC"
+    scheduled_at = localise(draft.scheduled_at, zone(time_zone))
     interval, count = draft.recurrence_interval, draft.recurrence_count
+    rule = draft.recurrence_rule
+    if interval is not None and rule is not None:
+        raise BadInput("give the recurrence either a rule or intervalSeconds, not both")
     if interval is not None and interval < 1:
         raise BadInput("recurrence interval must be at least 1 second")
-    if count is not None and (interval is None or count < 1):
-        raise BadInput("recurrence count needs an interval and must be at least 1")
-    if draft.confirm_each_occurrence and interval is None:
+    if rule is not None:
+        rule = parse_rule(rule, scheduled_at or utcnow(), zone(time_zone))
+    recurring = interval is not None or rule is not None
+    if count is not None and (not recurring or count < 1):
+        raise BadInput("recurrence count needs a rule or an interval and must be at least 1")
+    if draft.confirm_each_occurrence and not recurring:
         raise BadInput("confirmation before each occurrence is for recurring deliveries")
+    period = draft.aggregation_period or AggregationPeriod.NONE
+    if period is not AggregationPeriod.NONE:
+        if not recurring:
+            raise BadInput("an aggregation period is for recurring deliveries")
+        if draft.confirm_each_occurrence:
+            raise BadInput(
+                "confirmation before each occurrence is offered only without an aggregation"
+                " period: an aggregated occurrence gathers every execution of its period, so"
+                " there is no single occurrence to confirm (choose one of the two)"
+            )
+    in_recipient_zone = bool(draft.send_in_recipient_time_zone)
+    timed.check(in_recipient_zone, draft.waves, scheduled_at, recurring)
+    plan = draft.waves
     audience: dict[str, Any] = {"all": True} if draft.all_profiles else {"profileIds": ids}
     if len(ids) < len(raw):
         audience["repeated"] = len(raw) - len(ids)
@@ -119,11 +146,18 @@ async def _validate(draft: DeliveryDraft) -> dict[str, Any]:
         "audience": audience,
         # What the audience calls for; the content's warnings are added at preparation.
         "warnings": audience_warnings(audience),
-        "scheduled_at": _aware(draft.scheduled_at),
+        "scheduled_at": scheduled_at,
+        "time_zone": time_zone,
         "validity_period": validity,
         "recurrence_interval": interval,
+        "recurrence_rule": rule,
+        "aggregation_period": period,
         "recurrence_count": count,
         "confirm_each_occurrence": draft.confirm_each_occurrence,
+        "send_in_recipient_time_zone": in_recipient_zone,
+        "wave_first_size": plan.first_size if plan else None,
+        "wave_size": plan.size if plan else None,
+        "wave_interval_minutes": plan.interval_minutes if plan else None,
     } | (
         ({} if draft.require_approval is None else {"require_approval": draft.require_approval})
         | ({} if draft.require_proof is None else {"require_proof": draft.require_proof})
@@ -186,6 +220,11 @@ def draft_of(delivery: Delivery) -> DeliveryDraft:
         recurrence_interval=delivery.recurrence_interval,
         recurrence_count=delivery.recurrence_count,
         confirm_each_occurrence=delivery.confirm_each_occurrence,
+        time_zone=delivery.time_zone,
+        recurrence_rule=delivery.recurrence_rule,
+        aggregation_period=delivery.aggregation_period,
+        send_in_recipient_time_zone=delivery.send_in_recipient_time_zone,
+        waves=plan_of(delivery),
     )
 
 
@@ -299,14 +338,27 @@ async def confirm_send(
         check(delivery, "confirm", now)
         before = delivery.status
         delivery.confirmed_by, delivery.confirmed_at = by.name, now
-        if delivery.is_recurring:
+        # Sent in each recipient's zone: it starts with its first message's time.
+        starts = timed.on_confirm(delivery, now) or delivery.scheduled_at
+        if delivery.is_recurring and delivery.recurrence_rule is not None:
+            delivery.recurrence_start = delivery.scheduled_at or now
+            first = delivery.schedule(now).first(now)
+            if first is None:
+                raise InvalidState(
+                    f"delivery {delivery_id}: its rule has no occurrence left after"
+                    f" {now:%Y-%m-%d %H:%M} UTC; edit the rule or its start"
+                )
+            delivery.next_occurrence_at = first
+            delivery.move("confirm", S.SCHEDULED)
+        elif delivery.is_recurring:
             delivery.next_occurrence_at = max(delivery.scheduled_at or now, now)
             delivery.move("confirm", S.SCHEDULED)
-        elif delivery.scheduled_at is not None and delivery.scheduled_at > now:
+        elif starts is not None and starts > now:
             delivery.move("confirm", S.SCHEDULED)
         else:
             delivery.move("confirm", S.IN_PROGRESS)
             delivery.begin_sending(now)
+            timed.on_start(delivery, now)
         await delivery.save()
         await _moved(
             AuditAction.CONFIRMED,
@@ -339,9 +391,16 @@ async def _simple(
         delivery = await _locked(delivery_id)
         before = delivery.status
         check(delivery, action, now or utcnow())
+        # Since when the sending stood still (a pause, or a failure), for the waves' schedule.
+        held_since = delivery.paused_at or (delivery.ended_at if before is S.FAILED else None)
         if before is S.FAILED:
             delivery.failure_message = None  # type: ignore[assignment]
             delivery.ended_at = None
+        if action == "resume":
+            timed.on_resume(delivery, now or utcnow(), held_since)
+            delivery.paused_at = None
+        elif action == "pause":
+            delivery.paused_at = now or utcnow()
         delivery.move(action)
         await delivery.save()
         await _moved(audited, by, delivery, before, processed=delivery.processed)
@@ -417,16 +476,25 @@ async def stop_delivery(delivery_id: int, by: Actor, now: datetime) -> Delivery:
 async def start_due(now: datetime) -> list[int]:
     """Scheduled (non-recurring) deliveries whose contact date has come start sending."""
     due = await _ids(
-        Delivery.filter(status=S.SCHEDULED, scheduled_at__lte=now, recurrence_interval__isnull=True)
+        Delivery.filter(
+            status=S.SCHEDULED,
+            scheduled_at__lte=now,
+            recurrence_interval__isnull=True,
+            recurrence_rule__isnull=True,
+            first_due_at__isnull=True,
+        )
     )
+    # Sent in each recipient's zone: when the first recipient's time comes (models/timed.py).
+    due += await _ids(Delivery.filter(status=S.SCHEDULED, first_due_at__lte=now))
     started: list[int] = []
-    for delivery_id in due:
+    for delivery_id in sorted(set(due)):
         async with in_transaction():
             delivery = await _locked(delivery_id)
             if delivery.status is not S.SCHEDULED:
                 continue  # another worker was first
             delivery.move("start")
             delivery.begin_sending(now)
+            timed.on_start(delivery, now)
             await delivery.save()
             await _moved(AuditAction.STARTED, ENGINE, delivery, S.SCHEDULED, now)
             started.append(delivery_id)
@@ -440,8 +508,8 @@ async def spawn_occurrences(now: datetime) -> list[int]:
     """
     parents = await _ids(
         Delivery.filter(
+            Q(recurrence_interval__isnull=False) | Q(recurrence_rule__isnull=False),
             status=S.SCHEDULED,
-            recurrence_interval__isnull=False,
             parent_id__isnull=True,
             next_occurrence_at__lte=now,
         )
@@ -453,7 +521,15 @@ async def spawn_occurrences(now: datetime) -> list[int]:
             due = parent.next_occurrence_at
             if parent.status is not S.SCHEDULED or due is None or due > now:
                 continue
-            assert parent.recurrence_interval is not None
+            parent.executions += 1
+            if parent.aggregation_period is not AggregationPeriod.NONE:
+                joined = await _join_period(Sql(conn), parent, due, now)
+                if joined is not None:
+                    changed.append(joined)
+                    await _plan_next(parent, due, now)
+                    await parent.save()
+                    changed.append(parent.id)
+                    continue
             index = parent.occurrences_created + 1
             child = await Delivery.create(
                 label=f"{parent.label} #{index}",
@@ -465,7 +541,10 @@ async def spawn_occurrences(now: datetime) -> list[int]:
                 feedback_mode=parent.feedback_mode,
                 parent_id=parent.id,
                 scheduled_at=due,
+                time_zone=parent.time_zone,
                 status=S.DRAFT,
+                executions=1,
+                **_period_of(parent, due),
             )
             to_send, excluded = await create_logs(Sql(conn), child)
             child.to_send, child.excluded = to_send, excluded
@@ -495,15 +574,85 @@ async def spawn_occurrences(now: datetime) -> list[int]:
                 )
             await child.save()
             parent.occurrences_created = index
-            parent.next_occurrence_at = due + timedelta(seconds=parent.recurrence_interval)
-            if parent.recurrence_count is not None and index >= parent.recurrence_count:
-                parent.move("end_recurrence")
-                parent.ended_at = now
-                parent.next_occurrence_at = None
-                await _moved(AuditAction.FINISHED, ENGINE, parent, S.SCHEDULED, now)
+            await _plan_next(parent, due, now)
             await parent.save()
             changed += [parent.id, child.id]
     return changed
+
+
+async def _plan_next(parent: Delivery, due: datetime, now: datetime) -> None:
+    """The parent's next occurrence after the one just executed, or the end of the recurrence
+    (its count reached, its rule exhausted). A rule skips occurrences missed while no engine
+    ran (the one due is executed late, once); an interval catches them up, as it always did."""
+    if parent.recurrence_rule is not None:
+        after = max(due, now)
+        nxt = parent.schedule(now).first(after, inclusive=False)
+    else:
+        assert parent.recurrence_interval is not None
+        nxt = due + timedelta(seconds=parent.recurrence_interval)
+    count = parent.recurrence_count
+    # rows from before executions were counted: their occurrences were executions
+    executed = max(parent.executions, parent.occurrences_created)
+    if nxt is None or (count is not None and executed >= count):
+        parent.move("end_recurrence")
+        parent.ended_at = now
+        parent.next_occurrence_at = None
+        await _moved(AuditAction.FINISHED, ENGINE, parent, S.SCHEDULED, now)
+    else:
+        parent.next_occurrence_at = nxt
+
+
+def _period_of(parent: Delivery, due: datetime) -> dict[str, Any]:
+    """An aggregating occurrence's period (in the parent's zone); nothing without one."""
+    if parent.aggregation_period is AggregationPeriod.NONE:
+        return {}
+    begin, end = period_bounds(due, parent.aggregation_period, zone(parent.time_zone))
+    return {"period_start": begin, "period_end": end}
+
+
+DUPLICATES_WARNING = (
+    "each execution of this period adds its recipients here; a recipient already sent to in"
+    " the period is excluded as DUPLICATE"
+)
+
+
+async def _join_period(sql: Sql, parent: Delivery, due: datetime, now: datetime) -> int | None:
+    """With an aggregation period, an execution whose period already has its occurrence adds
+    its recipients to it (preparation runs again; DUPLICATE for those the period already
+    holds) and sends again. Returns the occurrence's id, or None when the period has none yet
+    (the caller creates it). A period whose occurrence was stopped or failed stays so: the
+    execution sends nothing."""
+    begin = _period_of(parent, due)["period_start"]
+    occurrence = (
+        await Delivery.select_for_update()
+        .filter(parent_id=parent.id, period_start=begin)
+        .order_by("id")
+        .first()
+    )
+    if occurrence is None:
+        return None
+    occurrence.executions += 1
+    if occurrence.status not in LIFECYCLE["add_execution"][0]:
+        await occurrence.save()
+        return occurrence.id
+    to_send, excluded, duplicates = await append_logs(sql, occurrence)
+    before = occurrence.status
+    occurrence.to_send += to_send
+    occurrence.excluded += excluded
+    if duplicates and DUPLICATES_WARNING not in occurrence.warnings:
+        occurrence.warnings = [*occurrence.warnings, DUPLICATES_WARNING]
+    if to_send:
+        occurrence.move("add_execution", S.PAUSED if before is S.PAUSED else S.IN_PROGRESS)
+        occurrence.sent_at = occurrence.ended_at = None
+        occurrence.figures_final = False
+        until = now + timedelta(seconds=occurrence.validity_period)
+        occurrence.valid_until = max(occurrence.valid_until or until, until)
+    await occurrence.save()
+    await _moved(
+        AuditAction.STARTED, ENGINE, occurrence, before, now,
+        execution=occurrence.executions, toSend=to_send, excluded=excluded, duplicates=duplicates,
+    )  # fmt: skip
+    return occurrence.id
 
 
 async def mark_sent_if_done(delivery_id: int, now: datetime) -> bool:
@@ -592,15 +741,27 @@ class Sending:
     id: int
     mode: FeedbackMode
     waiting: bool
+    timed: bool = False  # its messages have due times (models/timed.py)
+    origin: datetime | None = None  # what its due times count from (the waves' anchor)
 
 
 async def deliveries_in_progress() -> list[Sending]:
     rows = (
         await Delivery.filter(status=S.IN_PROGRESS)
         .order_by("id")
-        .values_list("id", "feedback_mode", "waiting_since")
+        .values_list(
+            "id",
+            "feedback_mode",
+            "waiting_since",
+            "send_in_recipient_time_zone",
+            "wave_size",
+            "wave_anchor",
+        )
     )
-    return [Sending(int(i), FeedbackMode(m), w is not None) for i, m, w in rows]
+    return [
+        Sending(int(i), FeedbackMode(m), w is not None, bool(zoned) or waves is not None, anchor)
+        for i, m, w, zoned, waves, anchor in rows
+    ]
 
 
 async def fail_delivery(delivery_id: int, reason: str, now: datetime) -> bool:

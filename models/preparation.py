@@ -17,6 +17,7 @@ from models.enums import Channel, FailureReason, FailureType
 from models.links import LinkKind, anchors
 from models.sql import Sql, in_list
 from models.template import FIELDS, UNSUBSCRIBE_FIELD, unknown_fields
+from models.timed import due_times
 
 
 def check_content(channel: Channel, subject: str | None, body: str) -> tuple[list[str], list[str]]:
@@ -126,6 +127,38 @@ async def create_logs(sql: Sql, delivery: Delivery, *, insert: bool = True) -> t
     excluded = sum(1 for t in targets if t.reason)
     if not insert:
         return len(targets) - excluded, excluded
+    await insert_logs(sql, delivery, targets)
+    return len(targets) - excluded, excluded
+
+
+async def append_logs(sql: Sql, delivery: Delivery) -> tuple[int, int, int]:
+    """One more execution of a recurring delivery joins its period's occurrence (aggregation
+    periods, docs/scheduling.md): the audience is resolved again, and a recipient whose address
+    the occurrence already holds (sent, or about to be) is excluded as DUPLICATE.
+    Returns (to send, excluded, of which duplicates)."""
+    held = {
+        r["address"]
+        for r in await sql.rows(
+            "SELECT DISTINCT address FROM sending_log WHERE delivery_id = ? AND excluded = ?",
+            [delivery.id, False],
+        )
+    }
+    profiles = await audience_profiles(sql, delivery.audience)
+    targets = resolve_targets(delivery.channel, profiles, await blocked_addresses(sql))
+    duplicates = 0
+    for i, t in enumerate(targets):
+        if t.reason is None and t.address in held:
+            targets[i] = Target(t.profile_id, t.address, FailureReason.DUPLICATE)
+            duplicates += 1
+    await insert_logs(sql, delivery, targets)
+    excluded = sum(1 for t in targets if t.reason)
+    return len(targets) - excluded, excluded, duplicates
+
+
+async def insert_logs(sql: Sql, delivery: Delivery, targets: list[Target]) -> None:
+    """A log per target: TO_SEND, or IGNORED and excluded with its reason."""
+    # Sent in each recipient's zone or in waves: each message's due time (models/timed.py).
+    dues = await due_times(sql, delivery, [(t.profile_id, t.reason is not None) for t in targets])
     rows = [
         [
             delivery.id,
@@ -136,15 +169,15 @@ async def create_logs(sql: Sql, delivery: Delivery, *, insert: bool = True) -> t
             EXCLUSION_TYPE[t.reason].value if t.reason else None,
             t.reason.value if t.reason else None,
             0,
+            due,
         ]
-        for t in targets
+        for t, due in zip(targets, dues, strict=True)
     ]
     await sql.many(
         "INSERT INTO sending_log (delivery_id, profile_id, address, status, excluded,"
-        " failure_type, failure_reason, retries) VALUES (?,?,?,?,?,?,?,?)",
+        " failure_type, failure_reason, retries, due_at) VALUES (?,?,?,?,?,?,?,?,?)",
         rows,
     )
-    return len(targets) - excluded, excluded
 
 
 async def exclusion_causes(delivery_ids: Sequence[int]) -> dict[int, list[tuple[str, int]]]:

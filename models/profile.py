@@ -13,6 +13,7 @@ from tortoise.transactions import in_transaction
 
 from models.errors import BadInput
 from models.sql import Sql, in_list
+from models.timezones import zone
 
 MAX_IMPORT = 10_000
 # Rows per statement: 7 parameters each stays far below both databases' parameter limits.
@@ -25,6 +26,9 @@ class Profile(Model):
     phone = fields.CharField(max_length=32, null=True)
     first_name = fields.CharField(max_length=200, null=True)
     last_name = fields.CharField(max_length=200, null=True)
+    # An IANA zone (models/timezones.py): a delivery sent in each recipient's zone relays this
+    # profile's message at the contact date's local time there (models/send_time.py).
+    time_zone = fields.CharField(max_length=64, null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
@@ -52,6 +56,7 @@ class ProfileData:
     phone: Value = KEEP
     first_name: Value = KEEP
     last_name: Value = KEEP
+    time_zone: Value = KEEP
 
     def given(self) -> dict[str, str | None]:
         """The fields this row sets (the email, the key, is not among them)."""
@@ -85,6 +90,11 @@ def _check(rows: Sequence[ProfileData]) -> None:
             value = getattr(row, name)
             if isinstance(value, str) and len(value.strip() if name == "email" else value) > limit:
                 raise BadInput(f"profile {index + 1}: {name} is longer than {limit} characters")
+        if isinstance(row.time_zone, str):
+            try:
+                zone(row.time_zone)
+            except BadInput as error:
+                raise BadInput(f"profile {index + 1}: {error.message}") from None
         key = _key(row.email)
         if key and key in seen:
             raise BadInput(f"the email {key!r} appears twice in this import")

@@ -19,7 +19,7 @@ from tortoise.transactions import in_transaction
 
 from models.audit import ENGINE, AuditAction
 from models.audit import record as audit
-from models.delivery import Delivery
+from models.delivery import Delivery, utcnow
 from models.enums import (
     DeliveryStatus,
     FailureReason,
@@ -44,6 +44,7 @@ class Claimed:
     message_id: str
     retries: int = 0  # soft bounces so far
     retry: bool = False  # a planned retry of a message the MTA refused for now
+    due_at: int | None = None  # epoch ms: its own send time, when it has one (send_time.py)
 
 
 def message_id_prefix(delivery_id: int) -> str:
@@ -51,31 +52,60 @@ def message_id_prefix(delivery_id: int) -> str:
 
 
 async def claim_batch(
-    delivery_id: int, size: int, lease_seconds: float, domain: str
+    delivery_id: int,
+    size: int,
+    lease_seconds: float,
+    domain: str,
+    now: datetime | None = None,
+    timed: bool = False,
+    origin: datetime | None = None,
 ) -> list[Claimed]:
+    """Claim up to `size` messages to send. A `timed` delivery (per-recipient send times,
+    waves) gives each message a due time: only those due by `now` are claimed, earliest
+    first, straight from the partial index on (delivery_id, due_at, id) of the TO_SEND logs
+    that have one (migration 0009). Due times are epoch ms, or ms after `origin` (waves)."""
     sql = Sql()
-    now = now_ms()
+    at = now_ms()
+    if timed:
+        due = "AND due_at IS NOT NULL AND due_at <= ?"
+        order = "due_at, id"
+        bound = int((now or utcnow()).timestamp() * 1000)
+        extra = [bound - (int(origin.timestamp() * 1000) if origin else 0)]
+    else:
+        due, order, extra = "", "id", []
     rows = await sql.rows(
         "UPDATE sending_log SET claimed_until = ?,"
         " message_id = COALESCE(message_id, CAST(? AS TEXT) || CAST(id AS TEXT) || CAST(? AS TEXT))"
-        " WHERE id IN (SELECT id FROM sending_log WHERE delivery_id = ? AND status = 'TO_SEND'"
-        " AND EXISTS (SELECT 1 FROM delivery WHERE id = ? AND status = 'IN_PROGRESS')"
-        " AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY id LIMIT ?"
+        " WHERE id IN (SELECT id FROM sending_log WHERE delivery_id = ? AND status = 'TO_SEND' "
+        + due
+        + " AND EXISTS (SELECT 1 FROM delivery WHERE id = ? AND status = 'IN_PROGRESS')"
+        " AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY "
+        + order
+        + " LIMIT ?"
         + sql.skip_locked()
-        + ") RETURNING id, address, profile_id, message_id, retries",
+        + ") RETURNING id, address, profile_id, message_id, retries, due_at",
         [
-            now + int(lease_seconds * 1000),
+            at + int(lease_seconds * 1000),
             message_id_prefix(delivery_id),
             "@" + domain,
             delivery_id,
+            *extra,
             delivery_id,
-            now,
+            at,
             size,
         ],
     )
     rows.sort(key=lambda r: r["id"])
     return [
-        Claimed(r["id"], r["address"], r["profile_id"], r["message_id"], r["retries"]) for r in rows
+        Claimed(
+            r["id"],
+            r["address"],
+            r["profile_id"],
+            r["message_id"],
+            r["retries"],
+            due_at=r["due_at"],
+        )
+        for r in rows
     ]
 
 
@@ -92,13 +122,21 @@ async def claim_retries(size: int, lease_seconds: float, now: datetime) -> dict[
         " AND d.status IN ('IN_PROGRESS', 'SENT') AND d.valid_until > ?)"
         " ORDER BY retry_at, id LIMIT ?"
         + sql.skip_locked()
-        + ") RETURNING id, delivery_id, address, profile_id, message_id, retries",
-        [at + int(lease_seconds * 1000), at, at, sql.ts(now), size],
+        + ") RETURNING id, delivery_id, address, profile_id, message_id, retries, due_at",
+        [at + int(lease_seconds * 1000), int(now.timestamp() * 1000), at, sql.ts(now), size],
     )
     batches: dict[int, list[Claimed]] = {}
     for r in sorted(rows, key=lambda r: r["id"]):
         batches.setdefault(r["delivery_id"], []).append(
-            Claimed(r["id"], r["address"], r["profile_id"], r["message_id"], r["retries"], True)
+            Claimed(
+                r["id"],
+                r["address"],
+                r["profile_id"],
+                r["message_id"],
+                r["retries"],
+                True,
+                r["due_at"],
+            )
         )
     return batches
 

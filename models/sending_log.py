@@ -145,6 +145,9 @@ class SendingLog(Model):
     # Epoch milliseconds at which the product retries a message the MTA refused for now
     # (an SMTP 4xx): see relay.claim_retries. Null when no retry is planned.
     retry_at = fields.BigIntField(null=True)
+    # Epoch milliseconds before which the engine does not relay this message: its recipient's
+    # send time (models/send_time.py) or its wave's (models/waves.py). Null: at once.
+    due_at = fields.BigIntField(null=True)
     # When the recipient complained about this message (a spam report) and when they
     # unsubscribed from it: the first time of each, which the KPIs count (models/optouts.py).
     complained_at = fields.DatetimeField(null=True)

@@ -9,10 +9,11 @@ import strawberry
 from strawberry import UNSET
 from strawberry.types.base import StrawberryOptional
 
-from graphql_schema.enums import Channel, FeedbackMode
+from graphql_schema.enums import AggregationPeriod, Channel, FeedbackMode
 from graphql_schema.pagination import parse_id
 from models.errors import BadInput
 from models.lifecycle import DeliveryDraft, check_audience_size
+from models.waves import MAX_INTERVAL_MINUTES, MAX_WAVE_SIZE, WavePlan
 
 
 @strawberry.input
@@ -23,14 +24,48 @@ class AudienceInput:
     )
 
 
-@strawberry.input(description="A recurring delivery: each occurrence is a delivery of its own.")
+@strawberry.input(
+    description="A recurring delivery: each occurrence is a delivery of its own. Give `rule` (a"
+    " calendar rule in the delivery's timeZone) or, the first form, `intervalSeconds`."
+)
 class RecurrenceInput:
-    interval_seconds: int = strawberry.field(description="3600 hourly, 86400 daily, ...")
-    count: int | None = strawberry.field(default=None, description="None: until stopped.")
+    rule: str | None = strawberry.field(
+        default=None,
+        description="An RFC 5545 RRULE, e.g. FREQ=DAILY;BYHOUR=9;BYMINUTE=0 (daily at 09:00 in"
+        " the delivery's timeZone), FREQ=HOURLY;INTERVAL=6, FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR;"
+        "BYHOUR=8, FREQ=MONTHLY;BYMONTHDAY=1;BYHOUR=10;COUNT=12. It starts at scheduledAt (or"
+        " the confirmation); occurrences at least 15 minutes apart (docs/scheduling.md).",
+    )
+    interval_seconds: int | None = strawberry.field(
+        default=None,
+        description="3600 hourly, 86400 daily, ... (no calendar, no time zone).",
+        deprecation_reason="Use rule: a calendar rule in the delivery's time zone.",
+    )
+    count: int | None = strawberry.field(
+        default=None, description="At most this many executions; None: until stopped."
+    )
     confirm_each_occurrence: bool = strawberry.field(
         default=False,
-        description="Each occurrence waits in PENDING_CONFIRMATION until confirmSend.",
+        description="Each occurrence waits in PENDING_CONFIRMATION until confirmSend (only"
+        " without an aggregation period).",
     )
+    aggregation_period: AggregationPeriod | None = strawberry.field(
+        default=None,
+        description="DAY, WEEK or MONTH (in the delivery's timeZone): the executions of one"
+        " period add their recipients to one occurrence. NONE (the default): one occurrence per"
+        " execution.",
+    )
+
+
+@strawberry.input(
+    description="Send a part at a time: a first wave of firstSize messages, then a wave of size"
+    f" messages every intervalMinutes (each 1 to {MAX_WAVE_SIZE}; the interval at most"
+    f" {MAX_INTERVAL_MINUTES} minutes). A stop after a wave cancels every later one."
+)
+class WavesInput:
+    first_size: int
+    size: int
+    interval_minutes: int
 
 
 @strawberry.input
@@ -50,10 +85,24 @@ class CreateDeliveryInput:
         " update: unchanged.",
     )
     recurrence: RecurrenceInput | None = None
+    time_zone: str | None = strawberry.field(
+        default=None,
+        description="An IANA time zone such as Europe/Madrid (default UTC): the zone of a"
+        " scheduledAt given without an offset, and of the recurrence's rule.",
+    )
+    send_in_recipient_time_zone: bool | None = strawberry.field(
+        default=None,
+        description="Relay each message at the contact date's local time in its recipient's"
+        " zone (Profile.timeZone; the delivery's zone, or UTC, for a profile without one)."
+        " Needs scheduledAt; a time already past is sent at the confirmation.",
+    )
+    waves: WavesInput | None = None
 
     def draft(self) -> DeliveryDraft:
         recurrence = self.recurrence
         check_audience_size(len(self.audience.profile_ids or []))  # before parsing each id
+        if recurrence and recurrence.rule is None and recurrence.interval_seconds is None:
+            raise BadInput("recurrence needs a rule (or intervalSeconds)")
         return DeliveryDraft(
             label=self.label,
             channel=self.channel,
@@ -66,9 +115,18 @@ class CreateDeliveryInput:
             feedback_mode=self.feedback_mode,
             require_approval=self.require_approval,
             require_proof=self.require_proof,
+            time_zone=self.time_zone,
+            recurrence_rule=recurrence.rule if recurrence else None,
+            aggregation_period=recurrence.aggregation_period if recurrence else None,
             recurrence_interval=recurrence.interval_seconds if recurrence else None,
             recurrence_count=recurrence.count if recurrence else None,
             confirm_each_occurrence=recurrence.confirm_each_occurrence if recurrence else False,
+            send_in_recipient_time_zone=self.send_in_recipient_time_zone,
+            waves=(
+                WavePlan(self.waves.first_size, self.waves.size, self.waves.interval_minutes)
+                if self.waves
+                else None
+            ),
         )
 
 
@@ -77,11 +135,13 @@ def input_of(draft: DeliveryDraft) -> CreateDeliveryInput:
     its given fields to. A field added to CreateDeliveryInput is read from the draft field of
     the same name."""
     recurrence = None
-    if draft.recurrence_interval is not None:
+    if draft.recurrence_interval is not None or draft.recurrence_rule is not None:
         recurrence = RecurrenceInput(
+            rule=draft.recurrence_rule,
             interval_seconds=draft.recurrence_interval,
             count=draft.recurrence_count,
             confirm_each_occurrence=draft.confirm_each_occurrence,
+            aggregation_period=draft.aggregation_period,
         )
     audience = AudienceInput(
         profile_ids=None
@@ -89,7 +149,20 @@ def input_of(draft: DeliveryDraft) -> CreateDeliveryInput:
         else [strawberry.ID(str(i)) for i in draft.profile_ids or []],
         all_profiles=True if draft.all_profiles else None,
     )
-    special = {"audience": audience, "recurrence": recurrence, "require_approval": None}
+    plan = draft.waves
+    waves = (
+        WavesInput(
+            first_size=plan.first_size, size=plan.size, interval_minutes=plan.interval_minutes
+        )
+        if plan
+        else None
+    )
+    special = {
+        "audience": audience,
+        "recurrence": recurrence,
+        "require_approval": None,
+        "waves": waves,
+    }
     values: dict[str, Any] = {
         name: special[name] if name in special else getattr(draft, name, None)
         for name in _field_names(CreateDeliveryInput)

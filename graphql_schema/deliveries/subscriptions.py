@@ -11,6 +11,8 @@ from graphql_schema.deliveries.types import (
     DeliveryWaiting,
     DeploymentKpis,
     DeploymentProgress,
+    SendTimeWait,
+    Waves,
 )
 from graphql_schema.pagination import parse_id
 from graphql_schema.permissions import needs
@@ -48,6 +50,8 @@ class DeliverySubscriptions:
                         kpis=DeploymentKpis.of(d.kpis),
                         at=snap.at,
                         waiting_for=DeliveryWaiting.of(d),
+                        waves=Waves.of(d, snap.at),
+                        waiting_for_send_time=SendTimeWait.of(d, snap.at),
                     )
                 yield progress
             if not seen:

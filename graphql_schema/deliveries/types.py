@@ -10,6 +10,7 @@ from strawberry.types import Info
 from graphql_schema.audit.types import AUDIT_EVENTS, AuditEvent, audit_connection
 from graphql_schema.context import Context
 from graphql_schema.enums import (
+    AggregationPeriod,
     Channel,
     DeliveryAction,
     DeliveryStatus,
@@ -34,7 +35,9 @@ from graphql_schema.permissions import ANY_ROLE, is_administrator, needs
 from graphql_schema.proofs.types import MAX_PROOFS_LISTED, Proof
 from models import delivery as m_delivery
 from models import proofs as m_proofs
+from models import send_time as m_send_time
 from models import sending_log as m_log
+from models import waves as m_waves
 from models.actions import allowed_actions
 from models.delivery import utcnow
 from models.enums import Role
@@ -42,7 +45,9 @@ from models.errors import BadInput
 from models.keyset import Window
 from models.kpis import Kpis
 from models.lifecycle import MAX_AUDIENCE_IDS
+from models.recurrence import MAX_NEXT_OCCURRENCES, describe
 from models.redaction import plain_failure
+from models.timezones import in_zone
 
 if TYPE_CHECKING:
     from graphql_schema.profiles.types import Profile
@@ -238,6 +243,56 @@ class DeliveryWaiting:
         )
 
 
+@strawberry.type(
+    description="A delivery sent in waves (docs/send-time-and-waves.md): the plan, and where"
+    " the sending is in it."
+)
+class Waves:
+    first_size: int
+    size: int
+    interval_minutes: int
+    count: int = strawberry.field(description="Waves in all, for the messages to send.")
+    current_wave: int = strawberry.field(
+        description="The wave under way, from 1; 0 before the sending starts."
+    )
+    next_wave_at: datetime | None = strawberry.field(
+        description="When the next wave starts; null after the last one, or once stopped."
+    )
+    waiting: int = strawberry.field(description="Messages of the waves not started yet.")
+
+    @classmethod
+    def of(cls, d: m_delivery.Delivery, now: datetime) -> "Waves | None":
+        state = m_waves.state(d, now)
+        if state is None:
+            return None
+        return cls(
+            first_size=state.plan.first_size,
+            size=state.plan.size,
+            interval_minutes=state.plan.interval_minutes,
+            count=state.count,
+            current_wave=state.current,
+            next_wave_at=state.next_at,
+            waiting=state.waiting,
+        )
+
+
+@strawberry.type(description="How many messages wait for their own send time, and until when.")
+class SendTimeWait:
+    messages: int = strawberry.field(
+        description="Messages whose send time (their recipient's zone, or their wave) has not"
+        " come yet."
+    )
+    next_at: datetime | None = strawberry.field(description="When the next of them is due.")
+
+    @classmethod
+    def of(cls, d: m_delivery.Delivery, now: datetime) -> "SendTimeWait":
+        waves = m_waves.state(d, now)
+        if waves is not None:
+            return cls(messages=waves.waiting, next_at=waves.next_at)
+        count, next_at = m_send_time.waiting(d, now)
+        return cls(messages=count, next_at=next_at)
+
+
 AUDIENCE_PAGE = 1000
 
 
@@ -282,13 +337,64 @@ async def _operator(info: Info[Context, None], name: str | None) -> Operator | N
     return Operator.of(found, own=False) if found is not None else None
 
 
-@strawberry.type
+@strawberry.type(description="How a recurring delivery repeats (docs/scheduling.md).")
 class Recurrence:
-    interval_seconds: int
+    rule: str | None = strawberry.field(
+        description="The RFC 5545 RRULE, read in the delivery's timeZone; null for a recurrence"
+        " given by intervalSeconds."
+    )
+    interval_seconds: int | None = strawberry.field(
+        description="The first form of recurrence: a fixed number of seconds.",
+        deprecation_reason="Use rule.",
+    )
+    aggregation_period: AggregationPeriod
+    description: str = strawberry.field(
+        description='The rule in words, e.g. "every day at 09:00 (Europe/Madrid)".'
+    )
     count: int | None
     confirm_each_occurrence: bool
     occurrences_created: int
+    executions: int = strawberry.field(
+        description="Executions so far; with an aggregation period several make one occurrence."
+    )
     next_occurrence_at: datetime | None
+    _model: strawberry.Private[m_delivery.Delivery]
+
+    @strawberry.field(
+        description=f"The next occurrences (UTC), at most {MAX_NEXT_OCCURRENCES}; none once the"
+        " recurrence has ended or was stopped."
+    )
+    def next_occurrences(self, count: int = 5) -> list[datetime]:
+        if not 0 <= count <= MAX_NEXT_OCCURRENCES:
+            raise BadInput(f"count must be between 0 and {MAX_NEXT_OCCURRENCES}")
+        d = self._model
+        now = utcnow()
+        if d.status in (m_delivery.S.FINISHED, m_delivery.S.STOPPED, m_delivery.S.FAILED):
+            return []
+        left = count
+        if d.recurrence_count is not None:
+            left = min(left, d.recurrence_count - max(d.executions, d.occurrences_created))
+        after = d.next_occurrence_at or now
+        return d.schedule(now).upcoming(after, max(left, 0))
+
+    @classmethod
+    def of(cls, d: m_delivery.Delivery) -> "Recurrence | None":
+        if d.recurrence_interval is None and d.recurrence_rule is None:
+            return None
+        return cls(
+            rule=d.recurrence_rule,
+            interval_seconds=d.recurrence_interval,
+            aggregation_period=d.aggregation_period,
+            description=describe(
+                d.recurrence_rule, d.recurrence_interval, d.time_zone, d.recurrence_count
+            ),
+            count=d.recurrence_count,
+            confirm_each_occurrence=d.confirm_each_occurrence,
+            occurrences_created=d.occurrences_created,
+            executions=max(d.executions, d.occurrences_created),
+            next_occurrence_at=d.next_occurrence_at,
+            _model=d,
+        )
 
 
 @strawberry.type
@@ -298,7 +404,12 @@ class Delivery:
     channel: Channel
     status: DeliveryStatus
     feedback_mode: FeedbackMode
-    scheduled_at: datetime | None
+    scheduled_at: datetime | None = strawberry.field(
+        description="The contact date, in UTC (scheduledAtLocal: on timeZone's clock)."
+    )
+    time_zone: str = strawberry.field(
+        description="The IANA zone of the contact date and of the recurrence (default UTC)."
+    )
     validity_period: int
     confirmed_by: str | None = strawberry.field(
         deprecation_reason="The operator's name: use `confirmedByOperator`, the Operator itself."
@@ -330,7 +441,31 @@ class Delivery:
     excluded_count: int
     parent_id: strawberry.ID | None
     recurrence: Recurrence | None
+    period_start: datetime | None = strawberry.field(
+        description="An occurrence that aggregates a period's executions: the period's start."
+    )
+    period_end: datetime | None = strawberry.field(description="... and its end (excluded).")
+    send_in_recipient_time_zone: bool = strawberry.field(
+        description="Each message leaves at the contact date's local time in its recipient's zone."
+    )
     _model: strawberry.Private[m_delivery.Delivery]
+
+    @strawberry.field(
+        description="The contact date on the wall clock of timeZone, with its offset"
+        " (e.g. 2027-03-29T09:00:00+02:00)."
+    )
+    def scheduled_at_local(self) -> datetime | None:
+        return in_zone(self._model.scheduled_at, self._model.time_zone)
+
+    @strawberry.field(description="The waves of a delivery sent in waves, else null.")
+    def waves(self) -> Waves | None:
+        return Waves.of(self._model, m_delivery.utcnow())
+
+    @strawberry.field(
+        description="Messages waiting for their own send time (recipients' zones, waves)."
+    )
+    def waiting_for_send_time(self) -> SendTimeWait:
+        return SendTimeWait.of(self._model, m_delivery.utcnow())
 
     @strawberry.field
     def kpis(self) -> DeploymentKpis:
@@ -458,15 +593,6 @@ class Delivery:
 
     @classmethod
     def of(cls, d: m_delivery.Delivery) -> "Delivery":
-        recurrence = None
-        if d.recurrence_interval is not None:
-            recurrence = Recurrence(
-                interval_seconds=d.recurrence_interval,
-                count=d.recurrence_count,
-                confirm_each_occurrence=d.confirm_each_occurrence,
-                occurrences_created=d.occurrences_created,
-                next_occurrence_at=d.next_occurrence_at,
-            )
         return cls(
             id=strawberry.ID(str(d.id)),
             label=d.label,
@@ -474,6 +600,7 @@ class Delivery:
             status=d.status,
             feedback_mode=d.feedback_mode,
             scheduled_at=d.scheduled_at,
+            time_zone=d.time_zone,
             validity_period=d.validity_period,
             confirmed_by=d.confirmed_by,
             confirmed_at=d.confirmed_at,
@@ -492,7 +619,10 @@ class Delivery:
             warnings=list(d.warnings),
             excluded_count=d.excluded,
             parent_id=strawberry.ID(str(d.parent_id)) if d.parent_id else None,
-            recurrence=recurrence,
+            recurrence=Recurrence.of(d),
+            period_start=d.period_start,
+            period_end=d.period_end,
+            send_in_recipient_time_zone=d.send_in_recipient_time_zone,
             _model=d,
         )
 
@@ -505,6 +635,12 @@ class DeploymentProgress:
     at: datetime
     waiting_for: DeliveryWaiting | None = strawberry.field(
         default=None, description="What the delivery waits for before it can go on, or null."
+    )
+    waves: Waves | None = strawberry.field(
+        default=None, description="Where a delivery sent in waves is: current wave, next start."
+    )
+    waiting_for_send_time: SendTimeWait | None = strawberry.field(
+        default=None, description="Messages waiting for their own send time, as of `at`."
     )
     # One snapshot's results, shared by its subscribers (graphql_schema/execution.py).
     shared_results: strawberry.Private[dict[Any, Any]] = dataclasses.field(default_factory=dict)

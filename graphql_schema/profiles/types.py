@@ -26,6 +26,10 @@ class Profile:
     phone: str | None
     first_name: str | None
     last_name: str | None
+    time_zone: str | None = strawberry.field(
+        description="An IANA zone (Europe/Madrid): where a delivery sent in each recipient's"
+        " zone relays this profile's message at the contact date's local time."
+    )
 
     @strawberry.field(
         description=f"The messages targeted at this profile, newest first: `first` of them"
@@ -74,6 +78,7 @@ class Profile:
             phone=p.phone,
             first_name=p.first_name,
             last_name=p.last_name,
+            time_zone=p.time_zone,
         )
 
 
@@ -83,6 +88,9 @@ class ProfileInput:
     phone: str | None = strawberry.UNSET
     first_name: str | None = strawberry.UNSET
     last_name: str | None = strawberry.UNSET
+    time_zone: str | None = strawberry.field(
+        default=strawberry.UNSET, description="An IANA zone such as Europe/Madrid; null clears it."
+    )
 
     def data(self) -> ProfileData:
         """The row to import: only the fields the client gave (UNSET ones keep their value)."""

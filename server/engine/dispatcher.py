@@ -23,7 +23,7 @@ import itertools
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from models.delivery import Delivery, utcnow
 from models.enums import Channel, DeliveryStatus, FailureReason, FeedbackMode, FeedbackType
@@ -134,6 +134,8 @@ class Dispatcher:
         records) need nothing: every record re-reads the status anyway. The time of a closing
         event is kept: a batch claimed just before it, and not yet in flight, starts with its
         gate closed."""
+        if status is not None:  # an operator's action: what is cached may have moved (resume)
+            self._content.pop(delivery_id, None)
         if status is None or status in SENDING:
             return
         self._closed_at[delivery_id] = time.monotonic()
@@ -185,7 +187,15 @@ class Dispatcher:
                 elif now < wait.until:
                     continue
             claimed_at = time.monotonic()
-            batch = await claim_batch(sending.id, self.batch_size, self.lease_seconds, self.domain)
+            batch = await claim_batch(
+                sending.id,
+                self.batch_size,
+                self.lease_seconds,
+                self.domain,
+                now=utcnow(),
+                timed=sending.timed,
+                origin=sending.origin,
+            )
             if not batch:
                 if await mark_sent_if_done(sending.id, utcnow()):
                     self._forget(sending.id)
@@ -317,7 +327,7 @@ class Dispatcher:
         now = utcnow()
         plan = {
             claimed.log_id: next_retry(
-                claimed.retries + 1, now, flight.content.valid_until, *self.retry_seconds
+                claimed.retries + 1, now, _valid_until(flight.content, claimed), *self.retry_seconds
             )
             for claimed, kind, _ in refused
             if kind is FeedbackType.SOFT_BOUNCE
@@ -439,12 +449,31 @@ class Dispatcher:
             d = await Delivery.get(id=delivery_id)
             assert d.valid_until is not None
             content = Content(
-                d.id, Channel(d.channel), d.subject, d.body, d.valid_until, d.validity_period
+                d.id,
+                Channel(d.channel),
+                d.subject,
+                d.body,
+                d.valid_until,
+                d.validity_period,
+                d.started_at,
+                d.wave_anchor,
             )
             if len(self._content) > 1000:  # retries may touch many finished deliveries
                 self._content.clear()
             self._content[delivery_id] = content
         return content
+
+
+def _valid_until(content: Content, claimed: Claimed) -> datetime:
+    """A message with its own send time (models/send_time.py) has its own validity period,
+    which starts then; any other, the delivery's."""
+    if claimed.due_at is None:
+        return content.valid_until
+    origin = content.due_origin.timestamp() * 1000 if content.due_origin else 0
+    own = datetime.fromtimestamp((origin + claimed.due_at) / 1000, UTC)
+    if content.started_at is not None:
+        own = max(own, content.started_at)  # a time already past at the start: sent then
+    return min(content.valid_until, own + timedelta(seconds=content.validity_period))
 
 
 def _refusals(

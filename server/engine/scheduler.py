@@ -1,12 +1,15 @@
 """The clock of the engine: scheduled starts, recurring occurrences, the end of validity
 periods and the periodic open / click refresh. It ticks every `tick_seconds` (0.25 s by
 default), so a validity period ends within about a second of its time, not at an hourly job.
-With several workers on PostgreSQL only the leader (server/engine/leader.py) does this work."""
+With several workers on PostgreSQL only the leader (server/engine/leader.py) does this work.
+Recurring deliveries follow their calendar rule in their time zone (models/recurrence.py), with
+an occurrence per execution or per aggregation period (`spawn_occurrences`)."""
 
 import asyncio
 import contextlib
 import logging
 import time
+from datetime import datetime
 from typing import cast
 
 from models.delivery import Delivery, utcnow
@@ -53,9 +56,12 @@ class Scheduler:
                 await asyncio.wait_for(self.stopping.wait(), timeout=self.tick_seconds)
 
     async def tick(self) -> None:
-        if not await self.leader.holds():
-            return
-        now = utcnow()
+        if await self.leader.holds():
+            await self.work(utcnow())
+
+    async def work(self, now: datetime) -> None:
+        """One round of the clock's work at `now`. Tests that move the clock (a recurrence
+        across a DST change, without sleeping through it) call it with the time they want."""
         started = await start_due(now)
         spawned = await spawn_occurrences(now)
         if started or spawned:

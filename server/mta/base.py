@@ -25,6 +25,11 @@ class Content:
     body: str
     valid_until: datetime
     validity_period: int  # seconds, as the delivery was configured
+    # When the sending started: a message with its own send time (models/send_time.py) whose
+    # time was already past then has its validity period from then.
+    started_at: datetime | None = None
+    # What the messages' due times count from (the waves' anchor; None: epoch times).
+    due_origin: datetime | None = None
 
 
 class RelayError(Exception):

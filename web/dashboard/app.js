@@ -38,8 +38,15 @@ const LIFECYCLE_ACTIONS = {
 const KPIS = `kpis { toSend processed sent pending failed deliveredRate bouncesAndErrorsRate
   opens clicks openRate clickThroughRate statsComputedAt }`;
 const WAITING = "waitingFor { reason since retryAt attempts cause }";
-const DELIVERY = `id label status channel version failureMessage allowedActions ${WAITING}
-  ${KPIS}`;
+// When it is sent: the contact date in its zone, the recurrence's rule in words, its next
+// occurrences and aggregation period, and an aggregating occurrence's period (docs/scheduling.md).
+const SCHEDULE = `timeZone scheduledAt scheduledAtLocal periodStart periodEnd
+  recurrence { description aggregationPeriod nextOccurrences(count: 3) }`;
+// When each message leaves: in each recipient's zone, or in waves (docs/send-time-and-waves.md).
+const SEND_TIME = `waves { firstSize size intervalMinutes count currentWave nextWaveAt waiting }
+  waitingForSendTime { messages nextAt }`;
+const DELIVERY = `id label status channel version failureMessage allowedActions
+  sendInRecipientTimeZone ${WAITING} ${SCHEDULE} ${SEND_TIME} ${KPIS}`;
 
 const Q = {
   me: "{ me { name roles } }",
@@ -48,7 +55,8 @@ const Q = {
   delivery: `query($id: ID!) { delivery(id: $id) { ${DELIVERY}
     audience { profileIds(first: 1) } } }`,
   progress: `subscription($id: ID!) { deploymentProgress(deliveryId: $id) {
-    status at delivery { label version failureMessage allowedActions } ${WAITING} ${KPIS} } }`,
+    status at delivery { label version failureMessage allowedActions sendInRecipientTimeZone }
+    ${WAITING} ${SEND_TIME} ${KPIS} } }`,
   confirm: `mutation($id: ID!, $version: Int) { confirmSend(deliveryId: $id, version: $version) {
     ${DELIVERY} } }`,
   pauseDelivery: `mutation($id: ID!) { pauseDelivery(id: $id) { ${DELIVERY} } }`,
@@ -238,6 +246,8 @@ async function openDelivery(id) {
   render(delivery);
   proofs.open(delivery);
   showWaiting(delivery.waitingFor);
+  showSchedule(delivery);
+  showSendTime(delivery.sendInRecipientTimeZone, delivery.waves, delivery.waitingForSendTime);
   addPoint(delivery.kpis, Date.now());
   state.logs = { status: $("logs-filter").value, cursors: [null], index: 0, next: null };
   loadLogs();
@@ -257,6 +267,7 @@ function startLive(current) {
       const p = data.deploymentProgress;
       render({ ...p.delivery, status: p.status, kpis: p.kpis });
       showWaiting(p.waitingFor);
+      showSendTime(p.delivery.sendInRecipientTimeZone, p.waves, p.waitingForSendTime);
       addPoint(p.kpis, Date.parse(p.at) || Date.now());
     },
     onState: (s) => {
@@ -316,6 +327,40 @@ function renderLifecycleButtons(status, mayStart) {
   }
 }
 
+// "Contact date 2027-06-01 09:00 (Europe/Madrid) · 07:00 UTC", "Recurrence: every day at 09:00
+// (Europe/Madrid) · aggregated by DAY · next …": the wall clock of the delivery's zone comes from
+// the server's scheduledAtLocal (with its offset), not from the browser's zone.
+const AGGREGATION = { DAY: "by day", WEEK: "by week", MONTH: "by month" };
+const wall = (local) => (local ? local.slice(0, 16).replace("T", " ") : "");
+const utcTime = (iso) => new Date(iso).toISOString().slice(0, 16).replace("T", " ");
+
+function showSchedule(d) {
+  const node = $("schedule");
+  const parts = [];
+  if (d.scheduledAt) {
+    parts.push(`Contact date ${wall(d.scheduledAtLocal)} (${d.timeZone}) · ${utcTime(d.scheduledAt)} UTC`);
+  } else if (d.timeZone && d.timeZone !== "UTC") {
+    parts.push(`Time zone ${d.timeZone}`);
+  }
+  const r = d.recurrence;
+  if (r) {
+    let text = `Recurrence: ${r.description}`;
+    if (r.aggregationPeriod && r.aggregationPeriod !== "NONE") {
+      text += ` · one occurrence ${AGGREGATION[r.aggregationPeriod] || r.aggregationPeriod}`;
+    }
+    if (r.nextOccurrences.length) {
+      text += ` · next ${r.nextOccurrences.map((t) => `${utcTime(t)} UTC`).join(", ")}`;
+    }
+    parts.push(text);
+  }
+  if (d.periodStart) {
+    parts.push(`Aggregates the executions from ${utcTime(d.periodStart)} to ${utcTime(d.periodEnd)} UTC`);
+  }
+  node.textContent = parts.join(" — ");
+  node.dataset.timeZone = d.timeZone || "";
+  show(node, parts.length > 0);
+}
+
 // "Waiting for the MTA since …, retrying in …": the engine backs off while the MTA is down and
 // goes on by itself; the countdown is refreshed every second until the next snapshot.
 const WAITING_FOR = { MTA_UNAVAILABLE: "the MTA" };
@@ -341,6 +386,29 @@ function showWaiting(waiting) {
   draw();
   show(node);
   state.waitingTimer = setInterval(draw, 1000);
+}
+
+// "Wave 2 of 5 under way; the next starts at …" and "Sent in each recipient's time zone: 120
+// messages wait for their time, the next at …". Hidden for a delivery sent at once.
+function showSendTime(inRecipientZone, waves, waiting) {
+  const node = $("send-time");
+  const parts = [];
+  if (waves) {
+    const plan = `waves of ${waves.size} every ${waves.intervalMinutes} min after a first`
+      + ` of ${waves.firstSize}`;
+    parts.push(waves.currentWave === 0
+      ? `Sent in ${waves.count} ${plan}; none started yet.`
+      : `Wave ${waves.currentWave} of ${waves.count} under way (${plan}).`);
+    if (waves.nextWaveAt) parts.push(`The next wave starts at ${when(waves.nextWaveAt)}.`);
+  } else if (inRecipientZone) {
+    parts.push("Sent at the contact date's local time in each recipient's time zone.");
+  }
+  if (waiting && waiting.messages > 0) {
+    const next = waiting.nextAt ? `, the next at ${when(waiting.nextAt)}` : "";
+    parts.push(`${waiting.messages} message(s) wait for their time${next}.`);
+  }
+  node.textContent = parts.join(" ");
+  show(node, parts.length > 0);
 }
 
 function renderKpis(kpis) {
@@ -447,6 +515,8 @@ async function confirmSend() {
     const d = (await call(Q.confirm, { id: current.id, version: current.reviewed })).confirmSend;
     if (state.current !== current) return;
     render(d);
+    showSchedule(d);
+    showSendTime(d.sendInRecipientTimeZone, d.waves, d.waitingForSendTime);
     message($("action-info"), `Send confirmed at ${new Date().toLocaleTimeString()}.`, "info");
   } catch (error) {
     if (state.current !== current) return;
@@ -486,6 +556,7 @@ async function runAction() {
     if (state.current !== current) return;
     render(d);
     showWaiting(d.waitingFor);
+    showSendTime(d.sendInRecipientTimeZone, d.waves, d.waitingForSendTime);
     message($("action-info"), `${action.done} at ${new Date().toLocaleTimeString()}.`, "info");
     if (current.liveOver && !["STOPPED", "FINISHED", "FAILED"].includes(d.status)) {
       startLive(current); // a resumed FAILED delivery is live again
@@ -504,6 +575,8 @@ async function refresh(current) {
     const d = (await call(Q.delivery, { id: current.id })).delivery;
     if (state.current === current && d) {
       render(d);
+      showSchedule(d);
+      showSendTime(d.sendInRecipientTimeZone, d.waves, d.waitingForSendTime);
     }
   } catch {
     // the error above is what the operator needs to read

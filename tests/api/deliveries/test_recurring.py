@@ -153,7 +153,10 @@ async def test_stopping_a_recurring_delivery_ends_its_occurrences(api: Api) -> N
     )
     assert stopped["stopDelivery"]["status"] == "STOPPED"
     assert stopped["stopDelivery"]["recurrence"]["nextOccurrenceAt"] is None
-    await asyncio.sleep(1.2)  # the second occurrence was due one second after the first
+    # On a loaded machine a second occurrence may have been spawned before the stop: what
+    # counts is that none comes after it.
+    at_stop = len(await occurrences(api, parent_id))
+    await asyncio.sleep(1.2)  # the next occurrence was due one second after the last
     await flows.sent_delivery(api, ["sentinel@example.com"])  # the engine is alive
-    assert len(await occurrences(api, parent_id)) == 1
+    assert len(await occurrences(api, parent_id)) == at_stop
     assert (await one(api, parent_id))["status"] == "STOPPED"

@@ -22,9 +22,9 @@ from graphql import (
     parse,
 )
 
+from graphql_schema import loaders
 from graphql_schema.cost import CONNECTION_LISTS, LIST_BOUNDS, PAGE_ARGUMENTS, plan_for
 from graphql_schema.schema import SchemaOptions, schema
-from models.profile import Profile
 from tests.conftest import RunningServer, api_for
 from tests.support import flows
 from tests.support.client import Api
@@ -137,7 +137,8 @@ class TestRefusedBeforeRunning:
 
 @pytest.fixture
 async def blocked_profiles(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[dict[str, Any]]:
-    """`profile(id:)` blocks until cancelled, and says when it started and was cancelled."""
+    """`profile(id:)`'s database read blocks until cancelled, and says when it started and
+    was cancelled."""
     state: dict[str, Any] = {"started": asyncio.Event(), "cancelled": asyncio.Event()}
 
     async def blocking(*args: Any, **kwargs: Any) -> None:
@@ -148,7 +149,8 @@ async def blocked_profiles(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[dic
             state["cancelled"].set()
             raise
 
-    monkeypatch.setattr(Profile, "get_or_none", blocking)
+    # profile(id:) reads through the request's profiles DataLoader (graphql_schema/loaders.py).
+    monkeypatch.setattr(loaders, "_load_profiles", blocking)
     yield state
 
 
