@@ -12,6 +12,7 @@ from typing import Any
 from tests.browser.test_dashboard import Dashboard, ready_delivery, tid
 from tests.conftest import api_for
 from tests.support import flows
+from tests.support.browser import screenshot
 from tests.support.smtp_sink import SmtpSink
 
 LIFECYCLE_BUTTONS = ("pause", "resume", "stop")
@@ -73,6 +74,11 @@ async def test_pause_resume_and_stop_each_ask_first_and_follow_the_status(
         assert (await flows.delivery(api, ready["id"]))["status"] == "PAUSED"
         assert await enabled(page) == {"resume", "stop"}
         await board.wait_text("live-state", "live")  # a pause does not end the subscription
+        await page.click(tid("stop"))  # the question, for the screenshot; then Cancel
+        await page.wait_for_selector(f"{tid('action-dialog')}[open]")
+        await screenshot(page, "dashboard-stop")
+        await page.click(tid("action-cancel"))
+        await page.wait_for_selector(f"{tid('action-dialog')}:not([open])", state="attached")
 
         await answer(board, "resume", ok=True)
         await board.wait_text("dep-status", "IN_PROGRESS")

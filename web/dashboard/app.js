@@ -416,7 +416,8 @@ function renderKpis(kpis) {
     const node = $(`kpi-${key}`);
     const value = kpis[key];
     node.dataset.value = value === null ? "" : String(value);
-    node.textContent = value === null || value === undefined ? "—"
+    // A rate is null where it does not apply (open rate and CTR of SMS and push).
+    node.textContent = value === null || value === undefined ? (kind === "rate" ? "n/a" : "—")
       : kind === "rate" ? `${Number(value).toFixed(2)} %`
       : kind === "time" ? (value ? when(value) : "never") : String(value);
   }
