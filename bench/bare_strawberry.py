@@ -10,6 +10,8 @@ uses, so that what the real server adds shows as the difference:
 - `me { id }`: a constant;
 - `deliveries(first:)`: that many in-memory deliveries with the real `Delivery` fields the
   benches select (id label status kpis { ... }), plus totalCount and pageInfo;
+- `sendingLogs(deliveryId:, first:)` and `profile(id:) { history(first:) }`: that many
+  in-memory sending logs with the fields the benches select;
 - `deploymentProgress(deliveryId:)`: one shared snapshot, handed to every subscriber when
   `POST /tick` replaces it (the snapshot's `at` is the time of the tick): the real server's
   fan-out pattern (one watcher, many subscribers) without the database read;
@@ -82,6 +84,58 @@ class DeliveryConnection:
     edges: list[DeliveryEdge]
     page_info: PageInfo
     total_count: int
+
+
+@strawberry.enum
+class SendingLogStatus(enum.Enum):
+    TO_SEND = "TO_SEND"
+    SENT = "SENT"
+
+
+@strawberry.type
+class SendingLog:
+    id: strawberry.ID
+    address: str
+    status: SendingLogStatus
+    retries: int
+    event_at: datetime | None
+    excluded: bool
+    failure_reason: str | None
+
+
+@strawberry.type
+class SendingLogEdge:
+    cursor: str
+    node: SendingLog
+
+
+@strawberry.type
+class SendingLogConnection:
+    edges: list[SendingLogEdge]
+    page_info: PageInfo
+    total_count: int
+
+
+@strawberry.type
+class Profile:
+    id: strawberry.ID
+    email: str | None
+
+    @strawberry.field
+    def history(self, first: int | None = None) -> list[SendingLog]:
+        return [log(i) for i in range(first or 50, 0, -1)]
+
+
+def log(i: int) -> SendingLog:
+    return SendingLog(
+        id=strawberry.ID(str(i)),
+        address=f"reader{i}@example.com",
+        status=SendingLogStatus.TO_SEND,
+        retries=0,
+        event_at=None,
+        excluded=False,
+        failure_reason=None,
+    )
 
 
 @strawberry.type
@@ -172,6 +226,21 @@ class Query:
             page_info=PageInfo(has_next_page=True, end_cursor=f"c{nodes[-1].id}"),
             total_count=100,
         )
+
+    @strawberry.field
+    def sending_logs(
+        self, delivery_id: strawberry.ID, first: int | None = None, after: str | None = None
+    ) -> SendingLogConnection:
+        nodes = [log(i) for i in range(1, (first or 50) + 1)]
+        return SendingLogConnection(
+            edges=[SendingLogEdge(cursor=f"c{n.id}", node=n) for n in nodes],
+            page_info=PageInfo(has_next_page=True, end_cursor=f"c{nodes[-1].id}"),
+            total_count=100,
+        )
+
+    @strawberry.field
+    def profile(self, id: strawberry.ID) -> Profile | None:
+        return Profile(id=id, email="reader1@example.com")
 
 
 @strawberry.type

@@ -25,7 +25,11 @@ request without one before parsing it, issue 11):
 - refused: the costliest refused one found, `query($v0: Int, $v1: Int, ...) { me { id } }` up
   to the token limit (graphql-core reports 100 unused variables, then stops);
 - page: `deliveries(first: 50)` with id, label, status, totalCount, pageInfo and the eleven KPI
-  fields of each delivery (the real server reads 60 prepared deliveries: a COUNT and a SELECT).
+  fields of each delivery (the real server reads 60 prepared deliveries: a COUNT and a SELECT);
+- logs: the sending-logs page, `sendingLogs(deliveryId: "1", first: 50)` with seven fields of
+  each log (the delivery has 60; as an administrator);
+- history: a profile's history, `profile(id: "1") { history(first: 50) { ... } }` (60
+  messages).
 
 Load generator: a separate process (so that its CPU is not the server's), asyncio on uvloop
 with raw HTTP/1.1 keep-alive sockets and prebuilt requests (as little client CPU per request
@@ -102,8 +106,18 @@ QUERIES = {
     "refused": filled(lambda i: f"$v{i}: Int ", "query(", ") { me { id } }"),
     "page": "{ deliveries(first: 50) { totalCount pageInfo { hasNextPage endCursor }"
     f" edges {{ node {{ id label status kpis {{ {KPIS} }} }} }} }} }}",
+    "logs": '{ sendingLogs(deliveryId: "1", first: 50) { totalCount pageInfo { hasNextPage'
+    " endCursor } edges { node { id address status retries eventAt excluded failureReason } } } }",
+    "history": '{ profile(id: "1") { id email history(first: 50) { id address status retries'
+    " eventAt excluded } } }",
 }
 OPERATION_NAMES = {"worst": "Q0"}
+# the pages, and where their rows are in an answer
+PAGES = {
+    "page": lambda data: data["deliveries"]["edges"],
+    "logs": lambda data: data["sendingLogs"]["edges"],
+    "history": lambda data: data["profile"]["history"],
+}
 REFUSED = {"refused"}  # answers with `errors`, on purpose
 BODY = '<p>Hello</p><a href="https://example.com/offer">Offer</a>'
 WARM_UP = 1.0
@@ -287,15 +301,16 @@ def check_answer(base_url: str, token: str | None, name: str, edges: int | None)
     ).json()
     if bool(answer.get("errors")) != (name in REFUSED):
         raise SystemExit(f"{base_url}, {name}: {str(answer)[:500]}")
-    if edges is not None and len(answer["data"]["deliveries"]["edges"]) != edges:
-        raise SystemExit(f"{base_url}: the page does not hold {edges} deliveries")
+    if edges is not None and len(PAGES[name](answer["data"])) != edges:
+        raise SystemExit(f"{base_url}: the {name} page does not hold {edges} rows")
 
 
 async def make_deliveries(base_url: str, token: str, n: int) -> None:
-    """n prepared deliveries to 10 profiles each (their KPIs: toSend 10, the rest 0)."""
+    """n prepared deliveries to 60 profiles each (their KPIs: toSend 60, the rest 0): each
+    delivery has 60 sending logs, each profile a history of n messages."""
     async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
         api = Client(http, token)
-        await import_profiles(api, [{"email": f"reader{i}@example.com"} for i in range(10)])
+        await import_profiles(api, [{"email": f"reader{i}@example.com"} for i in range(60)])
         for i in range(n):
             created = await api.gql(
                 "mutation($i: CreateDeliveryInput!) { createDelivery(input: $i) { id } }",
@@ -318,7 +333,7 @@ async def make_deliveries(base_url: str, token: str, n: int) -> None:
 def measure(server: ServerProcess, label: str, token: str, args: argparse.Namespace) -> list[Load]:
     out = []
     for name in args.queries:
-        check_answer(server.base_url, token, name, 50 if name == "page" else None)
+        check_answer(server.base_url, token, name, 50 if name in PAGES else None)
         for c in args.connections:
             load = run_load(server, label, QUERIES[name], token, c, args.duration)
             print(
@@ -344,7 +359,7 @@ def main() -> int:
         "--queries",
         type=lambda s: s.split(","),
         default=["typename", "simple", "page"],
-        help="typename, simple, me, worst, refused, page",
+        help="typename, simple, me, worst, refused, page, logs, history",
     )
     args = parser.parse_args()
 

@@ -2,6 +2,7 @@
 
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -39,6 +40,16 @@ class ProgressSource(Protocol):
     def snapshots(self, delivery_id: int) -> AsyncIterator[Snapshot]: ...
 
 
+class ImportProgressSource(Protocol):
+    """The progress of CSV uploads of profiles (server/http/profile_import.py publishes it):
+    `follow(import_id)` enters once listening, then yields each event of that import as a
+    dict (importId, operatorId, state, lines, created, updated, rejected, error)."""
+
+    def follow(
+        self, import_id: str
+    ) -> AbstractAsyncContextManager[AsyncIterator[dict[str, Any]]]: ...
+
+
 async def _nothing(operator_id: int) -> None:
     return None
 
@@ -56,6 +67,7 @@ class Context:
     changed: Changed
     wake_engine: Callable[[], Awaitable[None]]
     progress: ProgressSource
+    imports: ImportProgressSource | None = None
     # "This operator was revoked or its token rotated": the server forgets the cached token
     # and closes the operator's open WebSockets (4403).
     operator_changed: Callable[[int], Awaitable[None]] = _nothing

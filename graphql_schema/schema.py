@@ -27,6 +27,7 @@ from graphql_schema.execution import Executor
 from graphql_schema.operators.resolvers import OperatorMutations, OperatorQueries
 from graphql_schema.profiles.mutations import ProfileMutations
 from graphql_schema.profiles.queries import ProfileQueries
+from graphql_schema.profiles.subscriptions import ProfileSubscriptions
 from graphql_schema.proofs.mutations import ProofMutations
 from graphql_schema.proofs.queries import ProofQueries
 from graphql_schema.strings import StorableStrings
@@ -53,7 +54,7 @@ Mutation = merge_types(
         ProofMutations,
     ),
 )
-Subscription = merge_types("Subscription", (DeliverySubscriptions,))
+Subscription = merge_types("Subscription", (DeliverySubscriptions, ProfileSubscriptions))
 
 
 class Schema(strawberry.Schema):

@@ -51,7 +51,8 @@ class TrackingLog(Model):
 
     class Meta:
         table = "tracking_log"
-        indexes = (("delivery_id", "kind", "sending_log_id"),)
+        # (delivery_id, id): the CSV export's keyset pages (models/exports.py).
+        indexes = (("delivery_id", "kind", "sending_log_id"), ("delivery_id", "id"))
         unique_together = (("sending_log_id", "kind", "link"),)
 
 

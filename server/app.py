@@ -25,6 +25,8 @@ from server.http.dashboard import Dashboard
 from server.http.feedback import feedback_endpoint
 from server.http.graphiql import GraphiQL
 from server.http.limits import BodyLimit
+from server.http.log_export import LogExportEndpoints
+from server.http.profile_import import PATH, ProfileImportEndpoint
 from server.http.ses import SesWebhook
 from server.http.sparkpost import SparkPostWebhook
 from server.http.tracking import TrackingEndpoints
@@ -66,6 +68,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     runtime = Runtime(settings, bus, mta, intake, hub, engine)
     graphql = GraphQLApp(settings, bus, hub, mta)
     endpoints: list[Endpoints] = [
+        ProfileImportEndpoint(settings, graphql.imports_schema, graphql.tokens, graphql.imports),
+        LogExportEndpoints(graphql.tokens),
         GraphiQL(settings),
         Dashboard(settings),
         TrackingEndpoints(settings, intake.changed),
@@ -124,7 +128,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/health", health, methods=["GET"]),
             *(route for group in endpoints for route in group.routes),
         ],
-        middleware=[Middleware(BodyLimit, max_bytes=settings.max_body_bytes)],
+        # The CSV upload has its own limit (PROFILE_IMPORT_MAX_BYTES), checked as it reads.
+        middleware=[Middleware(BodyLimit, max_bytes=settings.max_body_bytes, own_limit=(PATH,))],
         lifespan=lifespan,
     )
     app.state.runtime = runtime

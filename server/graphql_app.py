@@ -42,6 +42,7 @@ from server.http.graphql_http import (
 from server.http.operator_sockets import OperatorCheckedHandler, OperatorSockets
 from server.http.token_cache import TokenCache
 from server.http.websocket_guard import websocket_origins
+from server.import_progress import ImportProgress
 from server.mta.base import Mta
 from server.mta.proofs import ProofSender
 from server.progress import ProgressHub
@@ -69,8 +70,10 @@ class GraphQLApp(GraphQL[Context, None]):
             max_tokens=settings.max_query_tokens,
             max_cost=settings.max_query_cost,
         )
+        schema = build_schema(options)
+        self.imports_schema = schema  # the CSV upload reads rows as ProfileInput
         super().__init__(
-            build_schema(options),
+            schema,
             graphql_ide="graphiql",  # rendered by render_graphql_ide: our offline page
             allow_queries_via_get=True,  # queries only: a mutation over GET is a 405
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
@@ -79,6 +82,7 @@ class GraphQLApp(GraphQL[Context, None]):
             allowed_origins=websocket_origins(settings.allowed_origins),
         )
         self.settings, self.bus, self.hub = settings, bus, hub
+        self.imports = ImportProgress(bus)
         # previewDelivery's and sendProof's tracking URLs, and sendProof's relay
         self.tracker = Tracker(settings.public_url or DEFAULT_PUBLIC_URL, settings.tracking_key)
         self.relay_proof = ProofSender(mta)
@@ -238,6 +242,7 @@ class GraphQLApp(GraphQL[Context, None]):
             changed=changed,
             wake_engine=wake_engine,
             progress=self.hub,
+            imports=self.imports,
             operator_changed=self._operator_changed,
             tracker=self.tracker,
             relay_proof=self.relay_proof,

@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     quarantine_threshold: int = Field(5, ge=1)
     quarantine_gap_hours: float = Field(24.0, ge=0)
     max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024)
+    # The CSV upload of profiles (docs/bulk.md): its own body limit (MAX_BODY_BYTES does not
+    # apply to it), the longest record, and the rows written per transaction.
+    profile_import_max_bytes: int = Field(256 * 1024 * 1024, ge=1024)
+    profile_import_max_record_chars: int = Field(64 * 1024, ge=1024)
+    profile_import_batch_rows: int = Field(5000, ge=1, le=50_000)
 
     # Mail (docs/smtp.md). The SMTP options themselves ride in MTA_URL's query string.
     mail_from: str = "Campaign <noreply@delivery.local>"

@@ -10,6 +10,7 @@ from models.address_status import AddressState
 
 @strawberry.type(description="An address that has failed or been deny-listed.")
 class AddressStatus:
+    id: strawberry.ID = strawberry.field(description="The address itself: a cache's key.")
     address: str = strawberry.field(
         description="As preparation stores it: an email lower-cased, an SMS number as +digits."
     )
@@ -32,6 +33,7 @@ class AddressStatus:
     @classmethod
     def of(cls, s: AddressState) -> "AddressStatus":
         return cls(
+            id=strawberry.ID(s.address),
             address=s.address,
             error_count=s.error_count,
             last_error_at=s.last_error_at,

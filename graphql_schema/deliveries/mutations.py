@@ -126,4 +126,4 @@ class DeliveryMutations:
         delivery_pk = parse_id(delivery_id, "delivery")
         kpis = await compute_stats(delivery_pk, utcnow())
         await info.context.changed(delivery_pk)
-        return DeploymentKpis.of(kpis)
+        return DeploymentKpis.of(kpis, delivery_pk)

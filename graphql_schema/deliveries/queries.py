@@ -145,4 +145,4 @@ class DeliveryQueries:
         self, info: Info[Context, None], delivery_id: strawberry.ID
     ) -> DeploymentKpis | None:
         found = await info.context.loaders.deliveries.load(parse_id(delivery_id, "delivery"))
-        return DeploymentKpis.of(found.kpis) if found is not None else None
+        return DeploymentKpis.of(found.kpis, found.id) if found is not None else None

@@ -45,9 +45,10 @@ class DeliverySubscriptions:
                 if progress is None:
                     d = snap.delivery
                     progress = snap.shared["progress"] = DeploymentProgress(
+                        id=strawberry.ID(str(d.id)),
                         delivery=Delivery.of(d),
                         status=d.status,
-                        kpis=DeploymentKpis.of(d.kpis),
+                        kpis=DeploymentKpis.of(d.kpis, d.id),
                         at=snap.at,
                         waiting_for=DeliveryWaiting.of(d),
                         waves=Waves.of(d, snap.at),

@@ -53,8 +53,12 @@ if TYPE_CHECKING:
     from graphql_schema.profiles.types import Profile
 
 
-@strawberry.type
+@strawberry.type(
+    description="A delivery's figures. `id` is the delivery's: a normalised cache keeps one"
+    " DeploymentKpis per delivery, so computeStats and deploymentProgress update Delivery.kpis."
+)
 class DeploymentKpis:
+    id: strawberry.ID = strawberry.field(description="The delivery's id.")
     to_send: int
     processed: int
     sent: int
@@ -75,9 +79,17 @@ class DeploymentKpis:
     )
     complaint_rate: float = strawberry.field(description="complaints / sent * 100.")
 
+    @strawberry.field(description="The delivery these figures are of.")
+    async def delivery(
+        self, info: Info[Context, None]
+    ) -> Annotated["Delivery", strawberry.lazy("graphql_schema.deliveries.types")] | None:
+        found = await info.context.loaders.deliveries.load(int(self.id))
+        return Delivery.of(found) if found is not None else None
+
     @classmethod
-    def of(cls, k: Kpis) -> "DeploymentKpis":
+    def of(cls, k: Kpis, delivery_id: int) -> "DeploymentKpis":
         return cls(
+            id=strawberry.ID(str(delivery_id)),
             to_send=k.to_send,
             processed=k.processed,
             sent=k.sent,
@@ -98,6 +110,7 @@ class DeploymentKpis:
 
 @strawberry.type(description="The number of recipients excluded at preparation, by reason.")
 class ExclusionCause:
+    id: strawberry.ID = strawberry.field(description="The delivery's id and the reason.")
     reason: FailureReason
     count: int
 
@@ -222,6 +235,7 @@ async def sending_log_page(
     " unreachable, so the engine backs off and tries again by itself (docs/engine.md)."
 )
 class DeliveryWaiting:
+    id: strawberry.ID = strawberry.field(description="The delivery's id.")
     reason: WaitingReason
     since: datetime = strawberry.field(description="When the wait began (the first failure).")
     retry_at: datetime | None = strawberry.field(description="When the engine tries next.")
@@ -235,6 +249,7 @@ class DeliveryWaiting:
         if d.waiting_reason is None or d.waiting_since is None:
             return None
         return cls(
+            id=strawberry.ID(str(d.id)),
             reason=d.waiting_reason,
             since=d.waiting_since,
             retry_at=d.waiting_retry_at,
@@ -248,6 +263,7 @@ class DeliveryWaiting:
     " the sending is in it."
 )
 class Waves:
+    id: strawberry.ID = strawberry.field(description="The delivery's id.")
     first_size: int
     size: int
     interval_minutes: int
@@ -266,6 +282,7 @@ class Waves:
         if state is None:
             return None
         return cls(
+            id=strawberry.ID(str(d.id)),
             first_size=state.plan.first_size,
             size=state.plan.size,
             interval_minutes=state.plan.interval_minutes,
@@ -278,6 +295,7 @@ class Waves:
 
 @strawberry.type(description="How many messages wait for their own send time, and until when.")
 class SendTimeWait:
+    id: strawberry.ID = strawberry.field(description="The delivery's id.")
     messages: int = strawberry.field(
         description="Messages whose send time (their recipient's zone, or their wave) has not"
         " come yet."
@@ -287,10 +305,11 @@ class SendTimeWait:
     @classmethod
     def of(cls, d: m_delivery.Delivery, now: datetime) -> "SendTimeWait":
         waves = m_waves.state(d, now)
+        key = strawberry.ID(str(d.id))
         if waves is not None:
-            return cls(messages=waves.waiting, next_at=waves.next_at)
+            return cls(id=key, messages=waves.waiting, next_at=waves.next_at)
         count, next_at = m_send_time.waiting(d, now)
-        return cls(messages=count, next_at=next_at)
+        return cls(id=key, messages=count, next_at=next_at)
 
 
 AUDIENCE_PAGE = 1000
@@ -309,6 +328,7 @@ def reason_of(value: str | None) -> FailureReason | None:
 
 @strawberry.type(description="Who a delivery is sent to, as createDelivery took it.")
 class DeliveryAudience:
+    id: strawberry.ID = strawberry.field(description="The delivery's id.")
     _audience: strawberry.Private[dict[str, Any]]
 
     @strawberry.field(description="Every profile (then profileIds is empty).")
@@ -339,6 +359,7 @@ async def _operator(info: Info[Context, None], name: str | None) -> Operator | N
 
 @strawberry.type(description="How a recurring delivery repeats (docs/scheduling.md).")
 class Recurrence:
+    id: strawberry.ID = strawberry.field(description="The delivery's id.")
     rule: str | None = strawberry.field(
         description="The RFC 5545 RRULE, read in the delivery's timeZone; null for a recurrence"
         " given by intervalSeconds."
@@ -382,6 +403,7 @@ class Recurrence:
         if d.recurrence_interval is None and d.recurrence_rule is None:
             return None
         return cls(
+            id=strawberry.ID(str(d.id)),
             rule=d.recurrence_rule,
             interval_seconds=d.recurrence_interval,
             aggregation_period=d.aggregation_period,
@@ -469,11 +491,12 @@ class Delivery:
 
     @strawberry.field
     def kpis(self) -> DeploymentKpis:
-        return DeploymentKpis.of(self._model.kpis)
+        return DeploymentKpis.of(self._model.kpis, self._model.id)
 
     @strawberry.field(description="Who it is sent to: what updateDelivery takes back.")
     def audience(self) -> DeliveryAudience:
-        return DeliveryAudience(_audience=self._model.audience or {})
+        key = strawberry.ID(str(self._model.id))
+        return DeliveryAudience(id=key, _audience=self._model.audience or {})
 
     @strawberry.field(description="When the delivery was created.")
     def created_at(self) -> datetime:
@@ -539,8 +562,9 @@ class Delivery:
     @strawberry.field(description="Exclusions at preparation, counted by reason.")
     async def exclusions(self, info: Info[Context, None]) -> list[ExclusionCause]:
         causes = await info.context.loaders.exclusions.load(self._model.id)
-        undefined = FailureReason.UNDEFINED
-        return [ExclusionCause(reason=reason_of(r) or undefined, count=n) for r, n in causes]
+        found = [(reason_of(r) or FailureReason.UNDEFINED, n) for r, n in causes]
+        key = self._model.id
+        return [ExclusionCause(id=strawberry.ID(f"{key}:{r}"), reason=r, count=n) for r, n in found]
 
     @strawberry.field(
         description="The messages of this delivery, in id order, matching every filter given:"
@@ -627,8 +651,12 @@ class Delivery:
         )
 
 
-@strawberry.type
+@strawberry.type(
+    description="One snapshot of a delivery's progress; `id` is the delivery's, so that a"
+    " normalised cache keeps the latest one, and its delivery and kpis update the delivery."
+)
 class DeploymentProgress:
+    id: strawberry.ID = strawberry.field(description="The delivery's id.")
     delivery: Delivery
     status: DeliveryStatus
     kpis: DeploymentKpis

@@ -25,6 +25,7 @@ class ProofRecipient:
 
 @strawberry.type(description="A proof: the delivery's message mailed to reviewers. Never counts.")
 class Proof:
+    id: strawberry.ID = strawberry.field(description="The proof's own id (a cache's key).")
     number: int = strawberry.field(description="n in the subject's `[Proof #n]`, per delivery.")
     recipients: list[ProofRecipient]
     sent_at: datetime
@@ -34,6 +35,7 @@ class Proof:
     @classmethod
     def of(cls, proof: m_proofs.Proof) -> "Proof":
         return cls(
+            id=strawberry.ID(str(proof.id)),
             number=proof.number,
             recipients=[
                 ProofRecipient(

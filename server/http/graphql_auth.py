@@ -45,9 +45,13 @@ def _refused(message: str, media_type: str, error: str | None = None) -> Respons
     )
 
 
-async def authenticate(request: Request, tokens: TokenCache) -> Operator | Response:
-    """The request's operator, or the response that refuses it (406, 401 or 429)."""
-    media_type = negotiate(request.headers.get("accept"))
+async def authenticate(
+    request: Request, tokens: TokenCache, media_type: str | None = None
+) -> Operator | Response:
+    """The request's operator, or the response that refuses it (406, 401 or 429). The plain
+    HTTP endpoints for operators (the CSV upload and exports) pass the JSON `media_type` their
+    errors are written in: they answer CSV, whatever the client accepts."""
+    media_type = media_type or negotiate(request.headers.get("accept"))
     if media_type is None:
         reason = f"Not Acceptable: send Accept: {GRAPHQL_RESPONSE} or {JSON}"
         return error_response(406, reason, None)

@@ -61,6 +61,10 @@ async def test_update_delivery_is_a_patch_and_reads_back_what_it_takes(api: Api)
 LINKS = """query($id: ID!) { delivery(id: $id) { confirmedBy confirmedByOperator { id name }
   approvedByOperator { id } stoppedByOperator { id } } }"""
 ROLES = "query($id: ID!) { delivery(id: $id) { confirmedByOperator { name roles createdAt } } }"
+STATS = """mutation($id: ID!) { computeStats(deliveryId: $id) { id sent
+  delivery { id kpis { id sent } } } }"""
+PROGRESS = """subscription($id: ID!) { deploymentProgress(deliveryId: $id) { id
+  kpis { id sent } delivery { id status allowedActions kpis { id sent } } } }"""
 HISTORY = """query($id: ID!) { profile(id: $id) { history { status
   delivery { id label allowedActions } } } }"""
 
@@ -97,3 +101,47 @@ async def test_links_reach_what_the_role_may_read_and_no_more(api: Api) -> None:
     error = await api.error(HISTORY, {"id": profile_id}, as_="reader")
     assert error["extensions"]["code"] == "FORBIDDEN"
     assert len(logs) == 1
+
+    # what a mutation and a subscription return carries the ids a normalised cache needs
+    stats = await api.gql(STATS, {"id": delivery_id}, as_="starter")
+    assert stats["computeStats"]["id"] == delivery_id
+    assert stats["computeStats"]["delivery"]["kpis"]["id"] == delivery_id
+    async with api.subscribe(PROGRESS, {"id": delivery_id}, as_="reader") as events:
+        first = (await events.next())["data"]["deploymentProgress"]
+    assert first["id"] == first["delivery"]["id"] == first["kpis"]["id"] == delivery_id
+    assert first["delivery"]["kpis"]["sent"] == first["kpis"]["sent"] == 1
+    assert first["delivery"]["allowedActions"] == []
+
+
+# Objects a normalised cache keeps inside their parent: pages, and a mutation's payload.
+EMBEDDED = {
+    "PageInfo",
+    "CreateOperatorPayload",
+    "RotateOperatorTokenPayload",
+    "ImportProfilesPayload",
+    "ProofRecipient",  # one address of a proof, only ever read inside its Proof
+}
+
+
+def test_every_object_a_mutation_or_a_subscription_returns_has_an_id() -> None:
+    """docs/frontend.md: a normalised cache (urql's graphcache, Apollo's InMemoryCache) keys
+    each object by __typename and id, so an answer updates every screen that shows it."""
+    from graphql import GraphQLObjectType, get_named_type
+
+    from graphql_schema.schema import schema
+
+    seen: set[str] = set()
+    missing = []
+    roots = [schema._schema.mutation_type, schema._schema.subscription_type]
+    todo = [get_named_type(f.type) for root in roots if root for f in root.fields.values()]
+    while todo:
+        kind = todo.pop()
+        if not isinstance(kind, GraphQLObjectType) or kind.name in seen:
+            continue
+        seen.add(kind.name)
+        paging = kind.name.endswith(("Connection", "Edge"))
+        if "id" not in kind.fields and kind.name not in EMBEDDED and not paging:
+            missing.append(kind.name)
+        todo += [get_named_type(f.type) for f in kind.fields.values()]
+    assert "DeploymentKpis" in seen and "Operator" in seen
+    assert missing == []

@@ -130,6 +130,8 @@ CAPS = {
     ("Mutation", "importProfiles", "profiles"): 10_000,
     ("Mutation", "createOperator", "roles"): 4,
     ("AudienceInput", "profileIds", ""): 100_000,
+    ("SendProofInput", "addresses", ""): 20,  # with profileIds: 20 recipients a proof
+    ("SendProofInput", "profileIds", ""): 20,
 }
 # `last` has the cap of `first` wherever both are arguments (graphql_schema/pagination.py).
 
