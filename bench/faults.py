@@ -32,8 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.conftest import PG_AVAILABLE  # noqa: E402
 from tests.support import fault_scenarios as scenarios  # noqa: E402
+from tests.support.databases import PG_AVAILABLE  # noqa: E402
 from tests.support.faults import (  # noqa: E402
     Figures,
     NotSurvived,

@@ -311,7 +311,7 @@ def profile_report(profile: cProfile.Profile, wall: float, top: int = 25) -> str
 
 
 class RunningServer:
-    """The app under uvicorn in this process (the idea of tests/conftest.py's RunningServer)."""
+    """The app under uvicorn in this process (as tests/support/server.py's RunningServer)."""
 
     def __init__(self, settings: Settings) -> None:
         self.app = create_app(settings)

@@ -1,5 +1,5 @@
 """What the test fixtures cost each test: a fresh database, a server started, a client with its
-operators, the server stopped and the database dropped (tests/conftest.py,
+operators, the server stopped and the database dropped (tests/conftest.py, tests/support/server.py,
 tests/support/databases.py).
 
     git worktree add /tmp/before <commit>     # the tree to compare with (its tests/ are used)

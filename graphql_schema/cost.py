@@ -49,6 +49,7 @@ from graphql import (
 from graphql_schema.pagination import DEFAULT_PAGE, MAX_PAGE
 from graphql_schema.profiles.types import HISTORY_MAX, HISTORY_PAGE
 from models.enums import FailureReason
+from models.kpi_history import MAX_POINTS
 from models.profile import MAX_IMPORT
 
 # (type, field) -> (default page, cap) for paged fields that differ from DEFAULT_PAGE/MAX_PAGE.
@@ -62,6 +63,7 @@ PAGES: dict[tuple[str, str], tuple[int, int]] = {
 # refused by its resolver above models/recurrence.py's MAX_NEXT_OCCURRENCES (50).
 LIST_BOUNDS: dict[tuple[str, str], int | str] = {
     ("Delivery", "exclusions"): len(FailureReason),  # one entry per exclusion reason
+    ("Delivery", "kpiHistory"): MAX_POINTS,  # models/kpi_history.py thins beyond it
     ("ImportProfilesPayload", "profiles"): "profiles",  # importProfiles(profiles: [...])
     ("Delivery", "proofs"): 50,  # the newest MAX_PROOFS_LISTED (graphql_schema/proofs/types.py)
     ("Proof", "recipients"): 20,  # MAX_PROOF_RECIPIENTS (models/proofs.py)

@@ -15,4 +15,5 @@ MODEL_MODULES = [
     "models.tracking",
     "models.audit",
     "models.proofs",
+    "models.kpi_history",
 ]

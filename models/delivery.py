@@ -183,6 +183,7 @@ class Delivery(Model):
             stats_computed_at=self.stats_computed_at,
             complaints=self.complaints,
             unsubscriptions=self.unsubscriptions,
+            channel=self.channel,
         )
 
     def refusal(self, action: str) -> str | None:

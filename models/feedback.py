@@ -40,8 +40,10 @@ from models.reasons import Bounce, Verdict
 from models.relay import add_to_counters, lock_deliveries
 from models.sending_log import OUTCOME_OF_FEEDBACK, Outcome, counter_deltas, transition
 from models.sql import Sql, in_list, parse_ts
+from models.tracking import tracked_logs
 
 MAX_EVENTS = 1000
+SENT = SendingLogStatus.SENT
 # The reason of a bounce reported without one (the contract's webhook makes `reason` optional).
 DEFAULT_REASONS: dict[FeedbackType, Bounce] = {
     FeedbackType.HARD_BOUNCE: Bounce(Verdict.HARD, FailureReason.USER_UNKNOWN),
@@ -99,6 +101,10 @@ class _Log:
     mode: FeedbackMode
     valid_until: datetime | None
     changed: bool = False
+    initial: SendingLogStatus | None = None  # the status before this batch
+
+    def __post_init__(self) -> None:
+        self.initial = self.status
 
 
 async def apply_feedback(
@@ -165,6 +171,7 @@ async def apply_feedback(
                 for log in changed
             ],
         )
+        await _follow_opens(sql, changed, deltas)
         for delivery_id, delta in deltas.items():
             await add_to_counters(sql, delivery_id, delta)
         # Every address this batch touches is locked at once, in address order, so that
@@ -175,6 +182,35 @@ async def apply_feedback(
         counted = await record_opt_outs(sql, opt_outs) if opt_outs else set()
         result.deliveries = {log.delivery_id for log in changed} | counted
     return result
+
+
+async def _follow_opens(sql: Sql, changed: list["_Log"], deltas: dict[int, dict[str, int]]) -> None:
+    """Opens and clicks count only recipients whose log is SENT (SPEC §5). A log that becomes
+    SENT with opens or clicks already recorded (an EFS message opened before its delivery
+    report) counts them at once; one that stops being SENT (a LEGACY bounce) takes its own
+    away, never more than the counter holds (the hourly refresh may not have counted them yet).
+    So the counters never exceed what the tracking logs say of SENT logs, nor `sent`."""
+    flips = [log for log in changed if (log.initial is SENT) != (log.status is SENT)]
+    deliveries = sorted({log.delivery_id for log in flips})
+    if not deliveries or not await sql.rows(
+        "SELECT 1 AS x FROM tracking_log WHERE delivery_id IN " + in_list(deliveries) + " LIMIT 1",
+        deliveries,
+    ):
+        return  # no open yet (the common case while a send runs): nothing to look up per log
+    tracked = await tracked_logs(sql, sorted(log.id for log in flips))
+    moves: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for log in flips:
+        if log.id in tracked:
+            step = 1 if log.status is SENT else -1
+            moves[log.delivery_id]["opens"] += step
+            moves[log.delivery_id]["clicks"] += step if tracked[log.id] else 0
+    for delivery_id, move in moves.items():
+        if move["opens"] < 0 or move["clicks"] < 0:
+            rows = await sql.rows("SELECT opens, clicks FROM delivery WHERE id = ?", [delivery_id])
+            for name in ("opens", "clicks"):
+                move[name] = max(move[name], -int(rows[0][name])) if rows else 0
+        for name, value in move.items():
+            deltas[delivery_id][name] += value
 
 
 async def _resolve_log_ids(sql: Sql, events: dict[str, Event]) -> dict[str, Event]:

@@ -22,6 +22,7 @@ from models.audit import record as audit
 from models.delivery import LIFECYCLE, MAX_VALIDITY_SECONDS, Delivery, utcnow
 from models.enums import Channel, DeliveryStatus, FeedbackMode, Role
 from models.errors import BadInput, Forbidden, InvalidState, NotFound, PreparationFailed
+from models.kpi_history import record_points
 from models.preparation import append_logs, audience_warnings, check_content, create_logs
 from models.profile import Profile
 from models.recurrence import AggregationPeriod, parse_rule, period_bounds
@@ -35,6 +36,7 @@ from models.relay import (
 )
 from models.sending_log import TABLES, Outcome, counter_deltas
 from models.sql import Sql
+from models.stats import recount_tracking
 from models.timezones import check_zone, localise, zone
 from models.waves import WavePlan, plan_of
 
@@ -573,9 +575,15 @@ async def spawn_occurrences(now: datetime) -> list[int]:
                     AuditAction.STARTED, ENGINE, child, S.READY, now, confirmedBy=child.confirmed_by
                 )
             await child.save()
+            if parent.confirm_each_occurrence:
+                changed += await _supersede_waiting(Sql(conn), parent, child, index, now)
+            # The recurring delivery's counters are the sums of its occurrences' (SPEC §5);
+            # before the first one they were its preparation's target.
+            parent.to_send = child.to_send + (parent.to_send if parent.occurrences_created else 0)
             parent.occurrences_created = index
             await _plan_next(parent, due, now)
             await parent.save()
+            await record_points(Sql(conn), "id IN (?, ?)", [parent.id, child.id])
             changed += [parent.id, child.id]
     return changed
 
@@ -639,6 +647,7 @@ async def _join_period(sql: Sql, parent: Delivery, due: datetime, now: datetime)
     before = occurrence.status
     occurrence.to_send += to_send
     occurrence.excluded += excluded
+    parent.to_send += to_send  # the recurring delivery's figures are its occurrences' sums
     if duplicates and DUPLICATES_WARNING not in occurrence.warnings:
         occurrence.warnings = [*occurrence.warnings, DUPLICATES_WARNING]
     if to_send:
@@ -653,6 +662,37 @@ async def _join_period(sql: Sql, parent: Delivery, due: datetime, now: datetime)
         execution=occurrence.executions, toSend=to_send, excluded=excluded, duplicates=duplicates,
     )  # fmt: skip
     return occurrence.id
+
+
+async def _supersede_waiting(
+    sql: Sql, parent: Delivery, child: Delivery, index: int, now: datetime
+) -> list[int]:
+    """An occurrence still waiting in PENDING_CONFIRMATION when the next one is due is
+    superseded by it: it is STOPPED by the engine (its messages never sent), so that a late
+    confirmation sends the newest content to the newest audience, and occurrences never pile
+    up. Its to send stays in the recurring delivery's sums, like any stopped delivery's."""
+    waiting = await (
+        Delivery.select_for_update()
+        .filter(parent_id=parent.id, status=S.PENDING_CONFIRMATION)
+        .exclude(id=child.id)
+        .order_by("id")
+    )
+    for old in waiting:
+        old.move("stop")
+        old.ended_at = now
+        cancelled = await cancel_unsent(sql, old.id)
+        await old.save()
+        await _moved(
+            AuditAction.STOPPED,
+            ENGINE,
+            old,
+            S.PENDING_CONFIRMATION,
+            now,
+            cancelled=cancelled,
+            reason=f"superseded by occurrence #{index}: it was not confirmed in time",
+            supersededBy=child.id,
+        )
+    return [old.id for old in waiting]
 
 
 async def mark_sent_if_done(delivery_id: int, now: datetime) -> bool:
@@ -707,6 +747,7 @@ async def _expire(sql: Sql, delivery: Delivery, now: datetime) -> None:
         for name, value in counter_deltas(status, after).items():
             deltas[name] = deltas.get(name, 0) + value * moved
     await add_to_counters(sql, delivery.id, deltas)
+    await recount_tracking(sql, delivery.id)  # LEGACY logs that left SENT take their opens
     await drop_retries(sql, delivery.id)
     never_relayed = await fail_unrelayed(sql, delivery.id)
     await delivery.refresh_from_db()

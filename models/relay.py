@@ -27,6 +27,7 @@ from models.enums import (
     FeedbackMode,
     SendingLogStatus,
 )
+from models.kpi_history import record_points
 from models.sending_log import Outcome, counter_deltas, transition
 from models.sql import Sql, in_list
 from models.waiting import recovered_in
@@ -296,22 +297,35 @@ async def lock_deliveries(sql: Sql, delivery_ids: list[int]) -> None:
         )
 
 
+# The delivery and, for an occurrence, its recurring delivery: a recurring delivery's counters
+# are the sums of its occurrences' (SPEC §5), moved by the same statement as the occurrence's.
+# So an occurrence's row is always locked before its parent's (PostgreSQL): a transaction that
+# locks a recurring delivery and then its occurrences must not also wait for counters to move
+# (models/stats.py locks the occurrences first; models/lifecycle.py only stops an occurrence
+# that has relayed nothing).
+AND_ITS_PARENT = "id IN (?, (SELECT p.parent_id FROM delivery p WHERE p.id = ?))"
+
+
 async def add_to_counters(
     sql: Sql, delivery_id: int, deltas: dict[str, int], *, returning: bool = False
 ) -> dict[str, Any] | None:
-    """Add to the delivery's counters; with `returning`, its status and waiting state as the
-    update left them (None when there was nothing to add)."""
+    """Add to the delivery's counters (and to its recurring delivery's), and write the new
+    figures into their history (models/kpi_history.py); with `returning`, the delivery's status
+    and waiting state as the update left them (None when there was nothing to add)."""
     deltas = {k: v for k, v in deltas.items() if v}
     if not deltas:
         return None
     sets = ", ".join(f"{name} = {name} + ?" for name in sorted(deltas))
-    params = [deltas[name] for name in sorted(deltas)] + [delivery_id]
-    statement = f"UPDATE delivery SET {sets} WHERE id = ?"
+    params = [deltas[name] for name in sorted(deltas)] + [delivery_id, delivery_id]
+    statement = f"UPDATE delivery SET {sets} WHERE {AND_ITS_PARENT}"
+    row: dict[str, Any] | None = None
     if not returning:
         await sql.execute(statement, params)
-        return None
-    rows = await sql.rows(statement + " RETURNING status, waiting_since", params)
-    return rows[0] if rows else None
+    else:
+        rows = await sql.rows(statement + " RETURNING id, status, waiting_since", params)
+        row = next((r for r in rows if int(r["id"]) == delivery_id), None)
+    await record_points(sql, AND_ITS_PARENT, [delivery_id, delivery_id], key=delivery_id)
+    return row
 
 
 async def release_claims() -> int:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from tortoise import fields
 from tortoise.models import Model
 
-from models.sql import Sql
+from models.sql import Sql, in_list
 from models.template import links_of
 
 if TYPE_CHECKING:
@@ -56,15 +56,57 @@ class TrackingLog(Model):
         unique_together = (("sending_log_id", "kind", "link"),)
 
 
-async def count_opens_and_clicks(sql: Sql, delivery_id: int) -> tuple[int, int]:
-    """Distinct recipients who opened (or clicked, which proves an open), and who clicked."""
-    rows = await sql.rows(
-        "SELECT COUNT(DISTINCT sending_log_id) AS opens,"
-        " COUNT(DISTINCT CASE WHEN kind = 'CLICK' THEN sending_log_id END) AS clicks"
-        " FROM tracking_log WHERE delivery_id = ?",
+# Distinct recipients with tracking logs, and those who clicked, over a FROM clause.
+_DISTINCT = (
+    "SELECT COUNT(DISTINCT t.sending_log_id) AS opens,"
+    " COUNT(DISTINCT CASE WHEN t.kind = 'CLICK' THEN t.sending_log_id END) AS clicks FROM "
+)
+
+
+async def count_opens_and_clicks(
+    sql: Sql, delivery_id: int, mostly_sent: bool = True
+) -> tuple[int, int]:
+    """Distinct recipients whose log is SENT who opened (or clicked, which proves an open), and
+    who clicked (SPEC §5). A hit on a log that is not SENT (an EFS message whose delivery report
+    has not come, or one that failed) stays in the tracking logs and counts once its log is.
+
+    A join of every tracking log with its sending log costs 2 s on a million-log delivery
+    (bench/kpi_query.py), so the count starts from the smaller side: when most logs are SENT
+    (`mostly_sent`, the caller knows from the counters) it is every recipient with tracking
+    logs (no join) less those whose log is not SENT; otherwise the SENT logs joined with their
+    tracking logs."""
+    if not mostly_sent:
+        rows = await sql.rows(
+            _DISTINCT + "sending_log s JOIN tracking_log t ON t.sending_log_id = s.id"
+            " WHERE s.delivery_id = ? AND s.status = 'SENT'",
+            [delivery_id],
+        )
+        return int(rows[0]["opens"] or 0), int(rows[0]["clicks"] or 0)
+    every = await sql.rows(_DISTINCT + "tracking_log t WHERE t.delivery_id = ?", [delivery_id])
+    not_sent = await sql.rows(
+        _DISTINCT + "sending_log s JOIN tracking_log t ON t.sending_log_id = s.id"
+        " WHERE s.delivery_id = ? AND s.status IN ('TO_SEND', 'PENDING', 'FAILED', 'IGNORED')",
         [delivery_id],
     )
-    return int(rows[0]["opens"] or 0), int(rows[0]["clicks"] or 0)
+    opens = int(every[0]["opens"] or 0) - int(not_sent[0]["opens"] or 0)
+    clicks = int(every[0]["clicks"] or 0) - int(not_sent[0]["clicks"] or 0)
+    return max(opens, 0), max(clicks, 0)
+
+
+async def tracked_logs(sql: Sql, log_ids: list[int]) -> dict[int, bool]:
+    """Of these logs, those with tracking logs: log id -> whether one is a click."""
+    found: dict[int, bool] = {}
+    for start in range(0, len(log_ids), 1000):
+        chunk = log_ids[start : start + 1000]
+        rows = await sql.rows(
+            "SELECT sending_log_id, MAX(CASE WHEN kind = 'CLICK' THEN 1 ELSE 0 END) AS clicked"
+            " FROM tracking_log WHERE sending_log_id IN "
+            + in_list(chunk)
+            + " GROUP BY sending_log_id",
+            chunk,
+        )
+        found.update({int(r["sending_log_id"]): bool(r["clicked"]) for r in rows})
+    return found
 
 
 # Tracking ids: "<delivery>.<log>[.<link>].<signature>", the signature an HMAC-SHA256 of the

@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from tortoise.contrib.starlette import RegisterTortoise
 
+from models.kpi_history import forget_slots
 from models.sql import Sql
 from server.bus import EventBus
 from server.db import apply_migrations, tortoise_config
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await apply_migrations(settings.database_url)
         async with RegisterTortoise(app, config=tortoise_config(settings.database_url)):
+            forget_slots()
             await hub.start()
             for group in endpoints:
                 await group.start()

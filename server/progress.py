@@ -58,6 +58,9 @@ SLICE_TIMEOUT = 0.02  # seconds to wait for a slice to be sent before waking the
 class _Watch:
     def __init__(self, delivery_id: int, interval: float) -> None:
         self.delivery_id, self.interval = delivery_id, interval
+        # A recurring delivery's occurrences: its figures are their sums (SPEC §5), so an
+        # event about one of them wakes this watch too (ProgressHub._listen).
+        self.occurrences: frozenset[int] = frozenset()
         self.dirty = asyncio.Event()
         self.changed = asyncio.Condition()
         self.snapshot: Snapshot | None = None
@@ -112,6 +115,13 @@ class _Watch:
             if not self.gone and (self.snapshot is None or not self.snapshot.final):
                 await self._publish(None)
 
+    async def _fetch(self) -> Delivery | None:
+        delivery = await Delivery.get_or_none(id=self.delivery_id)
+        if delivery is not None and delivery.is_recurring:
+            ids = await Delivery.filter(parent_id=delivery.id).values_list("id", flat=True)
+            self.occurrences = frozenset(int(str(i)) for i in ids)
+        return delivery
+
     async def _read(self) -> Delivery | None:
         """The delivery row. While the database cannot answer (a restart, a fail-over, a full
         disk) the subscribers keep waiting and the read is tried again, pausing longer each
@@ -119,7 +129,7 @@ class _Watch:
         pause = READ_BACKOFF[0]
         while True:
             try:
-                return await Delivery.get_or_none(id=self.delivery_id)
+                return await self._fetch()
             except Exception as error:
                 log.warning(
                     "live progress of delivery %s: cannot read it (%s); retrying in %.1f s",
@@ -185,9 +195,16 @@ class ProgressHub:
                     for each in list(self._watches.values()):
                         each.dirty.set()
                     continue
-                watch = self._watches.get(int(event["id"]))
+                changed = int(event["id"])
+                watch = self._watches.get(changed)
                 if watch is not None:
                     watch.dirty.set()
+                for each in self._recurring():
+                    if changed in each.occurrences:
+                        each.dirty.set()
+
+    def _recurring(self) -> list[_Watch]:
+        return [w for w in self._watches.values() if w.occurrences]
 
     async def snapshots(self, delivery_id: int) -> AsyncIterator[Snapshot]:
         """Yields a snapshot at once, then each change; ends when the delivery ends or is gone."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from tortoise import Tortoise
 
+from models.kpi_history import forget_slots
 from server.bus import EventBus, default_prefix, make_bus
 from server.db import apply_migrations, tortoise_config
 from server.engine import Engine
@@ -56,6 +57,7 @@ async def run_worker(
     core = build_core(settings, engine=engine)
     await apply_migrations(settings.database_url)
     await Tortoise.init(config=tortoise_config(settings.database_url))
+    forget_slots()
     try:
         if core.engine is not None:
             await core.mta.start(core.intake)

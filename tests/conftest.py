@@ -1,34 +1,25 @@
 """Fixtures: a real server (uvicorn on a free port) per test, on SQLite and on PostgreSQL.
 
 PostgreSQL tests use TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres)
-and a fresh database per test (tests/support/databases.py); when that server is not reachable they
-are
-skipped, and the skip reason says so.
+and a fresh database per test (tests/support/databases.py); when that server is not reachable
+they are skipped, and the skip reason says so. The server and its client are in
+tests/support/server.py.
 """
 
-import asyncio
-import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
-import uvicorn
-from tortoise.backends.base.executor import EXECUTOR_CACHE
 
-from server.app import create_app
 from server.settings import Settings
 from tests.support import databases
-from tests.support.client import Api, http_client
-from tests.support.databases import PG_AVAILABLE, PG_URL, ROLES, fresh_database
+from tests.support.client import Api
+from tests.support.databases import PG_AVAILABLE, PG_URL, fresh_database
+from tests.support.server import SECRET, RunningServer, api_for
+from tests.support.smtp_sink import Script, SmtpSink
 
-__all__ = ["PG_AVAILABLE", "PG_URL", "ROLES", "fresh_database"]  # tests import them from here
-SECRET = "test-secret"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+# bench/test_fixtures.py reads these from here, in this tree and in older ones.
+__all__ = ["SECRET", "RunningServer", "api_for", "databases", "fresh_database"]
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -71,53 +62,6 @@ def db_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-class RunningServer:
-    def __init__(self, settings: Settings) -> None:
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        if settings.public_url is None:
-            settings.public_url = self.base_url
-        self.settings = settings
-        # The operators' tokens by role name, when the database has the template's operators.
-        self.operators: dict[str, str] = {}
-        self.app = create_app(settings)
-        config = uvicorn.Config(
-            self.app,
-            host="127.0.0.1",
-            port=self.port,
-            log_level="warning",
-            lifespan="on",
-            ws="websockets-sansio",
-        )
-        self.server = uvicorn.Server(config)
-        self.task: asyncio.Task[None] | None = None
-
-    @property
-    def runtime(self) -> Any:
-        return self.app.state.runtime
-
-    async def start(self) -> None:
-        # tortoise caches INSERT statements per connection *name*, not per dialect: a test run
-        # that goes from SQLite to PostgreSQL in one process must forget them.
-        EXECUTOR_CACHE.clear()
-        self.task = asyncio.create_task(self.server.serve())
-        for _ in range(500):
-            if self.server.started:
-                return
-            if self.task.done():
-                self.task.result()
-            await asyncio.sleep(0.01)
-        raise RuntimeError("server did not start")
-
-    async def stop(self) -> None:
-        self.server.should_exit = True
-        if self.task is not None:
-            await asyncio.wait_for(self.task, 15)
-
-
-ServerFactory = Callable[..., Any]
-
-
 @pytest.fixture
 async def make_server(db_kind: str, tmp_path: Any) -> AsyncIterator[Callable[..., Any]]:
     """Start servers on one fresh database: make_server(mta_url=..., **settings)."""
@@ -151,15 +95,6 @@ async def make_server(db_kind: str, tmp_path: Any) -> AsyncIterator[Callable[...
                 await running.stop()
 
 
-async def api_for(running: RunningServer) -> AsyncIterator[Api]:
-    """A client with one operator per role (ROLES): admin, starter, preparer, approver,
-    reader."""
-    async with http_client(running.base_url, timeout=30) as http:
-        api = Api(running.base_url, http, SECRET)
-        api.tokens.update(running.operators or await databases.create_operators())
-        yield api
-
-
 @pytest.fixture
 async def server(make_server: Callable[..., Any]) -> RunningServer:
     """A server with the capture MTA: feedback comes only from the webhook."""
@@ -171,3 +106,33 @@ async def api(server: RunningServer) -> AsyncIterator[Api]:
     """A client with one operator per role: admin, starter, preparer, approver, reader."""
     async for client in api_for(server):
         yield client
+
+
+@pytest.fixture
+async def production(make_server: Callable[..., Any]) -> AsyncIterator[Api]:
+    """A client of a server with PRODUCTION=true (no introspection, no GraphiQL)."""
+    async for client in api_for(await make_server(production=True)):
+        yield client
+
+
+@pytest.fixture
+def sink() -> Iterator[SmtpSink]:
+    """A real SMTP server (aiosmtpd) in a thread; requested before `make_server`, so it stops
+    after the test's servers."""
+    with SmtpSink() as running:
+        yield running
+
+
+@pytest.fixture
+def make_sink() -> Iterator[Callable[..., SmtpSink]]:
+    """Start SMTP sinks; they stop after the test's servers (requested first, torn down last)."""
+    sinks: list[SmtpSink] = []
+
+    def start(script: Script | None = None, **options: Any) -> SmtpSink:
+        sink = SmtpSink(script, **options).__enter__()
+        sinks.append(sink)
+        return sink
+
+    yield start
+    for sink in sinks:
+        sink.__exit__()

@@ -1,6 +1,7 @@
 """Delivery, its KPIs, its sending logs and its progress, as the contract spells them."""
 
 import dataclasses
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -34,6 +35,8 @@ from graphql_schema.pagination import (
 from graphql_schema.permissions import ANY_ROLE, is_administrator, needs
 from graphql_schema.proofs.types import MAX_PROOFS_LISTED, Proof
 from models import delivery as m_delivery
+from models import enums as m_enums
+from models import kpi_history as m_history
 from models import proofs as m_proofs
 from models import send_time as m_send_time
 from models import sending_log as m_log
@@ -43,7 +46,7 @@ from models.delivery import utcnow
 from models.enums import Role
 from models.errors import BadInput
 from models.keyset import Window
-from models.kpis import Kpis
+from models.kpis import COUNTERS, Kpis
 from models.lifecycle import MAX_AUDIENCE_IDS
 from models.recurrence import MAX_NEXT_OCCURRENCES, describe
 from models.redaction import plain_failure
@@ -56,9 +59,13 @@ if TYPE_CHECKING:
 @strawberry.type(
     description="A delivery's figures. `id` is the delivery's: a normalised cache keeps one"
     " DeploymentKpis per delivery, so computeStats and deploymentProgress update Delivery.kpis."
+    " A point of kpiHistory has an id of its own (`<delivery id>@<slot>`), so a cache never"
+    " mistakes past figures for the current ones."
 )
 class DeploymentKpis:
-    id: strawberry.ID = strawberry.field(description="The delivery's id.")
+    id: strawberry.ID = strawberry.field(
+        description="The delivery's id (`<delivery id>@<slot>` in kpiHistory)."
+    )
     to_send: int
     processed: int
     sent: int
@@ -68,8 +75,12 @@ class DeploymentKpis:
     bounces_and_errors_rate: float
     opens: int
     clicks: int
-    open_rate: float
-    click_through_rate: float
+    open_rate: float | None = strawberry.field(
+        description="opens / sent * 100; null for SMS and push (SPEC §5)."
+    )
+    click_through_rate: float | None = strawberry.field(
+        description="clicks / sent * 100; null for SMS and push (SPEC §5)."
+    )
     stats_computed_at: datetime | None
     complaints: int = strawberry.field(
         description="Recipients who reported a message of this delivery as spam."
@@ -78,18 +89,20 @@ class DeploymentKpis:
         description="Recipients who unsubscribed from a message of this delivery."
     )
     complaint_rate: float = strawberry.field(description="complaints / sent * 100.")
+    delivery_id: strawberry.Private[int]
 
     @strawberry.field(description="The delivery these figures are of.")
     async def delivery(
         self, info: Info[Context, None]
     ) -> Annotated["Delivery", strawberry.lazy("graphql_schema.deliveries.types")] | None:
-        found = await info.context.loaders.deliveries.load(int(self.id))
+        found = await info.context.loaders.deliveries.load(self.delivery_id)
         return Delivery.of(found) if found is not None else None
 
     @classmethod
-    def of(cls, k: Kpis, delivery_id: int) -> "DeploymentKpis":
+    def of(cls, k: Kpis, delivery_id: int, key: str | None = None) -> "DeploymentKpis":
         return cls(
-            id=strawberry.ID(str(delivery_id)),
+            id=strawberry.ID(key or str(delivery_id)),
+            delivery_id=delivery_id,
             to_send=k.to_send,
             processed=k.processed,
             sent=k.sent,
@@ -106,6 +119,26 @@ class DeploymentKpis:
             unsubscriptions=k.unsubscriptions,
             complaint_rate=k.complaint_rate,
         )
+
+
+@strawberry.type(
+    description="A delivery's KPIs at one moment of its history (at most one point per few"
+    " seconds; older stretches thinned out: docs/kpis.md)."
+)
+class KpiHistoryPoint:
+    id: strawberry.ID = strawberry.field(
+        description="`<delivery id>@<slot>` (`@live` for the figures since the last stored point)"
+    )
+    at: datetime
+    kpis: DeploymentKpis
+
+    @classmethod
+    def of(cls, point: m_history.KpiPoint, channel: m_enums.Channel) -> "KpiHistoryPoint":
+        figures = {name: getattr(point, name) for name in COUNTERS}
+        kpis = Kpis(**figures, stats_computed_at=None, channel=channel)
+        key = f"{point.delivery_id}@{point.slot}"
+        kpis_then = DeploymentKpis.of(kpis, point.delivery_id, key)
+        return cls(id=strawberry.ID(key), at=point.at, kpis=kpis_then)
 
 
 @strawberry.type(description="The number of recipients excluded at preparation, by reason.")
@@ -537,6 +570,21 @@ class Delivery:
         asked = window(OCCURRENCES, first, after, last, before)
         page = await info.context.loaders.occurrences.load(PageKey(self._model.id, asked))
         return connection(page, asked, OCCURRENCES, by_id, Delivery.of)
+
+    @strawberry.field(
+        description="The KPIs over time, oldest first, for a chart of the whole send: one point"
+        f" per {m_history.POINT_SECONDS} s at most while figures change, at most"
+        f" {m_history.MAX_POINTS} points (older ones thinned out). Readable as `kpis` is."
+    )
+    async def kpi_history(self) -> list[KpiHistoryPoint]:
+        points = await m_history.history(self._model.id)
+        history = [KpiHistoryPoint.of(p, self._model.channel) for p in points]
+        # The figures since the last stored point (a slot's later writes are not stored).
+        d = self._model
+        live = DeploymentKpis.of(replace(d.kpis, stats_computed_at=None), d.id, f"{d.id}@live")
+        if not history or replace(history[-1].kpis, id=live.id) != live:
+            history.append(KpiHistoryPoint(id=live.id, at=m_delivery.utcnow(), kpis=live))
+        return history[-m_history.MAX_POINTS :]
 
     @strawberry.field(
         description="Why the delivery FAILED: the MTA's own words for administrators, a plain"

@@ -10,7 +10,7 @@ import strawberry
 from strawberry.types import Info
 
 from graphql_schema.context import Context
-from graphql_schema.permissions import require
+from graphql_schema.permissions import needs, operator_of
 from models.enums import Role
 from models.errors import BadInput
 
@@ -30,6 +30,7 @@ class ProfileImportState(StrEnum):
     " created and updated (rows committed), rows rejected."
 )
 class ProfileImportProgress:
+    id: strawberry.ID = strawberry.field(description="The upload's importId: a cache's key.")
     import_id: strawberry.ID
     state: ProfileImportState
     lines: int
@@ -42,6 +43,7 @@ class ProfileImportProgress:
     @classmethod
     def of(cls, import_id: str, event: dict[str, Any]) -> "ProfileImportProgress":
         return cls(
+            id=strawberry.ID(import_id),
             import_id=strawberry.ID(import_id),
             state=ProfileImportState(event.get("state", "WAITING")),
             lines=int(event.get("lines", 0)),
@@ -58,12 +60,13 @@ class ProfileSubscriptions:
     @strawberry.subscription(
         description="The progress of the CSV upload sent with `?importId=` this id (by this"
         " operator, or any for an administrator): WAITING at once, once listening (upload"
-        " after it), then an update per committed batch; completes after DONE or FAILED."
+        " after it), then an update per committed batch; completes after DONE or FAILED.",
+        extensions=needs(Role.PREPARE_DELIVERIES),
     )
     async def profile_import_progress(
         self, info: Info[Context, None], import_id: strawberry.ID
     ) -> AsyncGenerator[ProfileImportProgress, None]:
-        operator = require(info, Role.PREPARE_DELIVERIES)
+        operator = operator_of(info)
         if not re.fullmatch(IMPORT_ID_PATTERN, str(import_id)):
             raise BadInput(f"importId must match {IMPORT_ID_PATTERN}")
         source = info.context.imports

@@ -6,89 +6,20 @@ from typing import Any
 import httpx
 
 from server.http.dashboard import CSP
-from tests.conftest import RunningServer, api_for
 from tests.support import flows
-from tests.support.browser import screenshot
+from tests.support.browser import Dashboard, screenshot, tid
 from tests.support.client import Api
+from tests.support.live import KPI_FIELDS
+from tests.support.server import RunningServer, api_for
 
 # Reports come 0.3 s after relaying, 40 messages go in batches of 5: the bar moves visibly. The
 # validity period (4 s) ends the delivery (FINISHED): the figures, and the page, become final.
 SIMULATOR = "simulator://?delay=0.3&seed=3&delivered=0.8&hard=0.1&soft=0.1&time_scale=100000"
-KPI_FIELDS = [
-    "toSend", "processed", "sent", "pending", "failed", "deliveredRate",
-    "bouncesAndErrorsRate", "opens", "clicks", "openRate", "clickThroughRate",
-]  # fmt: skip
 STATS = "mutation($id: ID!) { computeStats(deliveryId: $id) { " + " ".join(KPI_FIELDS) + " } }"
 # Each figure's label and the KPI it shows, in the page's order.
 LABELS = """() => [...document.querySelectorAll('dl.figures > div')].map(
     (d) => [d.querySelector('dt').textContent, d.querySelector('dd').dataset.testid.slice(4)])"""
 EDIT_INPUT = {"channel": "EMAIL", "subject": "Hello", "body": flows.BODY}
-
-
-def tid(name: str) -> str:
-    return f'[data-testid="{name}"]'
-
-
-class Dashboard:
-    """The page as an operator drives it, and what it reported in its console."""
-
-    def __init__(self, page: Any, running: RunningServer) -> None:
-        self.page, self.running = page, running
-        self.console: list[str] = []
-        page.on("console", lambda message: self.console.append(message.text))
-        page.on("pageerror", lambda error: self.console.append(f"pageerror: {error}"))
-
-    async def open(self) -> None:
-        await self.page.goto(self.running.base_url + "/")
-        await self.page.wait_for_selector(tid("signin-form"))
-
-    async def sign_in(self, token: str) -> None:
-        await self.page.fill(tid("token"), token)
-        await self.page.click(tid("sign-in"))
-
-    async def text(self, name: str) -> str:
-        return str(await self.page.text_content(tid(name)))
-
-    async def value(self, name: str) -> str:
-        return str(await self.page.get_attribute(tid(name), "data-value"))
-
-    async def wait_text(self, name: str, part: str) -> None:
-        await self.page.wait_for_function(
-            "([sel, part]) => { const n = document.querySelector(sel);"
-            " return n && !n.hidden && n.textContent.includes(part); }",
-            arg=[tid(name), part],
-        )
-
-    async def wait_page(self, number: int) -> None:
-        await self.page.wait_for_function(
-            "n => document.querySelector('[data-testid=logs-page]').dataset.page == n",
-            arg=str(number),
-        )
-
-    async def open_delivery(self, delivery_id: str, label: str) -> None:
-        await self.page.click(f'{tid("delivery-item")}[data-id="{delivery_id}"]')
-        await self.wait_text("dep-label", label)
-
-    async def confirm_send(self) -> None:
-        await self.page.click(tid("confirm-send"))
-        await self.page.wait_for_selector(f"{tid('confirm-dialog')}[open]")
-        await self.page.click(tid("confirm-ok"))
-
-    async def figures(self) -> dict[str, float]:
-        return {k: float(await self.value(f"kpi-{k}")) for k in KPI_FIELDS}
-
-    async def log_statuses(self) -> list[str]:
-        rows = await self.page.query_selector_all(tid("log-row"))
-        return [str(await row.get_attribute("data-status")) for row in rows]
-
-    def problems(self) -> list[str]:
-        return [t for t in self.console if "Content Security Policy" in t or "pageerror" in t]
-
-
-async def ready_delivery(api: Api, count: int, **extra: Any) -> dict[str, Any]:
-    ids = await flows.import_profiles(api, [f"user{i}@example.com" for i in range(count)])
-    created = await flows.create_delivery(api, ids, **extra)
-    return await flows.prepare(api, created["id"])
 
 
 async def test_the_page_is_served_with_a_strict_csp(server: RunningServer) -> None:
@@ -107,7 +38,7 @@ async def test_the_page_is_served_with_a_strict_csp(server: RunningServer) -> No
 async def test_sign_in_refuses_a_bad_token_then_lists_deliveries(
     page: Any, server: RunningServer, api: Api
 ) -> None:
-    first = await ready_delivery(api, 3)
+    first = await flows.prepared_delivery(api, flows.addresses(3, "user"))
     board = Dashboard(page, server)
     await board.open()
     await board.sign_in("not-a-token")
@@ -146,7 +77,9 @@ async def test_confirm_send_and_watch_the_deployment_reach_its_final_figures_liv
 ) -> None:
     running = await make_server(mta_url=SIMULATOR, batch_size=5, engine_tick_seconds=0.05)
     async for api in api_for(running):
-        ready = await ready_delivery(api, 40, label="Live spring offer", validityPeriod=4)
+        ready = await flows.prepared_delivery(
+            api, flows.addresses(40, "user"), label="Live spring offer", validityPeriod=4
+        )
         board = Dashboard(page, running)
         await board.open()
         await board.sign_in(api.tokens["admin"])
@@ -210,7 +143,7 @@ async def test_confirm_send_and_watch_the_deployment_reach_its_final_figures_liv
 async def test_an_operator_without_the_role_sees_what_it_may_not_do_and_why(
     page: Any, server: RunningServer, api: Api
 ) -> None:
-    ready = await ready_delivery(api, 3)
+    ready = await flows.prepared_delivery(api, flows.addresses(3, "user"))
     board = Dashboard(page, server)
     await board.open()
     await board.sign_in(api.tokens["reader"])
@@ -236,7 +169,7 @@ async def test_the_page_reconnects_by_itself_when_the_server_comes_back(
 ) -> None:
     running = await make_server()
     async for api in api_for(running):
-        ready = await ready_delivery(api, 3)
+        ready = await flows.prepared_delivery(api, flows.addresses(3, "user"))
         board = Dashboard(page, running)
         await board.open()
         await board.sign_in(api.tokens["admin"])
@@ -265,7 +198,7 @@ async def test_the_page_reconnects_by_itself_when_the_server_comes_back(
 async def test_finding_4_the_page_asks_to_sign_in_again_when_its_token_is_revoked(
     page: Any, server: RunningServer, api: Api
 ) -> None:
-    ready = await ready_delivery(api, 3)
+    ready = await flows.prepared_delivery(api, flows.addresses(3, "user"))
     created = await api.gql(
         'mutation { createOperator(name: "night shift", roles: [START_DELIVERIES])'
         " { token operator { id } } }"

@@ -4,17 +4,18 @@ aggregation period."""
 
 from typing import Any
 
-from tests.browser.test_dashboard import Dashboard, ready_delivery
-from tests.conftest import RunningServer
+from tests.support import flows
+from tests.support.browser import Dashboard
 from tests.support.client import Api
+from tests.support.server import RunningServer
 
 
 async def test_the_deployment_block_shows_the_schedule_zone_and_aggregation_period(
     page: Any, server: RunningServer, api: Api
 ) -> None:
-    ready = await ready_delivery(
+    ready = await flows.prepared_delivery(
         api,
-        2,
+        flows.addresses(2, "user"),
         label="Morning digest",
         scheduledAt="2027-06-01T09:00:00",
         timeZone="Europe/Madrid",

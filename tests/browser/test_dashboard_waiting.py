@@ -6,9 +6,9 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
-from tests.browser.test_dashboard import Dashboard, ready_delivery, tid
-from tests.conftest import api_for
 from tests.support import flows
+from tests.support.browser import Dashboard, tid
+from tests.support.server import api_for
 from tests.support.smtp_sink import SmtpSink
 
 
@@ -22,7 +22,9 @@ async def test_the_page_says_it_waits_for_the_mta_and_clears_when_the_relay_retu
         relay_backoff_max_seconds=4,
     )
     async for api in api_for(running):
-        ready = await ready_delivery(api, 3, label="Waiting offer")
+        ready = await flows.prepared_delivery(
+            api, flows.addresses(3, "user"), label="Waiting offer"
+        )
         board = Dashboard(page, running)
         await board.open()
         await board.sign_in(api.tokens["admin"])

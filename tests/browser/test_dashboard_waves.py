@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from models import clock
-from tests.browser.test_dashboard import Dashboard, ready_delivery
-from tests.conftest import RunningServer, api_for
+from tests.support import flows
+from tests.support.browser import Dashboard
+from tests.support.server import RunningServer, api_for
 
 
 @pytest.fixture(autouse=True)
@@ -24,8 +25,11 @@ async def test_the_deployment_block_shows_the_current_wave_and_the_next(
     page: Any, server: RunningServer
 ) -> None:
     async for api in api_for(server):
-        ready = await ready_delivery(
-            api, 3, label="Warm-up", waves={"firstSize": 1, "size": 1, "intervalMinutes": 30}
+        ready = await flows.prepared_delivery(
+            api,
+            flows.addresses(3, "user"),
+            label="Warm-up",
+            waves={"firstSize": 1, "size": 1, "intervalMinutes": 30},
         )
         board = Dashboard(page, server)
         await board.open()

@@ -10,10 +10,10 @@ import pytest
 
 from server.http.graphiql import VENDOR, assets_dir
 from server.settings import Settings
-from tests.conftest import RunningServer
 from tests.support import flows
 from tests.support.browser import screenshot
 from tests.support.client import Api, event
+from tests.support.server import RunningServer
 
 NOT_INSTALLED = [p for p in VENDOR.values() if not (assets_dir(Settings()) / p).is_file()]
 needs_assets = pytest.mark.skipif(

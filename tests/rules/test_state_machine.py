@@ -60,16 +60,18 @@ from models.enums import (
 )
 from models.errors import InvalidState
 from models.feedback import Event, apply_feedback
+from models.kpis import COUNTERS as KPI_COUNTERS
 from models.kpis import rate
 from models.profile import ProfileData, import_profiles
 from models.relay import claim_batch, record_relayed
 from models.sending_log import OUTCOME_OF_FEEDBACK, TABLES, Outcome, State
 from models.sql import Sql, in_list, parse_ts
-from models.stats import recount
+from models.stats import compute_stats, recount, refresh_tracking
+from models.tracking import Hit, Tally, TrackingKind, record_hits
 from server.db import apply_migrations, tortoise_config
 from server.http.feedback import ACCEPTED_REASONS, sign
-from tests.conftest import SECRET, api_for
 from tests.support import flows
+from tests.support.server import SECRET, api_for
 
 SCALE = float(os.environ.get("FUZZ_SCALE", "1"))
 SEED = int(os.environ.get("FUZZ_SEED", "0"))
@@ -273,6 +275,10 @@ async def stored_logs(delivery_id: int) -> list[dict[str, Any]]:
     )
 
 
+async def store_hit(hit: Hit) -> None:
+    await record_hits(Sql(), [Tally.of(hit)])
+
+
 async def recorded_events(event_ids: list[str]) -> set[str]:
     if not event_ids:
         return set()
@@ -426,6 +432,25 @@ class FeedbackMachine(RuleBasedStateMachine):
         else:
             assert self.model.final or self.now < self.model.valid_until
 
+    @rule(data=st.data(), click=st.booleans())
+    def recipient_opens(self, data: st.DataObject, click: bool) -> None:
+        """A recipient opens (or clicks): a tracking log, whatever the state of their log
+        (an EFS message opened before its delivery report, a failed one, one not yet
+        recorded as relayed). It counts in opens once the log is SENT (SPEC §5)."""
+        log_id = data.draw(st.sampled_from(sorted(self.by_id)), label="opener")
+        kind = TrackingKind.CLICK if click else TrackingKind.OPEN
+        hit = Hit(self.delivery_id, log_id, kind, self.now, link=0)
+        self.run(store_hit(hit))
+        self.seen["clicks" if click else "opens"] += 1
+
+    @rule()
+    def scheduler_refreshes_opens(self) -> None:
+        """The periodic refresh: opens and clicks become what the tracking logs say."""
+        self.run(refresh_tracking(self.delivery_id))
+        delivery = self.run(load_delivery(self.delivery_id))
+        figures = self.run(recount_of(self.delivery_id))
+        assert (delivery.opens, delivery.clicks) == (figures["opens"], figures["clicks"])
+
     @rule(now=RARELY)
     def operator_stops(self, now: bool) -> None:
         if not now:
@@ -469,8 +494,25 @@ class FeedbackMachine(RuleBasedStateMachine):
         figures = self.run(recount_of(self.delivery_id))
         assert {n: getattr(delivery, n) for n in COUNTERS} == {n: figures[n] for n in COUNTERS}
         kpis = delivery.kpis
-        assert kpis.delivered_rate == rate(figures["sent"], figures["to_send"])
-        assert kpis.bounces_and_errors_rate == rate(figures["failed"], figures["to_send"])
+        # SPEC §5: the delivered and bounce rates are over what was handed to the MTA.
+        assert kpis.delivered_rate == rate(figures["sent"], figures["processed"])
+        assert kpis.bounces_and_errors_rate == rate(figures["failed"], figures["processed"])
+        assert kpis.sent + kpis.failed + kpis.pending == kpis.processed
+        shares = kpis.delivered_rate + kpis.bounces_and_errors_rate + kpis.pending_share
+        assert abs(shares - (100 if kpis.processed else 0)) <= 0.02, kpis  # 3 roundings
+        rates = (kpis.open_rate, kpis.click_through_rate, kpis.complaint_rate)
+        assert all(0 <= r <= 100 for r in (kpis.delivered_rate, kpis.bounces_and_errors_rate))
+        assert all(r is not None and 0 <= r <= 100 for r in rates), kpis
+        # Opens and clicks count only SENT logs; between refreshes they may lag behind the
+        # tracking logs (a new hit waits for the refresh), never run ahead of them or of sent.
+        assert kpis.opens <= figures["opens"] and kpis.clicks <= figures["clicks"], figures
+        assert figures["opens"] <= figures["sent"] and figures["clicks"] <= figures["opens"]
+        # computeStats says what the logs say; on everything but the lagging opens and
+        # clicks, that is what the live counters already said.
+        computed = self.run(compute_stats(self.delivery_id, self.now))
+        assert computed.figures() == tuple(figures[n] for n in KPI_COUNTERS)
+        live = dict(zip(KPI_COUNTERS, kpis.figures(), strict=True))
+        assert {n: live[n] for n in COUNTERS} == {n: figures[n] for n in COUNTERS}
         assert delivery.status is self.model.status
         statuses = [log.status for log in self.model.logs.values()]
         assert figures["sent"] == statuses.count(SENT)
@@ -518,7 +560,10 @@ def test_any_feedback_sequence_keeps_logs_and_counters_consistent(
     if unused:
         print(f"  rows not exercised with FUZZ_SEED={SEED}: {unused}")
     assert len(unused) <= len(TABLES[mode]) // 4, f"too few table rows exercised: {unused}"
-    assert all(seen[k] for k in ("duplicates", "unknown", "expired", "stopped", "retries")), seen
+    assert all(
+        seen[k]
+        for k in ("duplicates", "unknown", "expired", "stopped", "retries", "opens", "clicks")
+    ), seen
 
 
 # ---- the same rules through the live webhook ----------------------------------------------

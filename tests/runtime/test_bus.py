@@ -5,10 +5,8 @@ listening connection from the server side and poll until events flow again.
 """
 
 import asyncio
-import contextlib
 import os
 import re
-import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -24,21 +22,12 @@ from pydantic import ValidationError
 from server.bus import PREFIX_PATTERN, RESYNC, EventBus, default_prefix, make_bus
 from server.bus.memory import QUEUE_SIZE
 from server.settings import Settings
-from tests.conftest import PG_AVAILABLE, PG_URL, SECRET, api_for, free_port
-from tests.runtime.test_worker import ROOT, Process
-from tests.support import flows
+from tests.support import ROOT, flows
 from tests.support.client import Api
+from tests.support.cluster import Process
+from tests.support.databases import PG_AVAILABLE, PG_URL, REDIS_AVAILABLE, REDIS_URL
+from tests.support.server import SECRET, api_for, free_port
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-def _reachable(host: str, port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
-        return True
-    return False
-
-
-REDIS_AVAILABLE = _reachable("127.0.0.1", 6379)
 BUS_URLS = {"redis": REDIS_URL, "postgres": PG_URL}
 # The buses here are the machine's Redis and the database at PG_URL, which other test runs and
 # parallel workers use too: these tests' topics are this test process's own.

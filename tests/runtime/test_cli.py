@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import free_port
+from tests.support.server import free_port
 
 
 def environment(tmp_path: Path, **extra: str) -> dict[str, str]:

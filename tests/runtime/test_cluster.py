@@ -3,57 +3,31 @@ PostgreSQL (or Redis) event bus between them. Live progress crosses processes; a
 costs at most what it had not recorded yet (about a tenth of a second's worth) in duplicates,
 and never a skipped recipient."""
 
-import asyncio
 import signal
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
-from server.engine.leader import asyncpg_dsn
-from tests.api.live.test_subscriptions import KPI_FIELDS, PROGRESS
-from tests.conftest import PG_AVAILABLE, PG_URL
-from tests.runtime.test_bus import REDIS_AVAILABLE, REDIS_URL
-from tests.runtime.test_worker import created_delivery, log_counts, processes
 from tests.support import flows
-from tests.support.client import Api
+from tests.support.cluster import (
+    bulk_delivery,
+    created_delivery,
+    log_counts,
+    poll,
+    processes,
+    sent_message_ids,
+)
+from tests.support.databases import PG_AVAILABLE, PG_URL, REDIS_AVAILABLE, REDIS_URL
 from tests.support.lean_sink import lean_sink
+from tests.support.live import KPI_FIELDS, PROGRESS
 from tests.support.smtp_sink import CountingSink
 
 pytestmark = [
     pytest.mark.postgres,
     pytest.mark.skipif(not PG_AVAILABLE, reason=f"PostgreSQL not reachable at {PG_URL}"),
 ]
-
-
-async def poll(read: Callable[[], Any], done: Callable[[Any], bool], timeout: float) -> Any:
-    """Read until done: every 0.2 s, as a count of 100,000 logs costs the database 10-40 ms
-    that the workers' own updates need on two CPUs."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not done(value := await read()):
-        assert asyncio.get_running_loop().time() < deadline, f"timed out; last {value}"
-        await asyncio.sleep(0.2)
-    return value
-
-
-async def bulk_delivery(api: Api, url: str, n: int) -> str:
-    """A delivery to every profile, after `n` new ones are inserted by SQL on a database that
-    has none: importProfiles (tested on its own) would take 10 s or more for 100,000."""
-    conn = await asyncpg.connect(asyncpg_dsn(url))
-    try:
-        await conn.execute(
-            "INSERT INTO profile (email, first_name, created_at, updated_at)"
-            " SELECT 'u' || i || '@example.com', 'F' || i, now(), now()"
-            " FROM generate_series(1, $1) AS i",
-            n,
-        )
-    finally:
-        await conn.close()
-    created = await flows.create_delivery(api, [], audience={"allProfiles": True})
-    return str(created["id"])
 
 
 @pytest.mark.parametrize(
@@ -103,18 +77,6 @@ async def test_progress_of_a_send_driven_through_one_api_is_live_on_another(
         f"\n{bus} bus: {n} sent via API B, watched on API A: {len(updates)} updates"
         f" ({len(sending)} mid-send), {time.monotonic() - started:.1f} s"
     )
-
-
-async def sent_message_ids(url: str, delivery_id: str) -> set[str]:
-    conn = await asyncpg.connect(asyncpg_dsn(url))
-    try:
-        rows = await conn.fetch(
-            "SELECT message_id FROM sending_log WHERE delivery_id = $1 AND NOT excluded",
-            int(delivery_id),
-        )
-    finally:
-        await conn.close()
-    return {row["message_id"] for row in rows}
 
 
 # What a worker killed at full speed may relay twice (docs/engine.md, "Restart safety"): what it

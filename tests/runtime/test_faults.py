@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PG_AVAILABLE, PG_URL
 from tests.support import fault_scenarios as scenarios
+from tests.support.databases import PG_AVAILABLE, PG_URL
 from tests.support.faults import (
     PrivatePostgres,
     PrivateRedis,

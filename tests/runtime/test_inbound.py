@@ -20,46 +20,15 @@ import aiosmtplib
 import pytest
 
 from models.verp import read_verp_address, verp_address
-from server.inbound.listener import InboundListener
-from server.settings import Settings
-from tests.api.feedback.test_optouts import opt_out_kpis, recounted, standing
-from tests.conftest import SECRET, RunningServer, api_for, free_port
 from tests.support import flows
 from tests.support.client import Api
+from tests.support.feedback_steps import opt_out_kpis, recounted, standing
+from tests.support.server import SECRET, RunningServer, api_for, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = Path(__file__).resolve().parents[1] / "support" / "samples"
 DOMAIN = "bounces.test"
 LOG = "server.inbound"
-
-
-# ---- VERP addresses: no server ----------------------------------------------------------------
-
-
-def test_verp_addresses_name_their_log_and_cannot_be_forged() -> None:
-    address = verp_address("k", DOMAIN, 12345)
-    local, _, host = address.partition("@")
-    assert host == DOMAIN and local.startswith("bounces+12345-") and len(local) <= 40
-    assert read_verp_address("k", DOMAIN, address) == 12345
-    assert read_verp_address("k", DOMAIN, f"<{address.upper()}>") == 12345  # any case
-    assert read_verp_address("k", DOMAIN + ".", address) == 12345
-    forged = [
-        address.replace("12345", "12346"),  # another log, same signature
-        verp_address("another key", DOMAIN, 12345),
-        verp_address("k", "elsewhere.test", 12345),
-        address[: -len(DOMAIN) - 2] + "@" + DOMAIN,  # signature cut short
-        f"bounces+99999999999-{'a' * 16}@{DOMAIN}",  # beyond a log id
-        f"postmaster@{DOMAIN}",
-        "",
-        "@",
-    ]
-    assert [read_verp_address("k", DOMAIN, a) for a in forged] == [None] * len(forged)
-
-
-def test_inbound_smtp_needs_a_bounce_domain() -> None:
-    settings = Settings(_env_file=None, inbound_smtp="127.0.0.1:2525")
-    with pytest.raises(ValueError, match="BOUNCE_DOMAIN"):
-        InboundListener(settings, None)  # type: ignore[arg-type]
 
 
 # ---- The listener in a running server ----------------------------------------------------------

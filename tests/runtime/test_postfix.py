@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from models.verp import read_verp_address
-from tests.conftest import SECRET, api_for, free_port
 from tests.support import flows
 from tests.support.postfix import Postfix, unavailable
+from tests.support.server import SECRET, api_for, free_port
 from tests.support.smtp_sink import Script, SmtpSink
 
 DOMAIN = "bounces.test"

@@ -13,27 +13,15 @@ SMTP failures is also tested alone.
 
 import asyncio
 import contextlib
-import socket
-import ssl
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from aiosmtplib import (
-    SMTPAuthenticationError,
-    SMTPConnectError,
-    SMTPConnectResponseError,
-    SMTPConnectTimeoutError,
-    SMTPException,
-    SMTPResponseException,
-    SMTPServerDisconnected,
-)
 
-from server.mta.smtp import SmtpConfig, _connect_failure, _lost, _session_reply
-from tests.conftest import RunningServer, api_for, free_port
 from tests.support import flows
 from tests.support.client import Api
+from tests.support.server import RunningServer, api_for, free_port
 from tests.support.smtp_sink import SmtpSink
 
 FAST = {"relay_backoff_initial_seconds": 0.1, "relay_backoff_max_seconds": 0.4}
@@ -41,10 +29,6 @@ WAITING = (
     "query($id: ID!) { delivery(id: $id) { status failureMessage"
     " waitingFor { reason since retryAt attempts cause }"
     " kpis { toSend processed sent pending failed deliveredRate bouncesAndErrorsRate } } }"
-)
-TRAIL = (
-    "query($id: ID!) { delivery(id: $id) { auditTrail(first: 100) {"
-    " edges { node { action actor detail } } } } }"
 )
 PROGRESS = (
     "subscription($id: ID!) { deploymentProgress(deliveryId: $id) {"
@@ -65,24 +49,6 @@ async def until(
         assert asyncio.get_running_loop().time() < deadline, f"timed out; last {current}"
         await asyncio.sleep(0.05)
     return current
-
-
-async def actions(api: Api, delivery_id: str) -> list[str]:
-    data = await api.gql(TRAIL, {"id": delivery_id})
-    return [e["node"]["action"] for e in data["delivery"]["auditTrail"]["edges"]]
-
-
-async def trail(api: Api, delivery_id: str) -> list[dict[str, Any]]:
-    data = await api.gql(TRAIL, {"id": delivery_id})
-    return [e["node"] for e in data["delivery"]["auditTrail"]["edges"]]
-
-
-async def started(api: Api, n: int, **extra: Any) -> str:
-    ids = await flows.import_profiles(api, [f"w{i}@example.com" for i in range(n)])
-    created = await flows.create_delivery(api, ids, **extra)
-    await flows.prepare(api, created["id"])
-    await flows.confirm(api, created["id"])
-    return str(created["id"])
 
 
 @contextlib.asynccontextmanager
@@ -125,7 +91,7 @@ async def test_a_relay_that_is_down_makes_the_delivery_wait_and_it_goes_on_by_it
             if fault == "421":
                 greeting = b"421 4.3.2 Service not available, try again later\r\n"
                 connections = await stack.enter_async_context(answering(sink.port, greeting))
-            delivery_id = await started(api, n)
+            delivery_id = await flows.started_delivery(api, flows.addresses(n, "w"))
             async with api.subscribe(PROGRESS, {"id": delivery_id}) as live:
                 waiting = await until(
                     api, delivery_id, lambda d: (d["waitingFor"] or {}).get("attempts", 0) >= 3
@@ -158,7 +124,7 @@ async def test_a_relay_that_is_down_makes_the_delivery_wait_and_it_goes_on_by_it
         assert done["waitingFor"] is None
         assert done["kpis"]["processed"] == done["kpis"]["sent"] == n
         # The audit records the outage once (not per retry) and the recovery.
-        events = await trail(api, delivery_id)
+        events = await flows.audit_trail(api, delivery_id)
         names = [e["action"] for e in events]
         assert names.count("WAITING_FOR_MTA") == 1 and names.count("MTA_RECOVERED") == 1
         assert names.index("WAITING_FOR_MTA") < names.index("MTA_RECOVERED") < names.index("SENT")
@@ -182,13 +148,15 @@ async def test_starttls_required_but_not_offered_fails_the_delivery_and_a_resume
         url = sink.url("relay", "s3cret")
         first = await running(make_server, url, max_relay_failures=2)
         async for api in api_for(first):
-            delivery_id = await started(api, n)
+            delivery_id = await flows.started_delivery(api, flows.addresses(n, "w"))
             failed = await until(api, delivery_id, lambda d: d["status"] == "FAILED")
             assert "STARTTLS" in failed["failureMessage"], failed
             assert failed["waitingFor"] is None and sink.messages() == []
             logs = await flows.logs(api, delivery_id)
             assert {x["status"] for x in logs} == {"TO_SEND"}  # kept, to be resumed
-            (event,) = [e for e in await trail(api, delivery_id) if e["action"] == "FAILED"]
+            (event,) = [
+                e for e in await flows.audit_trail(api, delivery_id) if e["action"] == "FAILED"
+            ]
             assert event["detail"]["notRelayed"] == n
             # Only an operator who may start deliveries may resume one.
             error = await api.error(RESUME, {"id": delivery_id}, as_="preparer")
@@ -206,10 +174,10 @@ async def test_starttls_required_but_not_offered_fails_the_delivery_and_a_resume
             counts = Counter(r.message_id for r in await sink.wait_for(n))
             assert len(counts) == n and set(counts.values()) == {1}
             assert done["kpis"]["processed"] == done["kpis"]["sent"] == n
-            names = await actions(api, delivery_id)
+            names = [e["action"] for e in await flows.audit_trail(api, delivery_id)]
             assert names[-3:] == ["FAILED", "RESUMED", "SENT"]
             (resumed_event,) = [
-                e for e in await trail(api, delivery_id) if e["action"] == "RESUMED"
+                e for e in await flows.audit_trail(api, delivery_id) if e["action"] == "RESUMED"
             ]
             assert resumed_event["detail"]["from"] == "FAILED"
 
@@ -225,7 +193,9 @@ async def test_messages_never_relayed_by_the_end_of_the_validity_period_fail_for
     nowhere = f"smtp://127.0.0.1:{free_port()}"  # nothing listens: the relay stays down
     server = await running(make_server, nowhere)
     async for api in api_for(server):
-        delivery_id = await started(api, n, validityPeriod=2, feedbackMode="EFS")
+        delivery_id = await flows.started_delivery(
+            api, flows.addresses(n, "w"), validityPeriod=2, feedbackMode="EFS"
+        )
         await until(api, delivery_id, lambda d: d["waitingFor"] is not None)
         if paused:
             await api.gql(
@@ -253,7 +223,7 @@ async def test_messages_never_relayed_by_the_end_of_the_validity_period_fail_for
             as_="starter",
         )
         assert recount["computeStats"] == {"processed": n, "failed": n}
-        (event,) = [e for e in await trail(api, delivery_id) if e["action"] == "FAILED"]
+        (event,) = [e for e in await flows.audit_trail(api, delivery_id) if e["action"] == "FAILED"]
         assert event["detail"]["notRelayed"] == n and event["actor"] == "ENGINE"
         # Too late to resume: the INVALID_STATE says why, and nothing changes.
         error = await api.error(RESUME, {"id": delivery_id}, as_="starter")
@@ -268,92 +238,3 @@ async def test_resume_refuses_statuses_it_cannot_resume(api: Api) -> None:
     error = await api.error(RESUME, {"id": created["id"]}, as_="starter")
     assert error["extensions"]["code"] == "INVALID_STATE"
     assert "allowed from: FAILED, PAUSED" in error["message"]
-
-
-# ---- the classification alone ----------------------------------------------------------------
-
-
-CONFIG = SmtpConfig.from_url("smtp://relay:pw@mx.example:587")
-
-
-def wrapped(outer: BaseException, cause: BaseException) -> BaseException:
-    outer.__cause__ = cause
-    return outer
-
-
-@pytest.mark.parametrize(
-    ("error", "cause", "permanent"),
-    [
-        (wrapped(SMTPConnectError("x"), ConnectionRefusedError()), "connection refused", False),
-        (
-            wrapped(SMTPConnectError("x"), socket.gaierror(-2, "Name or service not known")),
-            "the MTA's host name does not resolve",
-            False,
-        ),
-        (SMTPConnectTimeoutError("x"), "timed out", False),
-        (wrapped(SMTPConnectError("x"), ConnectionResetError()), "connection lost", False),
-        (SMTPServerDisconnected("Connection lost"), "connection lost", False),
-        (ssl.SSLError(1, "EOF occurred in violation of protocol"), "TLS handshake failed", False),
-        (SMTPConnectResponseError(421, "4.3.2 try later"), "the MTA is busy (421)", False),
-        (
-            SMTPAuthenticationError(454, "4.7.0 Temporary failure"),
-            "authentication unavailable for now",
-            False,
-        ),
-        # permanent
-        (SMTPAuthenticationError(535, "5.7.8 bad credentials"), "authentication refused", True),
-        (
-            SMTPException("SMTP STARTTLS extension not supported by server."),
-            "STARTTLS required but not offered by the MTA",
-            True,
-        ),
-        (
-            ssl.SSLCertVerificationError(1, "certificate verify failed"),
-            "the MTA's certificate is not trusted",
-            True,
-        ),
-        (
-            SMTPConnectResponseError(554, "5.7.1 no service for you"),
-            "the MTA refused us (554)",
-            True,
-        ),
-    ],
-)
-def test_connection_failures_are_transient_or_permanent(
-    error: BaseException, cause: str, permanent: bool
-) -> None:
-    failure = _connect_failure(CONFIG, error)
-    assert (failure.cause, failure.permanent) == (cause, permanent)
-    assert "pw" not in str(failure).replace("587", "")
-
-
-@pytest.mark.parametrize(
-    ("code", "cause", "permanent"),
-    [
-        (421, "the MTA is busy (421)", False),
-        (451, "the MTA ended the session (451)", False),
-        (503, "the MTA ended the session (503)", False),
-        (530, "the MTA requires authentication", True),
-        (550, "the MTA refused our sender (550)", True),
-        (553, "the MTA refused our sender (553)", True),
-    ],
-)
-def test_replies_that_end_a_session_are_transient_or_permanent(
-    code: int, cause: str, permanent: bool
-) -> None:
-    failure = _session_reply(CONFIG, "refused the sender", SMTPResponseException(code, "text"))
-    assert (failure.cause, failure.permanent) == (cause, permanent)
-
-
-def test_a_connection_lost_mid_transaction_is_transient() -> None:
-    assert _lost(CONFIG, SMTPServerDisconnected("gone")).permanent is False
-    assert _lost(CONFIG, TimeoutError()).cause == "timed out"
-
-
-def test_the_settings_have_sensible_defaults() -> None:
-    from server.settings import Settings
-
-    settings = Settings(_env_file=None)
-    assert settings.relay_backoff_initial_seconds == 1.0
-    assert settings.relay_backoff_max_seconds == 30.0
-    assert settings.relay_record_interval_seconds == 0.1

@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import SECRET, RunningServer, api_for, free_port
 from tests.support import flows
 from tests.support.client import Api
+from tests.support.server import SECRET, client_of, free_port
 
 BATCH = 50
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,12 +39,6 @@ asyncio.run(server.serve())
 with open(out, "w") as f:
     json.dump(dict(app.state.runtime.mta.relayed), f)
 """
-
-
-@asynccontextmanager
-async def client_of(running: RunningServer) -> AsyncIterator[Api]:
-    async for api in api_for(running):
-        yield api
 
 
 async def confirmed_delivery(api: Api, n: int) -> str:

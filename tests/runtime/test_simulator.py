@@ -4,18 +4,11 @@ the same feedback path as the webhook."""
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
-import pytest
-
-from server.app import create_app
-from server.mta.simulator import retry_offsets
-from server.settings import Settings
-from tests.conftest import RunningServer, api_for
 from tests.support import flows
-from tests.support.client import Api
+from tests.support.server import client_of
 
 SIMULATOR = (
     "simulator://?delay=0&seed=7&delivered=0.5&hard=0.25&soft=0.25&retry_success=1"
@@ -23,13 +16,6 @@ SIMULATOR = (
 )
 FIGURES = ["toSend", "processed", "sent", "pending", "failed", "deliveredRate",
            "bouncesAndErrorsRate", "opens", "clicks", "openRate", "clickThroughRate"]  # fmt: skip
-HOUR, DAY = 3600, 86400
-
-
-@asynccontextmanager
-async def client_of(running: RunningServer) -> AsyncIterator[Api]:
-    async for api in api_for(running):
-        yield api
 
 
 def settled(d: dict[str, Any]) -> bool:
@@ -80,24 +66,3 @@ async def test_a_simulated_efs_send_ends_with_deliveries_hard_bounces_and_retrie
     }
     assert done["kpis"]["sent"] == first_time + retried
     assert done["kpis"]["failed"] == hard
-
-
-def test_an_unknown_simulator_setting_is_refused_at_start_up() -> None:
-    settings = Settings(_env_file=None, mta_url="simulator://?delay=0&bounce=0.5")  # type: ignore[call-arg]
-    with pytest.raises(ValueError, match="bounce"):
-        create_app(settings)
-
-
-@pytest.mark.parametrize(
-    "query", ["delivered=-1", "delivered=0&hard=0&soft=0", "retry_success=2", "time_scale=0"]
-)
-def test_impossible_simulator_settings_are_refused_at_start_up(query: str) -> None:
-    settings = Settings(_env_file=None, mta_url=f"simulator://?{query}")  # type: ignore[call-arg]
-    with pytest.raises(ValueError):
-        create_app(settings)
-
-
-def test_the_retry_plan_is_five_hourly_retries_then_one_a_day_within_the_validity_period() -> None:
-    assert retry_offsets(3.5 * DAY) == [HOUR, 2 * HOUR, 3 * HOUR, 4 * HOUR, 5 * HOUR,
-                                        DAY, 2 * DAY, 3 * DAY]  # fmt: skip
-    assert retry_offsets(2.5 * HOUR) == [HOUR, 2 * HOUR]

@@ -6,25 +6,15 @@ GraphQL API. The reply table, the rate limiter and MTA_URL checking are also tes
 """
 
 import asyncio
-import contextlib
 import json
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import UTC, datetime
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from models.enums import Channel, FailureReason, FeedbackType
-from models.relay import Claimed
-from server.mta import make_mta
-from server.mta.base import Content, Handover
-from server.mta.smtp import REASONS, SmtpConfig, SmtpMta, StartTls, TokenBucket, classify
-from server.settings import Settings
-from tests.conftest import RunningServer, api_for
 from tests.support import flows
 from tests.support.client import Api
+from tests.support.smtp import people, relaying, send
 from tests.support.smtp_sink import Received, Script, SmtpSink, self_signed
 
 BODY = (
@@ -33,62 +23,6 @@ BODY = (
     " <a href='https://example.com/news'>news</a>.</p>"
     '<p><a href="{{unsubscribeUrl}}">Unsubscribe</a></p></body></html>'
 )
-FIELDS = "id status failureMessage kpis { toSend processed sent pending failed }"
-
-
-@pytest.fixture
-def make_sink() -> Iterator[Callable[..., SmtpSink]]:
-    """Start SMTP sinks; they stop after the test's servers (requested first, torn down last)."""
-    sinks: list[SmtpSink] = []
-
-    def start(script: Script | None = None, **options: Any) -> SmtpSink:
-        sink = SmtpSink(script, **options).__enter__()
-        sinks.append(sink)
-        return sink
-
-    yield start
-    for sink in sinks:
-        sink.__exit__()
-
-
-@contextlib.asynccontextmanager
-async def relaying(
-    make_server: Callable[..., Any], url: str, **settings: Any
-) -> AsyncIterator[tuple[Api, RunningServer]]:
-    running: RunningServer = await make_server(mta_url=url, **settings)
-    async for api in api_for(running):
-        yield api, running
-
-
-async def send(
-    api: Api, people: list[dict[str, Any]], until: Callable[[dict[str, Any]], bool], **extra: Any
-) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    """Import the profiles, send them a delivery, wait for `until`; (delivery, logs by address)."""
-    data = await api.gql(
-        "mutation($p: [ProfileInput!]!) { importProfiles(profiles: $p) { profiles { id } } }",
-        {"p": people},
-    )
-    ids = [p["id"] for p in data["importProfiles"]["profiles"]]
-    created = await flows.create_delivery(api, ids, **extra)
-    await flows.prepare(api, created["id"])
-    await flows.confirm(api, created["id"])
-    done = await wait_for(api, created["id"], until)
-    return done, {log["address"]: log for log in await flows.logs(api, created["id"])}
-
-
-async def wait_for(
-    api: Api, delivery_id: str, until: Callable[[dict[str, Any]], bool], timeout: float = 15
-) -> dict[str, Any]:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        data = await api.gql(
-            f"query($id: ID!) {{ delivery(id: $id) {{ {FIELDS} }} }}", {"id": delivery_id}
-        )
-        if until(data["delivery"]):
-            return data["delivery"]  # type: ignore[no-any-return]
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out; last state {data['delivery']}")
-        await asyncio.sleep(0.05)
 
 
 async def wait_for_log(
@@ -102,10 +36,6 @@ async def wait_for_log(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out; last state {log}")
         await asyncio.sleep(0.05)
-
-
-def people(*emails: str) -> list[dict[str, Any]]:
-    return [{"email": e, "firstName": f"F{i}"} for i, e in enumerate(emails)]
 
 
 def is_sent(d: dict[str, Any]) -> bool:
@@ -336,127 +266,3 @@ async def test_a_wrong_password_fails_the_delivery_with_the_auth_error_and_not_t
         assert "wrong-pass-123" not in message
         # A FAILED delivery keeps its unrelayed message, to be resumed once the cause is fixed.
         assert logs["a@example.com"]["status"] == "TO_SEND" and sink.messages() == []
-
-
-# ---- Alone: MTA_URL, the reply table, the rate limiter, other channels -------------------------
-
-
-@pytest.mark.parametrize(
-    ("url", "says"),
-    [
-        ("smtp://mx.example:25?pool=0", "option pool='0' must be a whole number from 1 to 64"),
-        ("smtp://mx.example?starttls=maybe", "starttls='maybe' must be auto, require or off"),
-        ("smtp://mx.example?rate=-1", "option rate='-1' must be messages per second"),
-        ("smtp://mx.example?timeout=0", "option timeout='0' must be a number of seconds"),
-        ("smtp://mx.example?verify=perhaps", "verify='perhaps' must be true or false"),
-        ("smtp://mx.example?cafile=/no/such.pem", "cafile='/no/such.pem' is not a readable file"),
-        ("smtp://mx.example?poll=4", "unknown smtp option 'poll'"),
-        ("smtp://mx.example?pool=2&pool=3", "option 'pool' is given twice"),
-        ("smtp://mx.example:99999", "port must be a number from 1 to 65535"),
-        ("smtp://:25", "has no host"),
-        ("smtp://mx.example/path", "takes no path"),
-        ("smtp://user@mx.example", "has a user but no password"),
-        ("smtp://mx.example?starttls=off&verify=false", "starttls=off"),
-    ],
-)
-def test_bad_mta_url_options_are_refused_with_a_clear_message(url: str, says: str) -> None:
-    with pytest.raises(ValueError, match=r"^MTA_URL") as error:
-        SmtpConfig.from_url(url)
-    assert says in str(error.value)
-
-
-def test_mta_url_options_and_their_defaults() -> None:
-    plain = SmtpConfig.from_url("smtp://mx.example")
-    assert (plain.port, plain.starttls, plain.pool, plain.rate, plain.timeout) == (
-        25,
-        StartTls.AUTO,
-        4,
-        0.0,
-        30.0,
-    )
-    full = SmtpConfig.from_url(
-        "smtp://me%40corp:p%40ss%3Aw@mx.example:587?pool=8&rate=50&timeout=5&helo=app.example"
-    )
-    assert (full.user, full.password, full.port) == ("me@corp", "p@ss:w", 587)
-    assert full.starttls is StartTls.REQUIRE  # a password never travels in clear by default
-    assert (full.pool, full.rate, full.timeout, full.helo) == (8, 50.0, 5.0, "app.example")
-    assert "p@ss:w" not in repr(full) and "p@ss:w" not in full.describe()
-
-
-def test_the_server_does_not_start_on_a_bad_mta_url_and_says_why_in_one_line(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
-    from server.cli import main
-
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MTA_URL", "smtp://relay:hunter2@mx.example?pool=100")
-    assert main(["serve", "--port", "1"]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("configuration error: MTA_URL: smtp option pool='100'")
-    assert len(err.strip().splitlines()) == 1 and "hunter2" not in err
-
-
-def test_smtp_needs_a_public_url_for_tracking() -> None:
-    settings = Settings(_env_file=None, mta_url="smtp://mx.example", public_url=None)
-    with pytest.raises(ValueError, match="PUBLIC_URL"):
-        make_mta(settings)
-
-
-@pytest.mark.parametrize(
-    ("code", "text", "kind", "reason"),
-    [
-        (550, "5.1.1 <x@example.com>: Recipient address rejected", "hard", "USER_UNKNOWN"),
-        (553, "5.1.3 Bad recipient address syntax", "hard", "USER_UNKNOWN"),
-        (550, "5.1.2 Host unknown", "hard", "UNREACHABLE"),
-        (550, "5.2.1 Mailbox disabled", "hard", "ACCOUNT_DISABLED"),
-        (552, "5.2.2 Over quota", "hard", "REFUSED"),
-        (554, "5.7.1 Relay access denied", "hard", "REFUSED"),
-        (550, "5.4.4 Unable to route", "hard", "UNREACHABLE"),
-        (554, "Transaction failed", "hard", "REFUSED"),
-        (551, "User not local", "hard", "USER_UNKNOWN"),
-        (452, "4.2.2 Mailbox full", "soft", "MAILBOX_FULL"),
-        (450, "4.1.2 Domain not found", "soft", "INVALID_DOMAIN"),
-        (450, "4.2.1 Mailbox disabled for now", "soft", "ACCOUNT_DISABLED"),
-        (451, "4.4.1 No answer from host", "soft", "UNREACHABLE"),
-        (450, "4.7.1 Greylisted, try again later", "soft", "REFUSED"),
-        (451, "4.3.0 Local error", "soft", "UNDEFINED"),
-        (450, "Mailbox busy", "soft", "UNDEFINED"),
-    ],
-)
-def test_smtp_replies_map_to_feedback_types_and_reasons(
-    code: int, text: str, kind: str, reason: str
-) -> None:
-    expected = FeedbackType.HARD_BOUNCE if kind == "hard" else FeedbackType.SOFT_BOUNCE
-    assert classify(code, text) == (expected, FailureReason(reason))
-
-
-def test_every_reason_in_the_table_is_one_spec_allows_for_its_failure_type() -> None:
-    """SPEC §4: which reasons are hard, soft, or either as the MTA qualifies them."""
-    either = {FailureReason.UNREACHABLE, FailureReason.REFUSED, FailureReason.ACCOUNT_DISABLED}
-    hard = {FailureReason.USER_UNKNOWN, FailureReason.ADDRESS_EMPTY} | either
-    soft = {FailureReason.MAILBOX_FULL, FailureReason.INVALID_DOMAIN, FailureReason.UNDEFINED}
-    for key, reason in REASONS.items():
-        assert reason in (hard if key.startswith("5") else soft | either), key
-
-
-def test_the_rate_limit_is_a_token_bucket_with_one_second_of_burst() -> None:
-    now = [0.0]
-    bucket = TokenBucket(4, clock=lambda: now[0])
-    assert [bucket.reserve() for _ in range(4)] == [0.0] * 4  # the burst
-    assert [bucket.reserve() for _ in range(3)] == [0.25, 0.5, 0.75]  # then booked in turn
-    now[0] = 2.0  # idle: the bucket refills, never beyond its capacity
-    assert [bucket.reserve() for _ in range(5)] == [0.0] * 4 + [0.25]
-
-
-async def test_sms_and_push_over_smtp_are_refused_for_good() -> None:
-    settings = Settings(_env_file=None, mta_url="smtp://127.0.0.1:9", public_url="http://127.0.0.1")
-    mta = SmtpMta.from_settings(settings)
-    batch = [Claimed(1, "+33600000000", None, "d1.1@x"), Claimed(2, "+33600000001", None, "d1.2@x")]
-    content = Content(1, Channel.SMS, None, "Hi", datetime.now(UTC), 60)
-    result = Handover(batch)
-    await mta.relay(content, result)
-    assert result.accepted == [] and result.unsent == [] and result.error is None
-    assert [(c.log_id, k, r) for c, k, r in result.refused] == [
-        (1, FeedbackType.HARD_BOUNCE, FailureReason.REFUSED),
-        (2, FeedbackType.HARD_BOUNCE, FailureReason.REFUSED),
-    ]

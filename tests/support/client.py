@@ -7,7 +7,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -171,3 +171,8 @@ def event(
     if reason:
         body["reason"] = reason
     return body
+
+
+def at(seconds: float) -> datetime:
+    """Now plus `seconds` (negative: in the past), for an event's timestamp."""
+    return datetime.now(UTC) + timedelta(seconds=seconds)

@@ -172,3 +172,15 @@ def close() -> None:
         shutil.rmtree(_sqlite_template.parent, ignore_errors=True)
     if _postgres is not None:
         _postgres.close()
+
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def _reachable(host: str, port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
+        return True
+    return False
+
+
+REDIS_AVAILABLE = _reachable("127.0.0.1", 6379)

@@ -30,11 +30,10 @@ import httpx
 
 from server.bus import DELIVERY_TOPIC, default_prefix
 from server.bus.redis import PREFIX as REDIS_PREFIX
-from tests.conftest import fresh_database
-from tests.runtime.test_cluster import poll
-from tests.runtime.test_worker import Process, Running, created_delivery, processes_on
 from tests.support import flows
 from tests.support.client import Api, GraphQLErrors
+from tests.support.cluster import Process, Running, created_delivery, poll, processes_on
+from tests.support.databases import fresh_database
 from tests.support.faults import (
     Figures,
     NotSurvived,

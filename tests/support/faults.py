@@ -32,7 +32,7 @@ from pathlib import Path
 import asyncpg  # type: ignore[import-untyped]
 
 from server.db import apply_migrations
-from tests.conftest import free_port
+from tests.support.server import free_port
 
 
 class Unavailable(Exception):

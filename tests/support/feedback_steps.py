@@ -1,4 +1,5 @@
-"""Steps shared by the walks of the two SPEC §4 tables (test_feedback_efs / _legacy)."""
+"""Steps shared by the feedback tests: the walks of the two SPEC §4 tables (test_feedback_efs /
+_legacy) and the opt-outs (complaints, unsubscribes) of every provider."""
 
 from datetime import datetime
 from typing import Any
@@ -67,3 +68,68 @@ async def computed_kpis(api: Api, delivery_id: str) -> dict[str, Any]:
         as_="starter",
     )
     return data["computeStats"]  # type: ignore[no-any-return]
+
+
+OPT_OUT_KPIS = "toSend sent complaints unsubscriptions complaintRate"
+
+
+async def opt_out_kpis(api: Api, delivery_id: str) -> dict[str, Any]:
+    data = await api.gql(
+        f"query($d: ID!) {{ kpis(deliveryId: $d) {{ {OPT_OUT_KPIS} }} }}", {"d": delivery_id}
+    )
+    return data["kpis"]  # type: ignore[no-any-return]
+
+
+async def recounted(api: Api, delivery_id: str) -> dict[str, Any]:
+    """computeStats: what the logs say."""
+    data = await api.gql(
+        f"mutation($d: ID!) {{ computeStats(deliveryId: $d) {{ {OPT_OUT_KPIS} }} }}",
+        {"d": delivery_id},
+        as_="starter",
+    )
+    return data["computeStats"]  # type: ignore[no-any-return]
+
+
+async def standing(api: Api, address: str) -> dict[str, Any] | None:
+    data = await api.gql(
+        "query($a: String!) { addressStatus(address: $a) { denylisted denylistReason"
+        " denylistedAt quarantined } }",
+        {"a": address},
+    )
+    return data["addressStatus"]  # type: ignore[no-any-return]
+
+
+async def log_marks(api: Api, delivery_id: str) -> dict[str, tuple[Any, Any, Any]]:
+    """address -> (status, complainedAt, unsubscribedAt)."""
+    data = await api.gql(
+        "query($d: ID!) { sendingLogs(deliveryId: $d, first: 500) { edges { node { address"
+        " status complainedAt unsubscribedAt } } } }",
+        {"d": delivery_id},
+    )
+    return {
+        e["node"]["address"]: (
+            e["node"]["status"],
+            e["node"]["complainedAt"],
+            e["node"]["unsubscribedAt"],
+        )
+        for e in data["sendingLogs"]["edges"]
+    }
+
+
+async def excluded_later(api: Api, emails: list[str]) -> dict[str, str]:
+    """Prepare a new delivery to these addresses: address -> exclusion reason."""
+    ids = await flows.import_profiles(api, emails)  # type: ignore[arg-type]
+    created = await flows.create_delivery(api, ids, label="Next offer")
+    await flows.prepare(api, created["id"])
+    return {
+        log["address"]: log["failureReason"]
+        for log in await flows.logs(api, created["id"])
+        if log["excluded"]
+    }
+
+
+async def report_all(api: Api, *events: dict[str, Any]) -> None:
+    """Post `events` as one signed batch: every one is new and taken."""
+    response = await api.feedback(list(events))
+    assert response.status_code == 200, response.text
+    assert response.json() == {"accepted": len(events), "duplicates": 0, "unknown": 0}

@@ -1,6 +1,7 @@
 """Reusable steps of the operator's journey, through the public API only."""
 
-from datetime import UTC, datetime
+import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.support.client import Api
@@ -61,9 +62,9 @@ async def confirm(api: Api, delivery_id: str, as_: str = "starter") -> dict[str,
     return data["confirmSend"]  # type: ignore[no-any-return]
 
 
-async def delivery(api: Api, delivery_id: str) -> dict[str, Any]:
+async def delivery(api: Api, delivery_id: str, fields: str = DELIVERY_FIELDS) -> dict[str, Any]:
     data = await api.gql(
-        f"query($id: ID!) {{ delivery(id: $id) {{ {DELIVERY_FIELDS} }} }}", {"id": delivery_id}
+        f"query($id: ID!) {{ delivery(id: $id) {{ {fields} }} }}", {"id": delivery_id}
     )
     return data["delivery"]  # type: ignore[no-any-return]
 
@@ -88,13 +89,12 @@ async def logs(api: Api, delivery_id: str, status: str | None = None) -> list[di
 
 
 async def wait_for(
-    api: Api, delivery_id: str, predicate: Any, timeout: float = 20
+    api: Api, delivery_id: str, predicate: Any, timeout: float = 20, fields: str = DELIVERY_FIELDS
 ) -> dict[str, Any]:
-    import asyncio
-
+    """Poll the delivery (its `fields`) every 50 ms until `predicate` holds."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        current = await delivery(api, delivery_id)
+        current = await delivery(api, delivery_id, fields)
         if predicate(current):
             return current
         if asyncio.get_running_loop().time() > deadline:
@@ -162,3 +162,51 @@ async def feedback_snapshot(
 def failure_state(log: dict[str, Any]) -> tuple[Any, ...]:
     """A sending log's outcome as one comparable tuple: status, failure type, reason, retries."""
     return log["status"], log["failureType"], log["failureReason"], log["retries"]
+
+
+async def prepared_delivery(api: Api, emails: list[str | None], **extra: Any) -> dict[str, Any]:
+    """Import, create and prepare: the delivery, READY (`extra` goes to createDelivery)."""
+    created = await create_delivery(api, await import_profiles(api, emails), **extra)
+    return await prepare(api, created["id"])
+
+
+async def started_delivery(api: Api, emails: list[str | None], **extra: Any) -> str:
+    """Import, create, prepare and confirm: the delivery's id (its sending has begun)."""
+    prepared = await prepared_delivery(api, emails, **extra)
+    await confirm(api, prepared["id"])
+    return str(prepared["id"])
+
+
+async def me(api: Api, as_: str) -> str:
+    """The name of the operator whose token is `as_`."""
+    return (await api.gql("{ me { name } }", as_=as_))["me"]["name"]  # type: ignore[no-any-return]
+
+
+async def audit_trail(
+    api: Api, delivery_id: str, fields: str = "action actor detail"
+) -> list[dict[str, Any]]:
+    """A delivery's audit events, oldest first (its first 100)."""
+    data = await api.gql(
+        "query($id: ID!) { delivery(id: $id) { auditTrail(first: 100) {"
+        f" edges {{ node {{ {fields} }} }} }} }} }}",
+        {"id": delivery_id},
+    )
+    return [e["node"] for e in data["delivery"]["auditTrail"]["edges"]]
+
+
+async def delivery_in(api: Api, status: str, **extra: Any) -> str:
+    """A delivery to two addresses (made as admin) in DRAFT, READY, SCHEDULED, IN_PROGRESS or
+    PAUSED; its id."""
+    ids = await import_profiles(api, ["a@example.com", "b@example.com"])
+    if status == "SCHEDULED":
+        extra["scheduledAt"] = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    delivery_id: str = (await create_delivery(api, ids, **extra))["id"]
+    if status == "DRAFT":
+        return delivery_id
+    await prepare(api, delivery_id)
+    if status == "READY":
+        return delivery_id
+    await confirm(api, delivery_id, as_="admin")
+    if status == "PAUSED":
+        await api.gql("mutation($id: ID!) { pauseDelivery(id: $id) { id } }", {"id": delivery_id})
+    return delivery_id

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const require = createRequire(path.join(here, '..', 'web', 'package.json'));
+const require = createRequire(path.join(here, '..', '..', 'web', 'package.json'));
 const { auditServer } = require('graphql-http');
 
 const url = process.argv[2];

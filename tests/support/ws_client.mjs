@@ -6,7 +6,7 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
-const web = join(dirname(fileURLToPath(import.meta.url)), "..", "web", "package.json");
+const web = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "web", "package.json");
 const { createClient } = await import(
   pathToFileURL(createRequire(web).resolve("graphql-ws")).href
 );

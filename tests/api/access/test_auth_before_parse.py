@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from graphql_schema.document_limits import MAX_FIELD_REPEATS, TOO_COMPLEX
-from tests.conftest import RunningServer, api_for
 from tests.support.client import Api
+from tests.support.server import RunningServer, api_for
 
 PROBE = "{" + " deliveries{edges{node{id}}}" * 480 + "}"  # 4,802 tokens
 

@@ -20,7 +20,7 @@ from websockets.asyncio.client import ClientConnection
 
 from server.http.auth_failures import AuthFailures, client_of
 from server.http.feedback import sign
-from tests.conftest import SECRET, RunningServer, ServerFactory, api_for
+from tests.support.server import SECRET, RunningServer, ServerFactory, api_for
 
 ME = "{ me { name } }"
 # A few requests must fit in the window even on a loaded machine (parallel test workers): with

@@ -17,10 +17,10 @@ from models.delivery import utcnow
 from models.lifecycle import fail_delivery
 from models.redaction import plain_failure, public_detail
 from server.bus import DELIVERY_TOPIC
-from tests.conftest import RunningServer, api_for
-from tests.runtime.test_smtp import make_sink, people, relaying, send  # noqa: F401  (a fixture)
 from tests.support import flows
 from tests.support.client import Api
+from tests.support.server import RunningServer, api_for
+from tests.support.smtp import people, relaying, send
 from tests.support.smtp_sink import SmtpSink, self_signed
 
 MTA_TEXT = (
@@ -91,7 +91,7 @@ async def test_finding_7_a_failure_quoting_the_mta_reads_plain_for_non_administr
 
 
 async def test_finding_7_a_wrong_smtp_password_reads_plain_for_non_administrators(
-    make_sink: Callable[..., SmtpSink],  # noqa: F811  (the fixture imported above)
+    make_sink: Callable[..., SmtpSink],
     make_server: Callable[..., Any],
     tmp_path: Path,
 ) -> None:

@@ -18,10 +18,10 @@ from websockets.asyncio.client import ClientConnection
 
 from models.audit import COMMAND_LINE
 from models.operator import Operator, hash_token, revoke_operator
-from tests.api.live.test_ws_protocol import init, receive, send, socket
-from tests.conftest import api_for
 from tests.support import flows
 from tests.support.client import Api
+from tests.support.server import api_for
+from tests.support.ws import init, receive, send, socket
 
 TTL = 0.4  # TOKEN_CACHE_SECONDS of these servers
 ME = "{ me { name } }"

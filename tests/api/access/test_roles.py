@@ -4,14 +4,13 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from tests.conftest import api_for
 from tests.support import flows
 from tests.support.client import Api, event
+from tests.support.server import api_for
 
 SNAPSHOT = """
   id label status subject body feedbackMode validityPeriod scheduledAt requireApproval
@@ -32,34 +31,6 @@ async def api(make_server: Callable[..., Any]) -> AsyncIterator[Api]:
     """Engine off: a confirmed delivery stays IN_PROGRESS, so pause/resume/stop can be tried."""
     async for client in api_for(await make_server(engine_enabled=False)):
         yield client
-
-
-async def snapshot(api: Api, delivery_id: str) -> dict[str, Any]:
-    data = await api.gql(
-        f"query($id: ID!) {{ delivery(id: $id) {{ {SNAPSHOT} }} }}", {"id": delivery_id}
-    )
-    return data["delivery"]  # type: ignore[no-any-return]
-
-
-async def delivery_in(api: Api, status: str, **extra: Any) -> str:
-    """A delivery (as admin) in DRAFT, READY, SCHEDULED, IN_PROGRESS or PAUSED."""
-    ids = await flows.import_profiles(api, ["a@example.com", "b@example.com"])
-    if status == "SCHEDULED":
-        extra["scheduledAt"] = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
-    delivery_id: str = (await flows.create_delivery(api, ids, **extra))["id"]
-    if status == "DRAFT":
-        return delivery_id
-    await flows.prepare(api, delivery_id)
-    if status == "READY":
-        return delivery_id
-    await flows.confirm(api, delivery_id, as_="admin")
-    if status == "PAUSED":
-        await api.gql("mutation($id: ID!) { pauseDelivery(id: $id) { id } }", {"id": delivery_id})
-    return delivery_id
-
-
-async def me(api: Api, as_: str) -> str:
-    return (await api.gql("{ me { name } }", as_=as_))["me"]["name"]  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -168,8 +139,10 @@ CASES = [
 async def test_an_operator_without_the_role_is_forbidden_and_nothing_changes(
     api: Api, case: Case
 ) -> None:
-    delivery_id = await delivery_in(api, case.state, **dict(case.extra)) if case.state else None
-    before = await snapshot(api, delivery_id) if delivery_id else None
+    delivery_id = (
+        await flows.delivery_in(api, case.state, **dict(case.extra)) if case.state else None
+    )
+    before = await flows.delivery(api, delivery_id, SNAPSHOT) if delivery_id else None
     count_before = (await api.gql("{ deliveries { totalCount } }"))["deliveries"]["totalCount"]
     variables: dict[str, Any] = {"id": delivery_id}
     if case.mutation in ("createDelivery", "updateDelivery"):
@@ -181,7 +154,7 @@ async def test_an_operator_without_the_role_is_forbidden_and_nothing_changes(
         assert error["path"] == [case.mutation]
 
     if delivery_id:
-        assert await snapshot(api, delivery_id) == before
+        assert await flows.delivery(api, delivery_id, SNAPSHOT) == before
     count_after = (await api.gql("{ deliveries { totalCount } }"))["deliveries"]["totalCount"]
     assert count_after == count_before
     if case.mutation == "importProfiles":
@@ -192,7 +165,7 @@ async def test_an_operator_without_the_role_is_forbidden_and_nothing_changes(
 
 
 async def test_confirm_send_without_the_role_gives_the_products_message(api: Api) -> None:
-    delivery_id = await delivery_in(api, "READY")
+    delivery_id = await flows.delivery_in(api, "READY")
     error = await api.error(
         "mutation($id: ID!) { confirmSend(deliveryId: $id) { id } }",
         {"id": delivery_id},
@@ -205,7 +178,7 @@ async def test_confirm_send_without_the_role_gives_the_products_message(api: Api
 
 @pytest.mark.parametrize("who", ["starter", "preparer", "approver", "reader"])
 async def test_sending_logs_are_for_administrators_only(api: Api, who: str) -> None:
-    delivery_id = await delivery_in(api, "READY")
+    delivery_id = await flows.delivery_in(api, "READY")
     top = await api.raw(
         "query($id: ID!) { sendingLogs(deliveryId: $id)"
         " { totalCount edges { node { address } } } }",
@@ -361,7 +334,7 @@ async def test_start_deliveries_may_do_all_that_prepare_deliveries_may_and_send(
     )
     sent = await flows.confirm(api, delivery_id, as_=as_)
     assert sent["status"] == "IN_PROGRESS"
-    assert sent["confirmedBy"] == await me(api, as_)
+    assert sent["confirmedBy"] == await flows.me(api, as_)
     for action, status in (
         ("pauseDelivery", "PAUSED"),
         ("resumeDelivery", "IN_PROGRESS"),
@@ -385,11 +358,11 @@ async def test_start_deliveries_may_do_all_that_prepare_deliveries_may_and_send(
 
 
 async def test_administration_may_do_everything(api: Api) -> None:
-    delivery_id = await delivery_in(api, "READY", requireApproval=True)
+    delivery_id = await flows.delivery_in(api, "READY", requireApproval=True)
     approved = await api.gql(
         "mutation($id: ID!) { approveDelivery(id: $id) { approvedBy } }", {"id": delivery_id}
     )
-    assert approved["approveDelivery"]["approvedBy"] == await me(api, "admin")
+    assert approved["approveDelivery"]["approvedBy"] == await flows.me(api, "admin")
     assert (await flows.confirm(api, delivery_id, as_="admin"))["status"] == "IN_PROGRESS"
     for action in ("pauseDelivery", "resumeDelivery", "stopDelivery"):
         await api.gql(f"mutation($id: ID!) {{ {action}(id: $id) {{ id }} }}", {"id": delivery_id})
@@ -412,20 +385,22 @@ async def test_administration_may_do_everything(api: Api) -> None:
 
 
 async def test_an_approver_may_approve_but_not_send(api: Api) -> None:
-    delivery_id = await delivery_in(api, "READY", requireApproval=True)
+    delivery_id = await flows.delivery_in(api, "READY", requireApproval=True)
     await api.gql(
         "mutation($id: ID!) { approveDelivery(id: $id) { id } }",
         {"id": delivery_id},
         as_="approver",
     )
-    assert (await snapshot(api, delivery_id))["approvedBy"] == await me(api, "approver")
+    assert (await flows.delivery(api, delivery_id, SNAPSHOT))["approvedBy"] == await flows.me(
+        api, "approver"
+    )
     error = await api.error(
         "mutation($id: ID!) { confirmSend(deliveryId: $id) { id } }",
         {"id": delivery_id},
         as_="approver",
     )
     assert error["extensions"]["code"] == "FORBIDDEN"
-    assert (await snapshot(api, delivery_id))["status"] == "READY"
+    assert (await flows.delivery(api, delivery_id, SNAPSHOT))["status"] == "READY"
 
 
 QUERIES = [
@@ -442,9 +417,9 @@ QUERIES = [
 async def test_no_token_or_a_bad_token_is_unauthenticated_on_queries_and_mutations(
     api: Api,
 ) -> None:
-    delivery_id = await delivery_in(api, "READY")
+    delivery_id = await flows.delivery_in(api, "READY")
     assert delivery_id == "1"
-    before = await snapshot(api, delivery_id)
+    before = await flows.delivery(api, delivery_id, SNAPSHOT)
     bad_headers = ["Basic " + api.tokens["admin"], api.tokens["admin"], "Bearer", "Bearer x y"]
     for query in QUERIES:
         for token in (None, "not-a-token", api.tokens["admin"] + "x"):
@@ -458,7 +433,7 @@ async def test_no_token_or_a_bad_token_is_unauthenticated_on_queries_and_mutatio
             )
             codes = [e["extensions"]["code"] for e in response.json()["errors"]]
             assert codes == ["UNAUTHENTICATED"], (query, header)
-    assert await snapshot(api, delivery_id) == before
+    assert await flows.delivery(api, delivery_id, SNAPSHOT) == before
     again = await api.gql(
         'mutation { importProfiles(profiles: [{email: "anon@example.com"}]) { created } }'
     )

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from models.operator import Operator, hash_token
-from tests.conftest import api_for
+from tests.support.server import api_for
 
 ME = "{ me { name } }"
 

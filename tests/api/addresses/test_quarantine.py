@@ -5,12 +5,12 @@ reason QUARANTINED_ADDRESS.
 """
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.conftest import api_for
 from tests.support import flows
-from tests.support.client import Api, event
+from tests.support.client import Api, at, event
+from tests.support.feedback_steps import report_all
+from tests.support.server import api_for
 
 EXCLUSIONS = "query($id: ID!) { delivery(id: $id) { exclusions { reason count } kpis { toSend } } }"
 
@@ -19,12 +19,6 @@ async def first_delivery(api: Api, emails: list[str], mode: str = "EFS") -> dict
     """Send to the addresses; returns address -> MTA message id."""
     _, logs = await flows.sent_delivery(api, list(emails), feedbackMode=mode)
     return {log["address"]: log["messageId"] for log in logs}
-
-
-async def report(api: Api, *events: dict[str, Any]) -> None:
-    response = await api.feedback(list(events))
-    assert response.status_code == 200, response.text
-    assert response.json() == {"accepted": len(events), "duplicates": 0, "unknown": 0}
 
 
 async def later_preparation(api: Api, emails: list[str]) -> tuple[dict[str, int], int, set[str]]:
@@ -49,14 +43,10 @@ async def strict_api(make_server: Callable[..., Any]) -> Any:
     return api_for(running)
 
 
-def at(seconds: int) -> datetime:
-    return datetime.now(UTC) + timedelta(seconds=seconds)
-
-
 async def test_hard_bounce_quarantines_the_address_at_once(api: Api) -> None:
     emails = ["gone@example.com", "fine@example.com"]
     ids = await first_delivery(api, emails)
-    await report(api, event(ids["gone@example.com"], "hard_bounce", reason="USER_UNKNOWN"))
+    await report_all(api, event(ids["gone@example.com"], "hard_bounce", reason="USER_UNKNOWN"))
 
     exclusions, to_send, quarantined = await later_preparation(api, emails)
     assert exclusions == {"QUARANTINED_ADDRESS": 1}
@@ -66,7 +56,7 @@ async def test_hard_bounce_quarantines_the_address_at_once(api: Api) -> None:
 
 async def test_quarantine_matches_the_address_whatever_its_case(api: Api) -> None:
     ids = await first_delivery(api, ["Gone@Example.COM"])
-    await report(api, event(ids["gone@example.com"], "hard_bounce", reason="USER_UNKNOWN"))
+    await report_all(api, event(ids["gone@example.com"], "hard_bounce", reason="USER_UNKNOWN"))
     exclusions, to_send, quarantined = await later_preparation(api, ["GONE@example.com"])
     assert (exclusions, to_send) == ({"QUARANTINED_ADDRESS": 1}, 1)
     assert quarantined == {"gone@example.com"}
@@ -74,14 +64,14 @@ async def test_quarantine_matches_the_address_whatever_its_case(api: Api) -> Non
 
 async def test_hard_bounce_quarantines_in_legacy_mode_too(api: Api) -> None:
     ids = await first_delivery(api, ["gone@example.com"], mode="LEGACY")
-    await report(api, event(ids["gone@example.com"], "hard_bounce", reason="USER_UNKNOWN"))
+    await report_all(api, event(ids["gone@example.com"], "hard_bounce", reason="USER_UNKNOWN"))
     exclusions, to_send, _ = await later_preparation(api, ["gone@example.com"])
     assert (exclusions, to_send) == ({"QUARANTINED_ADDRESS": 1}, 1)
 
 
 async def test_one_soft_bounce_under_the_default_threshold_does_not_quarantine(api: Api) -> None:
     ids = await first_delivery(api, ["full@example.com"])
-    await report(api, event(ids["full@example.com"], "soft_bounce", reason="MAILBOX_FULL"))
+    await report_all(api, event(ids["full@example.com"], "soft_bounce", reason="MAILBOX_FULL"))
     exclusions, to_send, _ = await later_preparation(api, ["full@example.com"])
     assert (exclusions, to_send) == ({}, 2)
 
@@ -92,12 +82,12 @@ async def test_soft_errors_quarantine_when_the_counter_reaches_the_threshold(
     async for api in await strict_api(make_server):
         emails = ["twice@example.com", "once@example.com"]
         ids = await first_delivery(api, emails)
-        await report(
+        await report_all(
             api,
             event(ids["twice@example.com"], "soft_bounce", reason="MAILBOX_FULL", at=at(0)),
             event(ids["once@example.com"], "soft_bounce", reason="MAILBOX_FULL", at=at(0)),
         )
-        await report(
+        await report_all(
             api, event(ids["twice@example.com"], "soft_bounce", reason="MAILBOX_FULL", at=at(1))
         )
 
@@ -114,8 +104,8 @@ async def test_soft_errors_closer_than_the_minimum_gap_count_once(
     async for api in api_for(running):
         ids = await first_delivery(api, ["busy@example.com"])
         message_id = ids["busy@example.com"]
-        await report(api, event(message_id, "soft_bounce", reason="MAILBOX_FULL", at=at(0)))
-        await report(api, event(message_id, "soft_bounce", reason="MAILBOX_FULL", at=at(60)))
+        await report_all(api, event(message_id, "soft_bounce", reason="MAILBOX_FULL", at=at(0)))
+        await report_all(api, event(message_id, "soft_bounce", reason="MAILBOX_FULL", at=at(60)))
         exclusions, to_send, _ = await later_preparation(api, ["busy@example.com"])
         assert (exclusions, to_send) == ({}, 2)
 
@@ -127,8 +117,8 @@ async def test_soft_error_counter_starts_again_after_ten_quiet_days(
         ids = await first_delivery(api, ["old@example.com"])
         message_id = ids["old@example.com"]
         long_ago = at(-11 * 24 * 3600)
-        await report(api, event(message_id, "soft_bounce", reason="MAILBOX_FULL", at=long_ago))
-        await report(api, event(message_id, "soft_bounce", reason="MAILBOX_FULL", at=at(0)))
+        await report_all(api, event(message_id, "soft_bounce", reason="MAILBOX_FULL", at=long_ago))
+        await report_all(api, event(message_id, "soft_bounce", reason="MAILBOX_FULL", at=at(0)))
         exclusions, to_send, _ = await later_preparation(api, ["old@example.com"])
         assert (exclusions, to_send) == ({}, 2)
 
@@ -136,9 +126,9 @@ async def test_soft_error_counter_starts_again_after_ten_quiet_days(
 async def test_soft_errors_across_deliveries_add_up(make_server: Callable[..., Any]) -> None:
     async for api in await strict_api(make_server):
         first = await first_delivery(api, ["flaky@example.com"])
-        await report(api, event(first["flaky@example.com"], "soft_bounce", at=at(0)))
+        await report_all(api, event(first["flaky@example.com"], "soft_bounce", at=at(0)))
         second = await first_delivery(api, ["flaky@example.com"])
-        await report(api, event(second["flaky@example.com"], "soft_bounce", at=at(1)))
+        await report_all(api, event(second["flaky@example.com"], "soft_bounce", at=at(1)))
 
         exclusions, _, quarantined = await later_preparation(api, ["flaky@example.com"])
         assert exclusions == {"QUARANTINED_ADDRESS": 1}
@@ -151,18 +141,18 @@ async def test_delivery_after_a_soft_bounce_releases_the_address_and_resets_its_
     async for api in await strict_api(make_server):
         ids = await first_delivery(api, ["back@example.com"])
         message_id = ids["back@example.com"]
-        await report(api, event(message_id, "soft_bounce", reason="MAILBOX_FULL", at=at(0)))
-        await report(api, event(message_id, "soft_bounce", reason="MAILBOX_FULL", at=at(1)))
+        await report_all(api, event(message_id, "soft_bounce", reason="MAILBOX_FULL", at=at(0)))
+        await report_all(api, event(message_id, "soft_bounce", reason="MAILBOX_FULL", at=at(1)))
         exclusions, _, _ = await later_preparation(api, ["back@example.com"])
         assert exclusions == {"QUARANTINED_ADDRESS": 1}
 
-        await report(api, event(message_id, "delivered", at=at(2)))  # the retry succeeded
+        await report_all(api, event(message_id, "delivered", at=at(2)))  # the retry succeeded
         exclusions, to_send, _ = await later_preparation(api, ["back@example.com"])
         assert (exclusions, to_send) == ({}, 2)
 
         # The counter started again: one new soft error is under the threshold of 2.
         again = await first_delivery(api, ["back@example.com"])
-        await report(api, event(again["back@example.com"], "soft_bounce", at=at(3)))
+        await report_all(api, event(again["back@example.com"], "soft_bounce", at=at(3)))
         exclusions, to_send, _ = await later_preparation(api, ["back@example.com"])
         assert (exclusions, to_send) == ({}, 2)
 
@@ -173,7 +163,7 @@ async def test_ignored_errors_never_quarantine_nor_change_the_log(
     async for api in await strict_api(make_server):
         done, (log,) = await flows.sent_delivery(api, ["ignored@example.com"], feedbackMode="EFS")
         delivery_id = done["id"]
-        await report(
+        await report_all(
             api,
             event(log["messageId"], "hard_bounce", reason="ERROR_IGNORED", at=at(0)),
             event(log["messageId"], "soft_bounce", reason="ERROR_IGNORED", at=at(1)),

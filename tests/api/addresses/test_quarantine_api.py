@@ -7,12 +7,12 @@ nothing.
 
 import asyncio
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.conftest import api_for
 from tests.support import flows
-from tests.support.client import Api, event
+from tests.support.client import Api, at, event
+from tests.support.feedback_steps import report_all
+from tests.support.server import api_for
 
 STATUS = "address errorCount lastErrorAt quarantined quarantinedAt quarantineReason denylisted"
 CONNECTION = (
@@ -37,20 +37,10 @@ UNDENYLIST = f"mutation($x: String!) {{ removeFromDenylist(address: $x) {{ {STAT
 EXCLUSIONS = "query($id: ID!) { delivery(id: $id) { exclusions { reason count } kpis { toSend } } }"
 
 
-def at(seconds: int) -> datetime:
-    return datetime.now(UTC) + timedelta(seconds=seconds)
-
-
 async def sent_to(api: Api, emails: list[str]) -> dict[str, str]:
     """Send a delivery to the addresses; returns address -> MTA message id."""
     _, logs = await flows.sent_delivery(api, list(emails), feedbackMode="EFS")
     return {log["address"]: log["messageId"] for log in logs}
-
-
-async def report(api: Api, *events: dict[str, Any]) -> None:
-    response = await api.feedback(list(events))
-    assert response.status_code == 200, response.text
-    assert response.json()["accepted"] == len(events)
 
 
 async def exclusions_of_a_new_delivery(
@@ -90,7 +80,7 @@ async def test_a_hard_bounce_is_listed_and_a_release_lets_the_next_preparation_i
     api: Api,
 ) -> None:
     ids = await sent_to(api, ["gone@example.com", "fine@example.com"])
-    await report(api, event(ids["gone@example.com"], "hard_bounce", reason="USER_UNKNOWN"))
+    await report_all(api, event(ids["gone@example.com"], "hard_bounce", reason="USER_UNKNOWN"))
 
     listed = (await api.gql(QUARANTINED))["quarantinedAddresses"]
     assert listed["totalCount"] == 1
@@ -134,9 +124,9 @@ async def test_a_soft_error_quarantine_shows_its_count_and_reason(
     async for api in api_for(await make_server(quarantine_threshold=2, quarantine_gap_hours=0)):
         ids = await sent_to(api, ["full@example.com"])
         message_id = ids["full@example.com"]
-        await report(api, event(message_id, "soft_bounce", reason="MAILBOX_FULL", at=at(0)))
+        await report_all(api, event(message_id, "soft_bounce", reason="MAILBOX_FULL", at=at(0)))
         assert (await status(api, "full@example.com") or {})["quarantined"] is False
-        await report(api, event(message_id, "soft_bounce", reason="MAILBOX_FULL", at=at(1)))
+        await report_all(api, event(message_id, "soft_bounce", reason="MAILBOX_FULL", at=at(1)))
         node = await status(api, "full@example.com")
         assert node is not None
         assert (node["errorCount"], node["quarantined"], node["quarantineReason"]) == (
@@ -196,7 +186,7 @@ async def test_the_deny_list_excludes_until_the_address_is_removed(api: Api) -> 
 
 async def test_the_deny_list_and_the_quarantine_are_independent(api: Api) -> None:
     ids = await sent_to(api, ["both@example.com"])
-    await report(api, event(ids["both@example.com"], "hard_bounce", reason="USER_UNKNOWN"))
+    await report_all(api, event(ids["both@example.com"], "hard_bounce", reason="USER_UNKNOWN"))
     both = (await api.gql(DENYLIST, {"x": "both@example.com"}))["denylistAddress"]
     assert (both["denylisted"], both["quarantined"], both["errorCount"]) == (True, True, 1)
     # The deny list wins over quarantine in preparation.
@@ -236,14 +226,14 @@ async def test_the_lists_page_by_cursor_with_a_total_and_search(
         ids = await sent_to(api, [f"{n}@example.com" for n in names])
         # Quarantined at three moments; several share a moment (ties are ordered by address).
         earlier, later = at(-60), at(-30)
-        await report(
+        await report_all(
             api,
             *[
                 event(ids[f"{n}@example.com"], "hard_bounce", reason="USER_UNKNOWN", at=earlier)
                 for n in ("b1", "a2", "c_3")
             ],
         )
-        await report(
+        await report_all(
             api,
             *[
                 event(ids[f"{n}@example.com"], "hard_bounce", reason="REFUSED", at=later)
@@ -251,7 +241,9 @@ async def test_the_lists_page_by_cursor_with_a_total_and_search(
             ],
         )
         e7 = ids["e7@example.com"]
-        await report(api, event(e7, "soft_bounce", at=at(-2)), event(e7, "soft_bounce", at=at(-1)))
+        await report_all(
+            api, event(e7, "soft_bounce", at=at(-2)), event(e7, "soft_bounce", at=at(-1))
+        )
         expected = [
             "e7@example.com",
             "a5@example.com",
@@ -348,7 +340,7 @@ async def test_a_release_is_never_undone_by_concurrent_feedback(
         emails = [f"race{i}@example.com" for i in range(8)]
         ids = await sent_to(api, emails)
         for step in (0, 1):
-            await report(api, *[event(ids[e], "soft_bounce", at=at(step - 10)) for e in emails])
+            await report_all(api, *[event(ids[e], "soft_bounce", at=at(step - 10)) for e in emails])
         listed = (await api.gql(QUARANTINED, {"f": 20}))["quarantinedAddresses"]
         assert listed["totalCount"] == len(emails)
 

@@ -16,9 +16,10 @@ from tortoise.migrations.api import migrate
 
 from models.sql import Sql
 from server.db import apply_migrations, tortoise_config
-from tests.conftest import api_for, fresh_database
 from tests.support import flows
 from tests.support.client import Api
+from tests.support.databases import fresh_database
+from tests.support.server import api_for
 
 FIELDS = "status version requireApproval approvedBy approvedAt kpis { toSend }"
 READ = f"query($id: ID!) {{ delivery(id: $id) {{ {FIELDS} }} }}"

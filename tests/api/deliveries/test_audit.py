@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import api_for
 from tests.support import flows
 from tests.support.client import Api, event
+from tests.support.server import api_for
 
 NODE = "id at action actor operatorId operatorName deliveryId deliveryLabel detail"
 CONNECTION = f"totalCount pageInfo {{ hasNextPage endCursor }} edges {{ cursor node {{ {NODE} }} }}"

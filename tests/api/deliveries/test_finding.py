@@ -4,9 +4,9 @@ and a profile's history as a connection."""
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.api.deliveries.test_pagination import both_ways
 from tests.support import flows
 from tests.support.client import Api
+from tests.support.paging import both_ways
 
 DELIVERIES = """query($s: [DeliveryStatus!], $c: Channel, $q: String, $since: DateTime,
   $until: DateTime, $p: ID, $o: DeliveryOrder, $f: Int, $a: String, $l: Int, $b: String) {

@@ -10,14 +10,12 @@ from typing import Any
 import httpx
 
 from models import clock
-from tests.conftest import SECRET, RunningServer, api_for
 from tests.support import flows
 from tests.support.client import Api, event
+from tests.support.server import SECRET, RunningServer, api_for
 
 MORE = """ approvedBy approvedAt startedAt validUntil sentAt endedAt stoppedBy requireApproval
   warnings subject label """
-LOGS = "query($id: ID!) { sendingLogs(deliveryId: $id, first: 500) { totalCount edges { node {"
-LOGS += " id address status failureType failureReason messageId excluded } } } }"
 
 
 async def full(api: Api, delivery_id: str) -> dict[str, Any]:
@@ -28,24 +26,11 @@ async def full(api: Api, delivery_id: str) -> dict[str, Any]:
     return data["delivery"]  # type: ignore[no-any-return]
 
 
-async def all_logs(api: Api, delivery_id: str) -> list[dict[str, Any]]:
-    data = await api.gql(LOGS, {"id": delivery_id})
-    return [e["node"] for e in data["sendingLogs"]["edges"]]
-
-
-async def me(api: Api, as_: str) -> str:
-    return (await api.gql("{ me { name } }", as_=as_))["me"]["name"]  # type: ignore[no-any-return]
-
-
 async def ready(api: Api, emails: list[str | None], **extra: Any) -> str:
     ids = await flows.import_profiles(api, emails)
     delivery_id: str = (await flows.create_delivery(api, ids, **extra))["id"]
     await flows.prepare(api, delivery_id)
     return delivery_id
-
-
-def emails(prefix: str, n: int) -> list[str | None]:
-    return [f"{prefix}{i}@example.com" for i in range(n)]
 
 
 def in_seconds(seconds: float) -> str:
@@ -75,7 +60,7 @@ async def same_operators(running: RunningServer, api: Api) -> AsyncIterator[Api]
 
 
 async def relayed_ids(api: Api, delivery_id: str) -> set[str]:
-    return {log["messageId"] for log in await all_logs(api, delivery_id) if log["messageId"]}
+    return {log["messageId"] for log in await flows.logs(api, delivery_id) if log["messageId"]}
 
 
 async def sentinel_sent(api: Api) -> set[str]:
@@ -91,7 +76,7 @@ async def sentinel_sent(api: Api) -> set[str]:
 async def test_a_delivery_that_requires_approval_is_sent_only_once_approved(
     api: Api, server: RunningServer
 ) -> None:
-    delivery_id = await ready(api, emails("appr", 3), requireApproval=True)
+    delivery_id = await ready(api, flows.addresses(3, "appr"), requireApproval=True)
     error = await api.error(
         "mutation($id: ID!) { confirmSend(deliveryId: $id) { id } }",
         {"id": delivery_id},
@@ -109,25 +94,25 @@ async def test_a_delivery_that_requires_approval_is_sent_only_once_approved(
         as_="approver",
     )
     assert approved["approveDelivery"]["status"] == "READY"
-    assert approved["approveDelivery"]["approvedBy"] == await me(api, "approver")
+    assert approved["approveDelivery"]["approvedBy"] == await flows.me(api, "approver")
     assert when(approved["approveDelivery"]["approvedAt"]) >= before - timedelta(seconds=1)
 
     confirmed = await flows.confirm(api, delivery_id)
     assert confirmed["status"] == "IN_PROGRESS"
-    assert confirmed["confirmedBy"] == await me(api, "starter")
+    assert confirmed["confirmedBy"] == await flows.me(api, "starter")
     done = await flows.wait_for(api, delivery_id, lambda d: d["status"] == "SENT")
     assert done["kpis"]["processed"] == 3
     assert sorted(server.runtime.mta.relayed.values()) == [1, 1, 1]
 
 
 async def test_editing_an_approved_delivery_withdraws_the_approval(api: Api) -> None:
-    delivery_id = await ready(api, emails("edit", 2), requireApproval=True)
+    delivery_id = await ready(api, flows.addresses(2, "edit"), requireApproval=True)
     await api.gql(
         "mutation($id: ID!) { approveDelivery(id: $id) { id } }",
         {"id": delivery_id},
         as_="approver",
     )
-    ids = await flows.import_profiles(api, emails("edit", 2))
+    ids = await flows.import_profiles(api, flows.addresses(2, "edit"))
     edited = await api.gql(
         "mutation($id: ID!, $i: CreateDeliveryInput!) { updateDelivery(id: $id, input: $i)"
         " { status approvedBy approvedAt } }",
@@ -156,11 +141,11 @@ async def test_editing_an_approved_delivery_withdraws_the_approval(api: Api) -> 
 async def test_confirming_records_who_and_when_and_a_second_confirm_is_invalid_state(
     api: Api, server: RunningServer
 ) -> None:
-    delivery_id = await ready(api, emails("twice", 4))
+    delivery_id = await ready(api, flows.addresses(4, "twice"))
     before = datetime.now(UTC)
     confirmed = await flows.confirm(api, delivery_id)
     after = datetime.now(UTC)
-    assert confirmed["confirmedBy"] == await me(api, "starter")
+    assert confirmed["confirmedBy"] == await flows.me(api, "starter")
     assert before - timedelta(seconds=1) <= when(confirmed["confirmedAt"]) <= after
     error = await api.error(
         "mutation($id: ID!) { confirmSend(deliveryId: $id) { id } }",
@@ -177,7 +162,7 @@ async def test_confirming_records_who_and_when_and_a_second_confirm_is_invalid_s
 async def test_five_clients_confirming_at_once_send_each_message_once(
     api: Api, server: RunningServer
 ) -> None:
-    delivery_id = await ready(api, emails("race", 20))
+    delivery_id = await ready(api, flows.addresses(20, "race"))
     starters: list[tuple[str, str]] = []
     for i in range(5):
         name = f"starter-{i}-{uuid.uuid4().hex[:4]}"
@@ -219,10 +204,12 @@ async def test_a_scheduled_delivery_starts_by_itself_at_its_contact_date(
     api: Api, server: RunningServer
 ) -> None:
     scheduled_at = in_seconds(3600)
-    delivery_id = await ready(api, emails("sched", 3), scheduledAt=scheduled_at, validityPeriod=60)
+    delivery_id = await ready(
+        api, flows.addresses(3, "sched"), scheduledAt=scheduled_at, validityPeriod=60
+    )
     confirmed = await flows.confirm(api, delivery_id)
     assert confirmed["status"] == "SCHEDULED"
-    assert confirmed["confirmedBy"] == await me(api, "starter")
+    assert confirmed["confirmedBy"] == await flows.me(api, "starter")
     assert not server.runtime.mta.relayed
     with moved_clock(timedelta(hours=1, seconds=1)):  # the contact date comes
         done = await flows.wait_for(api, delivery_id, lambda d: d["status"] == "SENT")
@@ -238,7 +225,9 @@ async def test_stopping_a_scheduled_delivery_sends_nothing_and_cancels_its_logs(
     api: Api, server: RunningServer
 ) -> None:
     scheduled_at = in_seconds(3600)
-    delivery_id = await ready(api, [*emails("stop", 3), "not-an-address"], scheduledAt=scheduled_at)
+    delivery_id = await ready(
+        api, [*flows.addresses(3, "stop"), "not-an-address"], scheduledAt=scheduled_at
+    )
     assert (await flows.confirm(api, delivery_id))["status"] == "SCHEDULED"
     stopped = await api.gql(
         "mutation($id: ID!) { stopDelivery(id: $id) { status stoppedBy endedAt } }",
@@ -246,7 +235,7 @@ async def test_stopping_a_scheduled_delivery_sends_nothing_and_cancels_its_logs(
         as_="starter",
     )
     assert stopped["stopDelivery"]["status"] == "STOPPED"
-    assert stopped["stopDelivery"]["stoppedBy"] == await me(api, "starter")
+    assert stopped["stopDelivery"]["stoppedBy"] == await flows.me(api, "starter")
     assert stopped["stopDelivery"]["endedAt"] is not None
     with moved_clock(timedelta(hours=1, seconds=1)):  # the contact date comes
         sentinel = await sentinel_sent(api)  # the scheduler has run after it
@@ -255,7 +244,7 @@ async def test_stopping_a_scheduled_delivery_sends_nothing_and_cancels_its_logs(
     assert details["status"] == "STOPPED"
     assert details["kpis"]["processed"] == 0
     assert set(server.runtime.mta.relayed) == sentinel
-    logs = await all_logs(api, delivery_id)
+    logs = await flows.logs(api, delivery_id)
     cancelled = [log for log in logs if not log["excluded"]]
     assert len(cancelled) == 3
     for log in cancelled:
@@ -274,7 +263,7 @@ async def test_stopping_a_delivery_in_progress_means_its_unsent_messages_are_nev
 ) -> None:
     idle = await make_server(engine_enabled=False)
     async for api in api_for(idle):
-        delivery_id = await ready(api, emails("halt", 5))
+        delivery_id = await ready(api, flows.addresses(5, "halt"))
         assert (await flows.confirm(api, delivery_id))["status"] == "IN_PROGRESS"
         await api.gql("mutation($id: ID!) { stopDelivery(id: $id) { id } }", {"id": delivery_id})
 
@@ -287,7 +276,7 @@ async def test_stopping_a_delivery_in_progress_means_its_unsent_messages_are_nev
             assert details["status"] == "STOPPED"
             assert details["kpis"]["processed"] == 0
             statuses = {
-                (log["status"], log["failureReason"]) for log in await all_logs(live, delivery_id)
+                (log["status"], log["failureReason"]) for log in await flows.logs(live, delivery_id)
             }
             assert statuses == {("IGNORED", "CANCELLED")}
 
@@ -297,7 +286,7 @@ async def test_nothing_is_relayed_while_paused_and_everything_once_after_resume(
 ) -> None:
     idle = await make_server(engine_enabled=False)
     async for api in api_for(idle):
-        delivery_id = await ready(api, emails("pause", 6))
+        delivery_id = await ready(api, flows.addresses(6, "pause"))
         assert (await flows.confirm(api, delivery_id))["status"] == "IN_PROGRESS"
         paused = await api.gql(
             "mutation($id: ID!) { pauseDelivery(id: $id) { status } }",
@@ -313,7 +302,7 @@ async def test_nothing_is_relayed_while_paused_and_everything_once_after_resume(
             assert set(engine.runtime.mta.relayed) == sentinel  # the paused one: nothing
             details = await full(live, delivery_id)
             assert (details["status"], details["kpis"]["processed"]) == ("PAUSED", 0)
-            assert {log["status"] for log in await all_logs(live, delivery_id)} == {"TO_SEND"}
+            assert {log["status"] for log in await flows.logs(live, delivery_id)} == {"TO_SEND"}
 
             resumed = await live.gql(
                 "mutation($id: ID!) { resumeDelivery(id: $id) { status } }",
@@ -336,7 +325,7 @@ async def test_nothing_is_relayed_while_paused_and_everything_once_after_resume(
 async def test_editing_a_prepared_delivery_sends_it_back_to_draft_and_forgets_its_target(
     api: Api,
 ) -> None:
-    ids = await flows.import_profiles(api, emails("re", 3))
+    ids = await flows.import_profiles(api, flows.addresses(3, "re"))
     delivery_id = (await flows.create_delivery(api, ids, body="<p>No way out</p>"))["id"]
     assert (await flows.prepare(api, delivery_id))["kpis"]["toSend"] == 3
     assert len((await full(api, delivery_id))["warnings"]) == 1  # no unsubscribe link
@@ -361,7 +350,7 @@ async def test_editing_a_prepared_delivery_sends_it_back_to_draft_and_forgets_it
         "warnings": [],
         "kpis": {"toSend": 0},
     }
-    assert await all_logs(api, delivery_id) == []
+    assert await flows.logs(api, delivery_id) == []
     history = await api.gql("query($p: ID!) { profile(id: $p) { history { id } } }", {"p": ids[2]})
     assert history["profile"]["history"] == []
     again = await flows.prepare(api, delivery_id)
@@ -369,7 +358,7 @@ async def test_editing_a_prepared_delivery_sends_it_back_to_draft_and_forgets_it
 
 
 async def test_a_draft_or_ready_delivery_can_be_deleted_with_its_logs(api: Api) -> None:
-    ids = await flows.import_profiles(api, emails("del", 2))
+    ids = await flows.import_profiles(api, flows.addresses(2, "del"))
     draft = (await flows.create_delivery(api, ids))["id"]
     prepared = (await flows.create_delivery(api, ids))["id"]
     await flows.prepare(api, prepared)
@@ -390,7 +379,7 @@ async def test_a_draft_or_ready_delivery_can_be_deleted_with_its_logs(api: Api) 
 
 
 async def test_a_sent_delivery_cannot_be_deleted(api: Api) -> None:
-    done, _ = await flows.sent_delivery(api, emails("keep", 1))
+    done, _ = await flows.sent_delivery(api, flows.addresses(1, "keep"))
     error = await api.error("mutation($id: ID!) { deleteDelivery(id: $id) }", {"id": done["id"]})
     assert error["extensions"]["code"] == "INVALID_STATE"
     assert "SENT" in error["message"]
@@ -401,12 +390,12 @@ async def test_a_sent_delivery_cannot_be_deleted(api: Api) -> None:
 
 
 async def test_a_sent_message_appears_in_the_history_of_each_targeted_profile(api: Api) -> None:
-    ids = await flows.import_profiles(api, [*emails("hist", 3), "broken"])
+    ids = await flows.import_profiles(api, [*flows.addresses(3, "hist"), "broken"])
     delivery_id = (await flows.create_delivery(api, ids))["id"]
     await flows.prepare(api, delivery_id)
     await flows.confirm(api, delivery_id)
     await flows.wait_for(api, delivery_id, lambda d: d["status"] == "SENT")
-    logs = {log["address"]: log for log in await all_logs(api, delivery_id)}
+    logs = {log["address"]: log for log in await flows.logs(api, delivery_id)}
     query = (
         "query($p: ID!) { profile(id: $p) { email history { id deliveryId status messageId"
         " address } } }"
@@ -428,7 +417,9 @@ async def test_a_sent_message_appears_in_the_history_of_each_targeted_profile(ap
 
 
 async def test_compute_stats_equals_what_the_logs_say(api: Api) -> None:
-    done, logs = await flows.sent_delivery(api, [*emails("kpi", 4), "broken"], feedbackMode="EFS")
+    done, logs = await flows.sent_delivery(
+        api, [*flows.addresses(4, "kpi"), "broken"], feedbackMode="EFS"
+    )
     delivery_id = done["id"]
     assert {log["status"] for log in logs} == {"PENDING"}
     response = await api.feedback(

@@ -4,6 +4,7 @@ from typing import Any
 
 from tests.support import flows
 from tests.support.client import Api
+from tests.support.paging import both_ways, inner
 
 PAGE = "totalCount pageInfo { hasNextPage endCursor } edges { cursor node { id status } }"
 LOGS = f"""query($id: ID!, $s: SendingLogStatus, $f: Int, $a: String) {{
@@ -132,44 +133,6 @@ BACK_DELIVERIES = f"""query($f: Int, $a: String, $l: Int, $b: String) {{
   deliveries(first: $f, after: $a, last: $l, before: $b) {{ {BOTH} }} }}"""
 BACK_TRAIL = f"""query($id: ID!, $f: Int, $a: String, $l: Int, $b: String) {{
   delivery(id: $id) {{ auditTrail(first: $f, after: $a, last: $l, before: $b) {{ {BOTH} }} }} }}"""
-
-
-def inner(data: dict[str, Any]) -> dict[str, Any]:
-    found = next(iter(data.values()))
-    if "edges" not in found:
-        found = next(iter(found.values()))
-    return found  # type: ignore[no-any-return]
-
-
-async def both_ways(api: Api, query: str, variables: dict[str, Any], size: int) -> list[str]:
-    """Page forwards with first/after, then backwards with last/before from the end: the same
-    rows in the same order, and PageInfo right on both sides of every page."""
-    forward: list[str] = []
-    after = None
-    while True:
-        page = inner(await api.gql(query, {**variables, "f": size, "a": after}))
-        info, edges = page["pageInfo"], page["edges"]
-        assert info["hasPreviousPage"] is (after is not None)
-        assert info["startCursor"] == (edges[0]["cursor"] if edges else None)
-        assert info["endCursor"] == (edges[-1]["cursor"] if edges else None)
-        forward += [e["node"]["id"] for e in edges]
-        if not info["hasNextPage"]:
-            break
-        after = info["endCursor"]
-    backward: list[str] = []
-    before = None
-    while True:
-        page = inner(await api.gql(query, {**variables, "l": size, "b": before}))
-        info, edges = page["pageInfo"], page["edges"]
-        assert info["hasNextPage"] is (before is not None)
-        assert len(edges) <= size
-        backward = [e["node"]["id"] for e in edges] + backward
-        if not info["hasPreviousPage"]:
-            break
-        before = info["startCursor"]
-    assert backward == forward
-    assert len(forward) == page["totalCount"]
-    return forward
 
 
 async def test_every_connection_pages_both_ways(api: Api) -> None:

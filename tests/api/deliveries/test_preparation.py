@@ -3,9 +3,9 @@
 from collections import Counter
 from typing import Any
 
-from tests.conftest import RunningServer
 from tests.support import flows
 from tests.support.client import Api, event
+from tests.support.server import RunningServer
 
 IMPORT = (
     "mutation($p: [ProfileInput!]!) { importProfiles(profiles: $p)"

@@ -15,9 +15,9 @@ import httpx
 import pytest
 
 from models.sql import Sql
-from tests.conftest import RunningServer, api_for, free_port
 from tests.support import flows
 from tests.support.client import Api
+from tests.support.server import RunningServer, api_for, free_port
 from tests.support.smtp_sink import Script, SmtpSink
 
 BODY = (

@@ -5,9 +5,9 @@ changes), aggregation periods. The clock moves by calling the scheduler's work w
 from datetime import datetime
 from typing import Any
 
-from tests.conftest import RunningServer
 from tests.support import flows
 from tests.support.client import Api
+from tests.support.server import RunningServer
 
 CREATE = """mutation($i: CreateDeliveryInput!) { createDelivery(input: $i) {
   id status timeZone scheduledAt scheduledAtLocal

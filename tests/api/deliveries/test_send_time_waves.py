@@ -16,9 +16,9 @@ from models.relay import Claimed
 from models.waves import WavePlan
 from server.engine.dispatcher import _valid_until
 from server.mta.base import Content
-from tests.conftest import RunningServer
 from tests.support import flows
 from tests.support.client import Api
+from tests.support.server import RunningServer
 
 WAITING = """query($id: ID!) { delivery(id: $id) { status validUntil sendInRecipientTimeZone
   kpis { toSend processed }

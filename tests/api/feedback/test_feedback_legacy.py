@@ -6,7 +6,6 @@ LEGACY is the instance default. Feedback comes only from the signed webhook (cap
 from collections.abc import Callable
 from typing import Any
 
-from tests.conftest import api_for
 from tests.support import flows
 from tests.support.client import Api, event
 from tests.support.feedback_steps import (
@@ -18,6 +17,7 @@ from tests.support.feedback_steps import (
     report,
 )
 from tests.support.flows import wait_until_finished
+from tests.support.server import api_for
 
 
 async def legacy_delivery(api: Api, count: int, **extra: Any) -> tuple[str, list[str]]:

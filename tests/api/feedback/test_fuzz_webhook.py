@@ -45,9 +45,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from server.http.feedback import sign
-from tests.conftest import SECRET, api_for
 from tests.support import flows
 from tests.support.client import Api
+from tests.support.server import SECRET, api_for
 
 OPENAPI = Path(__file__).resolve().parents[3] / "docs" / "openapi-feedback.yaml"
 SCALE = float(os.environ.get("FUZZ_SCALE", "1"))

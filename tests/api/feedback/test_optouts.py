@@ -8,72 +8,21 @@ helpers below."""
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import httpx
 
 from models.tracking import Token, TokenKind
-from tests.api.tracking.test_tracking import path
-from tests.conftest import RunningServer
 from tests.support import flows
 from tests.support.client import Api, event
-
-OPT_OUT_KPIS = "toSend sent complaints unsubscriptions complaintRate"
-
-
-async def opt_out_kpis(api: Api, delivery_id: str) -> dict[str, Any]:
-    data = await api.gql(
-        f"query($d: ID!) {{ kpis(deliveryId: $d) {{ {OPT_OUT_KPIS} }} }}", {"d": delivery_id}
-    )
-    return data["kpis"]  # type: ignore[no-any-return]
-
-
-async def recounted(api: Api, delivery_id: str) -> dict[str, Any]:
-    """computeStats: what the logs say."""
-    data = await api.gql(
-        f"mutation($d: ID!) {{ computeStats(deliveryId: $d) {{ {OPT_OUT_KPIS} }} }}",
-        {"d": delivery_id},
-        as_="starter",
-    )
-    return data["computeStats"]  # type: ignore[no-any-return]
-
-
-async def standing(api: Api, address: str) -> dict[str, Any] | None:
-    data = await api.gql(
-        "query($a: String!) { addressStatus(address: $a) { denylisted denylistReason"
-        " denylistedAt quarantined } }",
-        {"a": address},
-    )
-    return data["addressStatus"]  # type: ignore[no-any-return]
-
-
-async def log_marks(api: Api, delivery_id: str) -> dict[str, tuple[Any, Any, Any]]:
-    """address -> (status, complainedAt, unsubscribedAt)."""
-    data = await api.gql(
-        "query($d: ID!) { sendingLogs(deliveryId: $d, first: 500) { edges { node { address"
-        " status complainedAt unsubscribedAt } } } }",
-        {"d": delivery_id},
-    )
-    return {
-        e["node"]["address"]: (
-            e["node"]["status"],
-            e["node"]["complainedAt"],
-            e["node"]["unsubscribedAt"],
-        )
-        for e in data["sendingLogs"]["edges"]
-    }
-
-
-async def excluded_later(api: Api, emails: list[str]) -> dict[str, str]:
-    """Prepare a new delivery to these addresses: address -> exclusion reason."""
-    ids = await flows.import_profiles(api, emails)  # type: ignore[arg-type]
-    created = await flows.create_delivery(api, ids, label="Next offer")
-    await flows.prepare(api, created["id"])
-    return {
-        log["address"]: log["failureReason"]
-        for log in await flows.logs(api, created["id"])
-        if log["excluded"]
-    }
+from tests.support.feedback_steps import (
+    excluded_later,
+    log_marks,
+    opt_out_kpis,
+    recounted,
+    standing,
+)
+from tests.support.server import RunningServer
+from tests.support.tracking import path
 
 
 def same_instant(text: str | None, at: datetime) -> bool:

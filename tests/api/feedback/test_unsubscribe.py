@@ -4,10 +4,10 @@ the deny list, and the next preparation excludes it as DENYLISTED."""
 import httpx
 
 from models.tracking import Token, TokenKind, make_token
-from tests.api.tracking.test_tracking import path, sent
-from tests.conftest import RunningServer
 from tests.support import flows
 from tests.support.client import Api
+from tests.support.server import RunningServer
+from tests.support.tracking import path, sent
 
 EXCLUSIONS = "query($id: ID!) { delivery(id: $id) { exclusions { reason count } kpis { toSend } } }"
 ONE_CLICK = b"List-Unsubscribe=One-Click"  # the body RFC 8058 mail clients post

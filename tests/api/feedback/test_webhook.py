@@ -15,11 +15,11 @@ from typing import Any
 import httpx
 
 from server.http.feedback import sign
-from tests.conftest import SECRET, api_for
 from tests.support import flows
 from tests.support.client import Api, event
 from tests.support.flows import efs_delivery
 from tests.support.flows import feedback_snapshot as snapshot
+from tests.support.server import SECRET, api_for
 
 
 async def log_of(api: Api, delivery_id: str, message_id: str) -> dict[str, Any]:

@@ -26,10 +26,10 @@ from cryptography.x509.oid import NameOID
 
 from server.http.ses import PATH, SIGNED_KEYS, SesWebhook
 from server.settings import Settings
-from tests.conftest import api_for
 from tests.support import flows
 from tests.support.client import Api
 from tests.support.flows import efs_delivery
+from tests.support.server import api_for
 
 SAMPLES = Path(__file__).resolve().parents[2] / "support" / "samples" / "ses"
 TOPIC = "arn:aws:sns:us-east-1:123456789012:ses-feedback"

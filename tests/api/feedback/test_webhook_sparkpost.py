@@ -20,10 +20,10 @@ from models.enums import HARD_REASONS, IGNORED_REASONS, SOFT_REASONS
 from models.reasons import Verdict
 from server.http.sparkpost import BOUNCE_CLASSES, PATH, SparkPostWebhook
 from server.settings import Settings
-from tests.conftest import api_for
 from tests.support import flows
 from tests.support.client import Api
 from tests.support.flows import efs_delivery
+from tests.support.server import api_for
 
 SAMPLES = Path(__file__).resolve().parents[2] / "support" / "samples" / "sparkpost"
 AUTH = "hook-user:s3cret:with-colon"
@@ -240,7 +240,7 @@ async def test_complaints_and_unsubscribes_deny_list_and_count_once(hook: Api) -
     """SparkPost `spam_complaint`, `list_unsubscribe` and `link_unsubscribe` (issue 15): the
     deny list with the reason, the KPIs (once per recipient), and nothing written on a bad
     request; an `fbtype` of not-spam is skipped."""
-    from tests.api.feedback.test_optouts import excluded_later, opt_out_kpis, recounted, standing
+    from tests.support.feedback_steps import excluded_later, opt_out_kpis, recounted, standing
 
     delivery_id, ids = await efs_delivery(hook, 4, prefix="sp")
     complaint = sparkpost_event(ids[0], "sc-1", "spam_complaint", fbtype="abuse")

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import api_for
 from tests.support import flows
 from tests.support.client import Api
+from tests.support.server import api_for
 
 SNAPSHOT = """
   id label status subject body validityPeriod scheduledAt requireApproval approvedBy
@@ -48,29 +48,8 @@ async def idle(make_server: Callable[..., Any]) -> AsyncIterator[Api]:
         yield client
 
 
-async def snapshot(api: Api, delivery_id: str) -> dict[str, Any]:
-    data = await api.gql(
-        f"query($id: ID!) {{ delivery(id: $id) {{ {SNAPSHOT} }} }}", {"id": delivery_id}
-    )
-    return data["delivery"]  # type: ignore[no-any-return]
-
-
 async def total_deliveries(api: Api) -> int:
     return (await api.gql("{ deliveries { totalCount } }"))["deliveries"]["totalCount"]  # type: ignore[no-any-return]
-
-
-async def delivery_in(api: Api, status: str, **extra: Any) -> str:
-    ids = await flows.import_profiles(api, ["a@example.com", "b@example.com"])
-    delivery_id: str = (await flows.create_delivery(api, ids, **extra))["id"]
-    if status == "DRAFT":
-        return delivery_id
-    await flows.prepare(api, delivery_id)
-    if status == "READY":
-        return delivery_id
-    await flows.confirm(api, delivery_id)
-    if status == "PAUSED":
-        await api.gql("mutation($id: ID!) { pauseDelivery(id: $id) { id } }", {"id": delivery_id})
-    return delivery_id
 
 
 def code(error: dict[str, Any]) -> str:
@@ -85,8 +64,8 @@ async def test_an_unknown_delivery_is_not_found_in_every_mutation_and_null_in_qu
 ) -> None:
     """docs/frontend.md: a query answers null for an id that names nothing, a mutation (and a
     subscription) NOT_FOUND."""
-    existing = await delivery_in(idle, "READY")
-    before = await snapshot(idle, existing)
+    existing = await flows.delivery_in(idle, "READY")
+    before = await flows.delivery(idle, existing, SNAPSHOT)
     for name, query in BY_ID.items():
         if query.startswith("query"):
             assert await idle.gql(query, {"id": "999999"}) == {name: None}
@@ -94,7 +73,7 @@ async def test_an_unknown_delivery_is_not_found_in_every_mutation_and_null_in_qu
         error = await idle.error(query, {"id": "999999", "i": INPUT})
         assert code(error) == "NOT_FOUND", (name, error)
         assert "999999" in error["message"], name
-    assert await snapshot(idle, existing) == before
+    assert await flows.delivery(idle, existing, SNAPSHOT) == before
     assert await total_deliveries(idle) == 1
 
 
@@ -104,8 +83,8 @@ async def test_the_delivery_and_profile_queries_return_null_for_an_unknown_id(id
 
 
 async def test_a_malformed_id_is_bad_user_input(idle: Api) -> None:
-    existing = await delivery_in(idle, "READY")
-    before = await snapshot(idle, existing)
+    existing = await flows.delivery_in(idle, "READY")
+    before = await flows.delivery(idle, existing, SNAPSHOT)
     queries = {
         **BY_ID,
         "delivery": "query($id: ID!) { delivery(id: $id) { id } }",
@@ -118,7 +97,7 @@ async def test_a_malformed_id_is_bad_user_input(idle: Api) -> None:
             data = {**INPUT, "audience": audience} if name == "audience" else INPUT
             error = await idle.error(query, {"id": bad_id, "i": data})
             assert code(error) == "BAD_USER_INPUT", (bad_id, name, error)
-    assert await snapshot(idle, existing) == before
+    assert await flows.delivery(idle, existing, SNAPSHOT) == before
     assert await total_deliveries(idle) == 1
 
 
@@ -148,23 +127,23 @@ async def test_a_mutation_the_status_does_not_allow_is_invalid_state_and_changes
     idle: Api,
 ) -> None:
     for state, extra, mutation, words in WRONG_STATE:
-        delivery_id = await delivery_in(idle, state, **extra)
-        before = await snapshot(idle, delivery_id)
+        delivery_id = await flows.delivery_in(idle, state, **extra)
+        before = await flows.delivery(idle, delivery_id, SNAPSHOT)
         error = await idle.error(BY_ID[mutation], {"id": delivery_id, "i": INPUT})
         assert code(error) == "INVALID_STATE", (state, mutation, error)
         for word in words:
             assert word in error["message"], (state, mutation, error["message"])
-        assert await snapshot(idle, delivery_id) == before, (state, mutation)
+        assert await flows.delivery(idle, delivery_id, SNAPSHOT) == before, (state, mutation)
 
 
 async def test_approving_twice_is_invalid_state(idle: Api) -> None:
-    delivery_id = await delivery_in(idle, "READY", requireApproval=True)
+    delivery_id = await flows.delivery_in(idle, "READY", requireApproval=True)
     await idle.gql(BY_ID["approveDelivery"], {"id": delivery_id}, as_="approver")
-    before = await snapshot(idle, delivery_id)
+    before = await flows.delivery(idle, delivery_id, SNAPSHOT)
     error = await idle.error(BY_ID["approveDelivery"], {"id": delivery_id}, as_="approver")
     assert code(error) == "INVALID_STATE"
     assert "already approved" in error["message"]
-    assert await snapshot(idle, delivery_id) == before
+    assert await flows.delivery(idle, delivery_id, SNAPSHOT) == before
 
 
 async def test_stopping_a_finished_or_stopped_delivery_is_invalid_state(api: Api) -> None:
@@ -173,21 +152,21 @@ async def test_stopping_a_finished_or_stopped_delivery_is_invalid_state(api: Api
     await flows.prepare(api, finished)
     await flows.confirm(api, finished)
     await flows.wait_for(api, finished, lambda d: d["status"] == "FINISHED")
-    before = await snapshot(api, finished)
+    before = await flows.delivery(api, finished, SNAPSHOT)
     error = await api.error(BY_ID["stopDelivery"], {"id": finished})
     assert code(error) == "INVALID_STATE"
     assert "FINISHED" in error["message"]
-    assert await snapshot(api, finished) == before
+    assert await flows.delivery(api, finished, SNAPSHOT) == before
 
     stopped = (await flows.create_delivery(api, ids, scheduledAt="2999-01-01T00:00:00+00:00"))["id"]
     await flows.prepare(api, stopped)
     await flows.confirm(api, stopped)
     await api.gql(BY_ID["stopDelivery"], {"id": stopped})
-    before = await snapshot(api, stopped)
+    before = await flows.delivery(api, stopped, SNAPSHOT)
     error = await api.error(BY_ID["stopDelivery"], {"id": stopped})
     assert code(error) == "INVALID_STATE"
     assert "STOPPED" in error["message"]
-    assert await snapshot(api, stopped) == before
+    assert await flows.delivery(api, stopped, SNAPSHOT) == before
 
 
 # ---- bad values ---------------------------------------------------------------------------
@@ -232,8 +211,8 @@ async def test_a_query_the_schema_rejects_is_bad_user_input(idle: Api) -> None:
 
 async def test_a_validity_period_out_of_range_is_bad_user_input(idle: Api) -> None:
     ids = await flows.import_profiles(idle, ["v@example.com"])
-    delivery_id = await delivery_in(idle, "READY")
-    before = await snapshot(idle, delivery_id)
+    delivery_id = await flows.delivery_in(idle, "READY")
+    before = await flows.delivery(idle, delivery_id, SNAPSHOT)
     for validity in (0, -1, 302401, 10**9):
         payload = {**INPUT, "audience": {"profileIds": ids}, "validityPeriod": validity}
         error = await idle.error(CREATE, {"i": payload})
@@ -242,7 +221,7 @@ async def test_a_validity_period_out_of_range_is_bad_user_input(idle: Api) -> No
         error = await idle.error(BY_ID["updateDelivery"], {"id": delivery_id, "i": payload})
         assert code(error) == "BAD_USER_INPUT", (validity, error)
     assert await total_deliveries(idle) == 1
-    assert await snapshot(idle, delivery_id) == before
+    assert await flows.delivery(idle, delivery_id, SNAPSHOT) == before
 
 
 async def test_a_validity_period_of_one_second_to_three_and_a_half_days_is_accepted(
@@ -280,15 +259,15 @@ async def test_an_unknown_profile_in_the_audience_is_not_found(idle: Api) -> Non
     assert "777777" in error["message"]
     assert await total_deliveries(idle) == 0
 
-    delivery_id = await delivery_in(idle, "READY")
-    before = await snapshot(idle, delivery_id)
+    delivery_id = await flows.delivery_in(idle, "READY")
+    before = await flows.delivery(idle, delivery_id, SNAPSHOT)
     error = await idle.error(BY_ID["updateDelivery"], {"id": delivery_id, "i": payload})
     assert code(error) == "NOT_FOUND"
-    assert await snapshot(idle, delivery_id) == before
+    assert await flows.delivery(idle, delivery_id, SNAPSHOT) == before
 
 
 async def test_a_bad_cursor_or_page_size_is_bad_user_input(idle: Api) -> None:
-    delivery_id = await delivery_in(idle, "READY")
+    delivery_id = await flows.delivery_in(idle, "READY")
     log_cursor = base64.urlsafe_b64encode(b"SendingLog:1").decode()
     delivery_cursor = base64.urlsafe_b64encode(b"Delivery:1").decode()
     not_a_key = base64.urlsafe_b64encode(b"SendingLog:abc").decode()
@@ -333,14 +312,14 @@ async def test_content_errors_keep_the_delivery_in_draft_and_are_listed(idle: Ap
     ids = await flows.import_profiles(idle, ["c@example.com"])
     for subject, body, expected in CONTENT_ERRORS:
         delivery_id = (await flows.create_delivery(idle, ids, subject=subject, body=body))["id"]
-        before = await snapshot(idle, delivery_id)
+        before = await flows.delivery(idle, delivery_id, SNAPSHOT)
         error = await idle.error(BY_ID["prepareDelivery"], {"id": delivery_id})
         assert code(error) == "BAD_USER_INPUT"
         listed = error["extensions"]["errors"]
         assert len(listed) == len(expected), listed
         for words, message in zip(expected, listed, strict=True):
             assert words in message, listed
-        after = await snapshot(idle, delivery_id)
+        after = await flows.delivery(idle, delivery_id, SNAPSHOT)
         assert after == before
         assert after["status"] == "DRAFT"
         assert after["sendingLogs"]["totalCount"] == 0
@@ -351,12 +330,12 @@ async def test_a_missing_unsubscribe_link_is_only_a_warning(idle: Api) -> None:
     body = '<p>Hi</p><a href="https://example.com/offer">Offer</a>'
     delivery_id = (await flows.create_delivery(idle, ids, body=body))["id"]
     await flows.prepare(idle, delivery_id)
-    prepared = await snapshot(idle, delivery_id)
+    prepared = await flows.delivery(idle, delivery_id, SNAPSHOT)
     assert prepared["status"] == "READY"
     assert any("unsubscribe" in w for w in prepared["warnings"]), prepared["warnings"]
     clean = (await flows.create_delivery(idle, ids))["id"]
     await flows.prepare(idle, clean)
-    assert (await snapshot(idle, clean))["warnings"] == []
+    assert (await flows.delivery(idle, clean, SNAPSHOT))["warnings"] == []
 
 
 async def test_an_sms_needs_no_subject_and_its_text_is_not_checked_for_links(idle: Api) -> None:

@@ -36,9 +36,9 @@ from schemathesis import GenerationMode
 from schemathesis.graphql import nodes
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from tests.conftest import api_for
 from tests.support import flows
 from tests.support.client import Api
+from tests.support.server import api_for
 
 CONTRACT_CODES = {"UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND", "BAD_USER_INPUT", "INVALID_STATE"}
 SCALE = float(os.environ.get("FUZZ_SCALE", "1"))

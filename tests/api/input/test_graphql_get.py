@@ -3,13 +3,11 @@ that says how to query (not a bare 404), and the way it gives works as written."
 
 import json
 import re
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 
 from server.http.graphql_http import GRAPHQL_RESPONSE, NO_QUERY
-from tests.conftest import api_for
 from tests.support.client import Api
 
 BROWSER = {"accept": "text/html,application/xhtml+xml"}
@@ -63,12 +61,6 @@ async def test_the_advice_works_as_written(api: Api) -> None:
     assert posted.json()["data"]["me"]["name"].startswith("admin-")
     got = await api.http.get("/graphql", params=body, headers=auth)
     assert got.json() == posted.json()
-
-
-@pytest.fixture
-async def production(make_server: Callable[..., Any]) -> AsyncIterator[Api]:
-    async for client in api_for(await make_server(production=True)):
-        yield client
 
 
 async def test_production_gives_the_advice_too_but_no_graphiql(production: Api) -> None:

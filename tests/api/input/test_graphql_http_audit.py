@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import RunningServer, api_for
+from tests.support.server import RunningServer, api_for
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "tests" / "support" / "graphql_http_audit.mjs"

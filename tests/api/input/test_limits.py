@@ -2,7 +2,7 @@
 production mode, and GraphQL over HTTP's media types and status codes."""
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -14,8 +14,8 @@ from strawberry.extensions.validation_cache import _get_validate_cache
 from graphql_schema.caches import CACHE_SIZE, CACHED_QUERY_CHARS
 from graphql_schema.schema import SchemaOptions, build_schema, schema
 from models.sql import Sql
-from tests.conftest import api_for
 from tests.support.client import Api, GraphQLErrors
+from tests.support.server import api_for
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 
@@ -195,12 +195,6 @@ async def test_a_list_over_its_cap_is_bad_user_input_and_writes_nothing(api: Api
 
 
 # ---- production mode -------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def production(make_server: Callable[..., Any]) -> AsyncIterator[Api]:
-    async for client in api_for(await make_server(production=True)):
-        yield client
 
 
 SUGGESTING = {

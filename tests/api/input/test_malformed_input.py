@@ -20,9 +20,9 @@ from server.http import json_input
 from server.http.feedback import sign
 from server.http.json_input import MAX_DEPTH
 from server.http.sparkpost import PATH as SPARKPOST
-from tests.api.live.test_ws_protocol import closed, init, socket, ws_url
-from tests.conftest import SECRET, RunningServer, api_for
 from tests.support.client import Api
+from tests.support.server import SECRET, RunningServer, api_for
+from tests.support.ws import closed, init, socket, ws_url
 
 AUTH = "hook:secret"
 TOPIC = "arn:aws:sns:us-east-1:123456789012:ses-feedback"

@@ -25,9 +25,9 @@ from graphql import (
 from graphql_schema import loaders
 from graphql_schema.cost import CONNECTION_LISTS, LIST_BOUNDS, PAGE_ARGUMENTS, plan_for
 from graphql_schema.schema import SchemaOptions, schema
-from tests.conftest import RunningServer, api_for
 from tests.support import flows
 from tests.support.client import Api
+from tests.support.server import RunningServer, api_for
 
 ROOT = Path(__file__).resolve().parents[3]
 LIMIT = SchemaOptions().max_cost

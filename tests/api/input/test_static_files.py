@@ -10,7 +10,7 @@ import pytest
 from server.http.dashboard import CSP
 from server.http.graphiql import VENDOR, missing_assets
 from server.settings import Settings
-from tests.conftest import RunningServer
+from tests.support.server import RunningServer
 
 pytestmark = pytest.mark.parametrize("db_kind", ["sqlite"], indirect=True)
 

@@ -15,9 +15,9 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 import graphql_schema.loaders
-from tests.conftest import RunningServer, api_for
 from tests.support import flows
 from tests.support.client import Api, event
+from tests.support.server import RunningServer, api_for
 
 TRANSPORT_WS = websockets.Subprotocol("graphql-transport-ws")
 PROGRESS = (

@@ -2,42 +2,17 @@
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import websockets
 
-from tests.conftest import RunningServer, api_for
 from tests.support import flows
 from tests.support.client import Api, GraphQLErrors, event
-
-PROGRESS = """
-subscription($id: ID!) {
-  deploymentProgress(deliveryId: $id) {
-    status at
-    delivery { id status }
-    kpis { toSend processed sent pending failed deliveredRate bouncesAndErrorsRate
-           opens clicks openRate clickThroughRate }
-  }
-}
-"""
-
-KPI_FIELDS = [
-    "toSend",
-    "processed",
-    "sent",
-    "pending",
-    "failed",
-    "deliveredRate",
-    "bouncesAndErrorsRate",
-    "opens",
-    "clicks",
-    "openRate",
-    "clickThroughRate",
-]
+from tests.support.live import KPI_FIELDS, PROGRESS
+from tests.support.server import client_of
 
 
 def progress(data: dict[str, Any]) -> dict[str, Any]:
@@ -46,22 +21,6 @@ def progress(data: dict[str, Any]) -> dict[str, Any]:
 
 def kpis_of(delivery: dict[str, Any]) -> dict[str, Any]:
     return {name: delivery["kpis"][name] for name in KPI_FIELDS}
-
-
-def emails(n: int, tag: str = "user") -> list[str]:
-    return [f"{tag}{i}@example.com" for i in range(n)]
-
-
-async def ready_delivery(api: Api, n: int, **extra: Any) -> dict[str, Any]:
-    ids = await flows.import_profiles(api, emails(n))
-    created = await flows.create_delivery(api, ids, **extra)
-    return await flows.prepare(api, created["id"])
-
-
-@asynccontextmanager
-async def client_of(running: RunningServer) -> AsyncIterator[Api]:
-    async for api in api_for(running):
-        yield api
 
 
 async def closed_with(url: str, payload: dict[str, Any]) -> int | None:
@@ -94,7 +53,7 @@ async def test_the_legacy_graphql_ws_subprotocol_is_refused(api: Api) -> None:
 
 
 async def test_a_snapshot_comes_at_once_then_updates_on_relay_and_on_feedback(api: Api) -> None:
-    ready = await ready_delivery(api, 4, feedbackMode="EFS")
+    ready = await flows.prepared_delivery(api, flows.addresses(4, "user"), feedbackMode="EFS")
     async with api.subscribe(PROGRESS, {"id": ready["id"]}) as sub:
         first = progress((await sub.next())["data"])
         assert first["status"] == "READY"
@@ -127,7 +86,9 @@ async def test_a_snapshot_comes_at_once_then_updates_on_relay_and_on_feedback(ap
 async def test_the_stream_completes_when_the_delivery_is_finished_with_its_final_kpis(
     api: Api,
 ) -> None:
-    ready = await ready_delivery(api, 3, feedbackMode="EFS", validityPeriod=1)
+    ready = await flows.prepared_delivery(
+        api, flows.addresses(3, "user"), feedbackMode="EFS", validityPeriod=1
+    )
     async with api.subscribe(PROGRESS, {"id": ready["id"]}) as sub:
         await flows.confirm(api, ready["id"])
         sent = await flows.wait_for(api, ready["id"], lambda d: d["status"] == "SENT")
@@ -146,7 +107,7 @@ async def test_the_stream_completes_when_the_delivery_is_finished_with_its_final
 
 async def test_the_stream_completes_when_the_delivery_is_stopped(api: Api) -> None:
     later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
-    ready = await ready_delivery(api, 2, scheduledAt=later)
+    ready = await flows.prepared_delivery(api, flows.addresses(2, "user"), scheduledAt=later)
     async with api.subscribe(PROGRESS, {"id": ready["id"]}) as sub:
         assert progress((await sub.next())["data"])["status"] == "READY"
         assert (await flows.confirm(api, ready["id"]))["status"] == "SCHEDULED"
@@ -167,7 +128,7 @@ async def test_a_busy_delivery_is_coalesced_into_far_fewer_updates_than_batches(
     running = await make_server(batch_size=50, progress_interval_seconds=0.2)
     async with client_of(running) as api:
         n = 3000
-        ready = await ready_delivery(api, n)
+        ready = await flows.prepared_delivery(api, flows.addresses(n, "user"))
         assert ready["kpis"]["toSend"] == n
         async with api.subscribe(PROGRESS, {"id": ready["id"]}) as sub:
             received = [progress((await sub.next())["data"])]
@@ -189,7 +150,7 @@ async def test_an_unknown_delivery_is_a_not_found_error(api: Api) -> None:
 
 
 async def test_an_operator_without_a_role_may_subscribe(api: Api) -> None:
-    ready = await ready_delivery(api, 2)
+    ready = await flows.prepared_delivery(api, flows.addresses(2, "user"))
     async with api.subscribe(PROGRESS, {"id": ready["id"]}, as_="reader") as sub:
         first = progress((await sub.next())["data"])
         assert first["status"] == "READY"
@@ -197,7 +158,7 @@ async def test_an_operator_without_a_role_may_subscribe(api: Api) -> None:
 
 
 async def test_two_subscribers_on_one_delivery_both_get_the_final_state(api: Api) -> None:
-    ready = await ready_delivery(api, 5, validityPeriod=1)
+    ready = await flows.prepared_delivery(api, flows.addresses(5, "user"), validityPeriod=1)
     async with (
         api.subscribe(PROGRESS, {"id": ready["id"]}) as one,
         api.subscribe(PROGRESS, {"id": ready["id"]}, as_="reader") as two,

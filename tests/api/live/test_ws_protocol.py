@@ -11,20 +11,17 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import websockets
-from websockets.asyncio.client import ClientConnection
 
-from tests.conftest import RunningServer, ServerFactory, api_for
 from tests.support import flows
 from tests.support.client import Api
+from tests.support.server import RunningServer, ServerFactory, api_for
+from tests.support.ws import TRANSPORT_WS, closed, init, receive, send, socket, ws_url
 
-TRANSPORT_WS = "graphql-transport-ws"
 PROGRESS = "subscription($id: ID!) { deploymentProgress(deliveryId: $id) { status } }"
 ROOT = Path(__file__).resolve().parents[3]
 WEB_MODULES = ROOT / "web" / "node_modules"
@@ -34,44 +31,6 @@ NODE = shutil.which("node")
 @pytest.fixture
 def db_kind() -> str:
     return "sqlite"
-
-
-def ws_url(running: RunningServer) -> str:
-    return running.base_url.replace("http://", "ws://") + "/graphql"
-
-
-@asynccontextmanager
-async def socket(
-    url: str, *, origin: str | None = None, protocols: Sequence[str] = (TRANSPORT_WS,)
-) -> AsyncIterator[ClientConnection]:
-    async with websockets.connect(
-        url,
-        subprotocols=[websockets.Subprotocol(p) for p in protocols],
-        origin=websockets.Origin(origin) if origin else None,
-        open_timeout=5,
-    ) as ws:
-        yield ws
-
-
-async def send(ws: ClientConnection, message: dict[str, Any]) -> None:
-    await ws.send(json.dumps(message))
-
-
-async def receive(ws: ClientConnection) -> dict[str, Any]:
-    return json.loads(await asyncio.wait_for(ws.recv(), 5))  # type: ignore[no-any-return]
-
-
-async def closed(ws: ClientConnection, timeout: float = 5) -> tuple[int | None, str | None]:
-    """Read until the server closes; the close code and reason."""
-    with pytest.raises(websockets.ConnectionClosed):
-        while True:
-            await asyncio.wait_for(ws.recv(), timeout)
-    return ws.close_code, ws.close_reason
-
-
-async def init(ws: ClientConnection, token: str) -> None:
-    await send(ws, {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}})
-    assert await receive(ws) == {"type": "connection_ack"}
 
 
 def subscribe(op_id: str, delivery_id: str) -> dict[str, Any]:

@@ -18,7 +18,6 @@ from tortoise.migrations.api.migrate import migrate
 
 from models.sql import Sql, parse_ts
 from models.tracking import (
-    TRACKING_PATHS,
     Hit,
     Tally,
     Token,
@@ -31,27 +30,13 @@ from models.tracking import (
 )
 from server.db import apply_migrations, tortoise_config
 from server.http.tracking import Recorder
-from tests.conftest import RunningServer, api_for, fresh_database
 from tests.support import flows
 from tests.support.client import Api
+from tests.support.databases import fresh_database
+from tests.support.server import RunningServer, api_for
+from tests.support.tracking import BODY, path, sent
 
 GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==")
-BODY = (
-    '<p>Hello {{firstName}}</p><a href="https://example.com/offer?who={{firstName}}&amp;e={{email}}">'
-    'Offer</a><a href="https://example.com/plain">Plain</a>'
-    '<a href="{{unsubscribeUrl}}">Unsubscribe</a>'
-)
-
-
-def path(running: RunningServer, token: Token) -> str:
-    return f"/{TRACKING_PATHS[token.kind]}/{make_token(running.settings.tracking_key, token)}"
-
-
-async def sent(api: Api, n: int, body: str = BODY) -> tuple[int, list[int]]:
-    """A delivery relayed to n recipients: its id and its sending log ids."""
-    emails = [f"user{i}@example.com" for i in range(n)]
-    done, logs = await flows.sent_delivery(api, emails, body=body)  # type: ignore[arg-type]
-    return int(done["id"]), [int(log["id"]) for log in logs]
 
 
 async def stored(delivery_id: int) -> dict[TrackingKind, int]:
