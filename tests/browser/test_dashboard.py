@@ -15,6 +15,7 @@ from tests.support.server import RunningServer, api_for
 # Reports come 0.3 s after relaying, 40 messages go in batches of 5: the bar moves visibly. The
 # validity period (4 s) ends the delivery (FINISHED): the figures, and the page, become final.
 SIMULATOR = "simulator://?delay=0.3&seed=3&delivered=0.8&hard=0.1&soft=0.1&time_scale=100000"
+HISTORY = "query($id: ID!) { delivery(id: $id) { kpiHistory { at } } }"
 STATS = "mutation($id: ID!) { computeStats(deliveryId: $id) { " + " ".join(KPI_FIELDS) + " } }"
 # Each figure's label and the KPI it shows, in the page's order.
 LABELS = """() => [...document.querySelectorAll('dl.figures > div')].map(
@@ -109,6 +110,16 @@ async def test_confirm_send_and_watch_the_deployment_reach_its_final_figures_liv
         assert f"delivered {final['kpis']['sent']} ·" in " ".join(counts.split())
         points = int(str(await page.get_attribute(tid("chart-svg"), "data-points")))
         assert points >= 2  # the first snapshot and at least one pushed after the confirmation
+
+        # A page opened after the send draws it whole, from the delivery's kpiHistory.
+        history = (await api.gql(HISTORY, {"id": ready["id"]}))["delivery"]["kpiHistory"]
+        assert len(history) >= 2
+        await page.reload()
+        await board.open_delivery(ready["id"], "Live spring offer")
+        await page.wait_for_function(
+            "n => Number(document.querySelector('[data-testid=chart-svg]').dataset.points) >= n",
+            arg=len(history) + 1,  # the history, the figures read on opening (and a snapshot)
+        )  # without the history: 2 at most, which a history of 2 or more points exceeds
         await screenshot(page, "dashboard-deployment")
 
         await page.click(tid("compute-stats"))

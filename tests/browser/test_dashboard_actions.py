@@ -9,10 +9,9 @@ delivery stays IN_PROGRESS, waiting for the MTA, for as long as the test needs, 
 from collections.abc import Callable
 from typing import Any
 
-from tests.browser.test_dashboard import Dashboard, ready_delivery, tid
-from tests.conftest import api_for
 from tests.support import flows
-from tests.support.browser import screenshot
+from tests.support.browser import Dashboard, screenshot, tid
+from tests.support.server import api_for
 from tests.support.smtp_sink import SmtpSink
 
 LIFECYCLE_BUTTONS = ("pause", "resume", "stop")
@@ -41,7 +40,7 @@ async def test_pause_resume_and_stop_each_ask_first_and_follow_the_status(
         mta_url=sink.url(), relay_backoff_initial_seconds=60, relay_backoff_max_seconds=60
     )
     async for api in api_for(running):
-        ready = await ready_delivery(api, 3, label="Held offer")
+        ready = await flows.prepared_delivery(api, flows.addresses(3, "held"), label="Held offer")
         board = Dashboard(page, running)
         await board.open()
 
@@ -54,8 +53,8 @@ async def test_pause_resume_and_stop_each_ask_first_and_follow_the_status(
 
         await board.sign_in(api.tokens["starter"])
         await board.open_delivery(ready["id"], "Held offer")
-        for button in LIFECYCLE_BUTTONS:
-            assert await page.is_visible(tid(button)), button
+        for button in LIFECYCLE_BUTTONS:  # the page just opened still shows the last one's label
+            await page.wait_for_selector(tid(button), state="visible")
         assert await enabled(page) == set()  # READY: nothing to pause, resume or stop yet
 
         await board.confirm_send()

@@ -6,10 +6,9 @@ server with its `[Proof #n]` subject while the delivery's figures stay untouched
 from collections.abc import Callable
 from typing import Any
 
-from tests.browser.test_dashboard import Dashboard, tid
-from tests.conftest import api_for
 from tests.support import flows
-from tests.support.browser import screenshot
+from tests.support.browser import Dashboard, screenshot, tid
+from tests.support.server import api_for
 from tests.support.smtp_sink import SmtpSink
 
 BODY = (

@@ -37,6 +37,8 @@ const LIFECYCLE_ACTIONS = {
 };
 const KPIS = `kpis { toSend processed sent pending failed deliveredRate bouncesAndErrorsRate
   opens clicks openRate clickThroughRate statsComputedAt }`;
+// The chart's past: the figures over time, stored by the server for the whole send.
+const HISTORY = "kpiHistory { at kpis { deliveredRate bouncesAndErrorsRate } }";
 const WAITING = "waitingFor { reason since retryAt attempts cause }";
 // When it is sent: the contact date in its zone, the recurrence's rule in words, its next
 // occurrences and aggregation period, and an aggregating occurrence's period (docs/scheduling.md).
@@ -53,7 +55,7 @@ const Q = {
   deliveries: `query($first: Int, $after: String) { deliveries(first: $first, after: $after) {
     totalCount pageInfo { hasNextPage endCursor } edges { node { id label status channel } } } }`,
   delivery: `query($id: ID!) { delivery(id: $id) { ${DELIVERY}
-    audience { profileIds(first: 1) } } }`,
+    audience { profileIds(first: 1) } ${HISTORY} } }`,
   progress: `subscription($id: ID!) { deploymentProgress(deliveryId: $id) {
     status at delivery { label version failureMessage allowedActions sendInRecipientTimeZone }
     ${WAITING} ${SEND_TIME} ${KPIS} } }`,
@@ -235,7 +237,12 @@ async function openDelivery(id) {
   }
   const current = {
     id, status: delivery.status, channel: delivery.channel, version: delivery.version,
-    kpis: delivery.kpis, points: [], live: null,
+    kpis: delivery.kpis, live: null,
+    // A page opened in the middle of a send draws it from the start.
+    points: (delivery.kpiHistory || []).map((p) => ({
+      t: Date.parse(p.at), deliveredRate: p.kpis.deliveredRate,
+      bouncesAndErrorsRate: p.kpis.bouncesAndErrorsRate,
+    })),
   };
   state.current = current;
   message($("action-error"), "");

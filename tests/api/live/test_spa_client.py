@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import api_for
 from tests.support import flows
+from tests.support.server import api_for
 
 SPA = Path(__file__).resolve().parents[2] / "support" / "spa"
 # Reports 0.3 s after relaying, 40 messages in batches of 5: several snapshots on the way; the

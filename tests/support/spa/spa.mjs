@@ -41,8 +41,9 @@ const ws = createWsClient({
   retryAttempts: 0,
 });
 
-// Objects without an id are embedded in their parent (the Delivery's kpis, a connection's
-// edges): graphcache is told so instead of warning about missing keys.
+// Objects without an id are embedded in their parent (a snapshot, a connection's edges):
+// graphcache is told so instead of warning about missing keys. A delivery's figures have one
+// (DeploymentKpis.id, the delivery's): graphcache keys them itself.
 const embedded = () => null;
 const client = new Client({
   url: GRAPHQL_URL,
@@ -51,7 +52,6 @@ const client = new Client({
   exchanges: [
     cacheExchange({
       keys: {
-        DeploymentKpis: embedded,
         DeploymentProgress: embedded,
         DeliveryWaiting: embedded,
         DeliveryConnection: embedded,
@@ -71,7 +71,7 @@ const client = new Client({
 const SCREEN = gql`
   fragment Screen on Delivery {
     id label status version allowedActions
-    kpis { toSend processed sent pending failed deliveredRate bouncesAndErrorsRate openRate
+    kpis { id toSend processed sent pending failed deliveredRate bouncesAndErrorsRate openRate
       clickThroughRate }
   }
 `;
