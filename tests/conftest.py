@@ -136,3 +136,11 @@ def make_sink() -> Iterator[Callable[..., SmtpSink]]:
     yield start
     for sink in sinks:
         sink.__exit__()
+
+
+@pytest.fixture
+async def live_api(make_server: Callable[..., Any]) -> AsyncIterator[Api]:
+    """A client of a server with the engine on and the capture MTA, for modules whose `api`
+    fixture turns the engine off: messages are relayed, outcomes come from the webhook."""
+    async for client in api_for(await make_server()):
+        yield client

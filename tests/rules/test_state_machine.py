@@ -554,8 +554,8 @@ def test_any_feedback_sequence_keeps_logs_and_counters_consistent(
     for (status, failure_type, outcome), count in sorted(rows.items(), key=str):
         print(f"  {count:4d}  {status}/{failure_type} + {outcome}")
     # A run that exercised little of the table proves little. With the default seed every row
-    # is exercised; another seed may miss one or two rare ones (tests/test_feedback_*.py walk
-    # each row on purpose).
+    # is exercised; another seed may miss one or two rare ones
+    # (tests/api/feedback/test_feedback_*.py walk each row on purpose).
     unused = [row for row in TABLES[mode] if not rows[row]]
     if unused:
         print(f"  rows not exercised with FUZZ_SEED={SEED}: {unused}")

@@ -1,11 +1,15 @@
 """Opens and clicks: a delivery relayed with links to track, and the pixel and click paths."""
 
+import asyncio
 from email.message import EmailMessage
 
+from models.sql import Sql
 from models.tracking import (
     TRACKING_PATHS,
     Token,
+    TrackingKind,
     make_token,
+    tracking_counts,
 )
 from tests.support import flows
 from tests.support.client import Api
@@ -34,3 +38,15 @@ def parts(message: EmailMessage) -> tuple[str, str]:
     text = message.get_body(("plain",))
     assert html is not None and text is not None
     return html.get_content(), text.get_content()
+
+
+async def stored(delivery_id: int) -> dict[TrackingKind, int]:
+    return await tracking_counts(Sql(), delivery_id)
+
+
+async def until_stored(delivery_id: int, expected: dict[TrackingKind, int]) -> None:
+    """Poll the tracking logs (the recorder writes in batches) until they hold `expected`."""
+    deadline = asyncio.get_running_loop().time() + 15
+    while (counts := await stored(delivery_id)) != expected:
+        assert asyncio.get_running_loop().time() < deadline, f"stored {counts}, want {expected}"
+        await asyncio.sleep(0.02)

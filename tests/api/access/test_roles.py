@@ -247,13 +247,6 @@ RECIPIENT_PATHS = {
 }
 
 
-@pytest.fixture
-async def live_api(make_server: Callable[..., Any]) -> AsyncIterator[Api]:
-    """Engine on, capture MTA: messages are relayed, outcomes come from the webhook."""
-    async for client in api_for(await make_server()):
-        yield client
-
-
 async def bounced(api: Api) -> tuple[str, str, dict[str, Any]]:
     """A sent EFS delivery whose first recipient hard-bounced (and is quarantined): its id,
     that recipient's profile id and sending log."""

@@ -45,13 +45,6 @@ async def api(make_server: Callable[..., Any]) -> AsyncIterator[Api]:
         yield client
 
 
-@pytest.fixture
-async def live_api(make_server: Callable[..., Any]) -> AsyncIterator[Api]:
-    """Engine on, capture MTA: the engine's own steps are recorded too."""
-    async for client in api_for(await make_server()):
-        yield client
-
-
 async def whoami(api: Api, as_: str) -> dict[str, str]:
     return (await api.gql("{ me { id name } }", as_=as_))["me"]  # type: ignore[no-any-return]
 

@@ -19,10 +19,10 @@ from models import kpi_history
 from models.kpi_history import MAX_POINTS, POINT_SECONDS
 from models.sql import Sql
 from models.tracking import Token, TokenKind, TrackingKind
-from tests.api.tracking.test_tracking import BODY, path, until_stored
 from tests.support import flows
 from tests.support.client import Api, event
 from tests.support.server import RunningServer, api_for
+from tests.support.tracking import BODY, path, until_stored
 
 FIGURES = (
     "toSend processed sent pending failed deliveredRate bouncesAndErrorsRate opens clicks"

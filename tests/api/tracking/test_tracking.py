@@ -34,21 +34,9 @@ from tests.support import flows
 from tests.support.client import Api
 from tests.support.databases import fresh_database
 from tests.support.server import RunningServer, api_for
-from tests.support.tracking import BODY, path, sent
+from tests.support.tracking import BODY, path, sent, stored, until_stored
 
 GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==")
-
-
-async def stored(delivery_id: int) -> dict[TrackingKind, int]:
-    return await tracking_counts(Sql(), delivery_id)
-
-
-async def until_stored(delivery_id: int, expected: dict[TrackingKind, int]) -> None:
-    """Poll the tracking logs (the recorder writes in batches) until they hold `expected`."""
-    deadline = asyncio.get_running_loop().time() + 15
-    while (counts := await stored(delivery_id)) != expected:
-        assert asyncio.get_running_loop().time() < deadline, f"stored {counts}, want {expected}"
-        await asyncio.sleep(0.02)
 
 
 async def raw_get(running: RunningServer, target: str) -> tuple[int, dict[str, str]]:
