@@ -41,9 +41,8 @@ const ws = createWsClient({
   retryAttempts: 0,
 });
 
-// Objects without an id are embedded in their parent (a snapshot, a connection's edges):
-// graphcache is told so instead of warning about missing keys. A delivery's figures have one
-// (DeploymentKpis.id, the delivery's): graphcache keys them itself.
+// Every object has an id (graphcache keys it by __typename + id) except pages: they are
+// embedded in their parent, and graphcache is told so instead of warning about missing keys.
 const embedded = () => null;
 const client = new Client({
   url: GRAPHQL_URL,
@@ -52,8 +51,6 @@ const client = new Client({
   exchanges: [
     cacheExchange({
       keys: {
-        DeploymentProgress: embedded,
-        DeliveryWaiting: embedded,
         DeliveryConnection: embedded,
         DeliveryEdge: embedded,
         PageInfo: embedded,
@@ -85,7 +82,7 @@ const DELIVERIES = gql`
 const OPEN = gql`query OpenDelivery($id: ID!) { delivery(id: $id) { ...Screen } } ${SCREEN}`;
 const PROGRESS = gql`
   subscription Progress($id: ID!) {
-    deploymentProgress(deliveryId: $id) { status at delivery { ...Screen } }
+    deploymentProgress(deliveryId: $id) { id status at delivery { ...Screen } }
   }
   ${SCREEN}
 `;
