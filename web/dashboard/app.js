@@ -4,13 +4,41 @@
 import { gql } from "./api.js";
 import { drawChart } from "./chart.js";
 import { subscribe } from "./live.js";
+import { proofsPart } from "./proofs.js";
 
 const TOKEN_KEY = "dashboard.token";
 const DELIVERIES_PAGE = 20;
 const LOGS_PAGE = 10;
-const CONFIRMABLE = new Set(["READY", "PENDING_CONFIRMATION"]);
+// The roles that may pause, resume and stop (docs/roles.md): the buttons are shown to them only.
+const SENDERS = new Set(["START_DELIVERIES", "ADMINISTRATION"]);
+// The roles that may send a proof.
+const PREPARERS = new Set(["PREPARE_DELIVERIES", "START_DELIVERIES", "ADMINISTRATION"]);
+// Pause, Resume and Stop: the mutation, and what the in-page confirmation asks before the call.
+// Whether each is possible now is the delivery's allowedActions.
+const LIFECYCLE_ACTIONS = {
+  pause: {
+    mutation: "pauseDelivery", title: "Pause the send",
+    question: (label) => `Pause "${label}"? Messages not yet handed to the MTA wait until `
+      + "you resume it; those already relayed are not called back.",
+    done: "Paused",
+  },
+  resume: {
+    mutation: "resumeDelivery", title: "Resume the send",
+    question: (label) => `Resume "${label}"? Sending goes on where it stopped; no message is `
+      + "sent twice.",
+    done: "Resumed",
+  },
+  stop: {
+    mutation: "stopDelivery", title: "Stop the send", danger: true,
+    question: (label) => `Stop "${label}" for good? Messages not yet handed to the MTA are `
+      + "never sent, and a stopped delivery cannot be resumed.",
+    done: "Stopped",
+  },
+};
 const KPIS = `kpis { toSend processed sent pending failed deliveredRate bouncesAndErrorsRate
   opens clicks openRate clickThroughRate statsComputedAt }`;
+// The chart's past: the figures over time, stored by the server for the whole send.
+const HISTORY = "kpiHistory { at kpis { deliveredRate bouncesAndErrorsRate } }";
 const WAITING = "waitingFor { reason since retryAt attempts cause }";
 // When it is sent: the contact date in its zone, the recurrence's rule in words, its next
 // occurrences and aggregation period, and an aggregating occurrence's period (docs/scheduling.md).
@@ -19,19 +47,23 @@ const SCHEDULE = `timeZone scheduledAt scheduledAtLocal periodStart periodEnd
 // When each message leaves: in each recipient's zone, or in waves (docs/send-time-and-waves.md).
 const SEND_TIME = `waves { firstSize size intervalMinutes count currentWave nextWaveAt waiting }
   waitingForSendTime { messages nextAt }`;
-const DELIVERY = `id label status channel version failureMessage sendInRecipientTimeZone
-  ${WAITING} ${SCHEDULE} ${SEND_TIME} ${KPIS}`;
+const DELIVERY = `id label status channel version failureMessage allowedActions
+  sendInRecipientTimeZone ${WAITING} ${SCHEDULE} ${SEND_TIME} ${KPIS}`;
 
 const Q = {
   me: "{ me { name roles } }",
   deliveries: `query($first: Int, $after: String) { deliveries(first: $first, after: $after) {
     totalCount pageInfo { hasNextPage endCursor } edges { node { id label status channel } } } }`,
-  delivery: `query($id: ID!) { delivery(id: $id) { ${DELIVERY} } }`,
+  delivery: `query($id: ID!) { delivery(id: $id) { ${DELIVERY}
+    audience { profileIds(first: 1) } ${HISTORY} } }`,
   progress: `subscription($id: ID!) { deploymentProgress(deliveryId: $id) {
-    status at delivery { label version failureMessage sendInRecipientTimeZone } ${WAITING}
-    ${SEND_TIME} ${KPIS} } }`,
+    status at delivery { label version failureMessage allowedActions sendInRecipientTimeZone }
+    ${WAITING} ${SEND_TIME} ${KPIS} } }`,
   confirm: `mutation($id: ID!, $version: Int) { confirmSend(deliveryId: $id, version: $version) {
     ${DELIVERY} } }`,
+  pauseDelivery: `mutation($id: ID!) { pauseDelivery(id: $id) { ${DELIVERY} } }`,
+  resumeDelivery: `mutation($id: ID!) { resumeDelivery(id: $id) { ${DELIVERY} } }`,
+  stopDelivery: `mutation($id: ID!) { stopDelivery(id: $id) { ${DELIVERY} } }`,
   stats: `mutation($id: ID!) { computeStats(deliveryId: $id) {
     toSend processed sent pending failed deliveredRate bouncesAndErrorsRate
     opens clicks openRate clickThroughRate statsComputedAt } }`,
@@ -54,6 +86,7 @@ const when = (iso) => (iso ? new Date(iso).toLocaleString() : "—");
 
 const state = {
   token: null,
+  roles: [],
   deliveries: { after: null, byId: new Map() },
   current: null, // { id, status, version, reviewed, kpis, points, live, waiting }
   waitingTimer: null, // refreshes "retrying in …" every second
@@ -103,6 +136,7 @@ async function signIn(token) {
     return;
   }
   sessionStorage.setItem(TOKEN_KEY, token);
+  state.roles = me.roles;
   $("operator-name").textContent = me.name;
   $("operator-roles").textContent = me.roles.length ? me.roles.join(", ") : "no roles";
   message($("signin-error"), "");
@@ -123,6 +157,7 @@ function signOut(why = "") {
   closeDelivery();
   sessionStorage.removeItem(TOKEN_KEY);
   state.token = null;
+  state.roles = [];
   $("token").value = "";
   $("deliveries-list").replaceChildren();
   message($("signin-error"), why);
@@ -179,6 +214,7 @@ function closeDelivery() {
   if (state.current && state.current.live) state.current.live.close();
   state.current = null;
   showWaiting(null);
+  proofs.reset();
   show($("deployment"), false);
   show($("placeholder"));
 }
@@ -200,8 +236,13 @@ async function openDelivery(id) {
     return;
   }
   const current = {
-    id, status: delivery.status, version: delivery.version, kpis: delivery.kpis, points: [],
-    live: null,
+    id, status: delivery.status, channel: delivery.channel, version: delivery.version,
+    kpis: delivery.kpis, live: null,
+    // A page opened in the middle of a send draws it from the start.
+    points: (delivery.kpiHistory || []).map((p) => ({
+      t: Date.parse(p.at), deliveredRate: p.kpis.deliveredRate,
+      bouncesAndErrorsRate: p.kpis.bouncesAndErrorsRate,
+    })),
   };
   state.current = current;
   message($("action-error"), "");
@@ -209,35 +250,47 @@ async function openDelivery(id) {
   show($("conn-banner"), false);
   show($("placeholder"), false);
   show($("deployment"));
-  render(delivery.label, delivery.status, delivery.kpis, delivery.failureMessage, delivery.version);
+  render(delivery);
+  proofs.open(delivery);
   showWaiting(delivery.waitingFor);
   showSchedule(delivery);
   showSendTime(delivery.sendInRecipientTimeZone, delivery.waves, delivery.waitingForSendTime);
   addPoint(delivery.kpis, Date.now());
   state.logs = { status: $("logs-filter").value, cursors: [null], index: 0, next: null };
   loadLogs();
+  startLive(current);
+}
+
+/** Subscribe to the delivery's progress (again after a Resume brought a FAILED delivery back:
+ *  the server had ended the subscription). */
+function startLive(current) {
+  current.liveOver = false;
   current.live = subscribe({
     token: state.token,
     query: Q.progress,
-    variables: { id },
+    variables: { id: current.id },
     onData: (data) => {
       if (state.current !== current) return;
       const p = data.deploymentProgress;
-      render(p.delivery.label, p.status, p.kpis, p.delivery.failureMessage, p.delivery.version);
+      render({ ...p.delivery, status: p.status, kpis: p.kpis });
       showWaiting(p.waitingFor);
       showSendTime(p.delivery.sendInRecipientTimeZone, p.waves, p.waitingForSendTime);
       addPoint(p.kpis, Date.parse(p.at) || Date.now());
     },
     onState: (s) => {
       if (state.current !== current) return;
+      if (["completed", "error", "refused"].includes(s.state)) current.liveOver = true;
       liveState(s);
       if (s.state === "completed") loadLogs(); // the final statuses
     },
   });
 }
 
-function render(label, status, kpis, failure, version) {
+/** Show the delivery as the server last described it (a query, a mutation's answer or a live
+ *  snapshot): figures, status, and the buttons its allowedActions enable. */
+function render({ label, status, kpis, failureMessage: failure, version, allowedActions }) {
   const current = state.current;
+  current.allowed = new Set(allowedActions);
   const changed = current.status !== status;
   current.status = status;
   current.kpis = kpis;
@@ -250,10 +303,35 @@ function render(label, status, kpis, failure, version) {
   if (failure) message($("action-error"), `This delivery failed: ${failure}`);
   renderKpis(kpis);
   if (changed) loadLogs(); // the logs' statuses moved with the delivery's
-  $("confirm-send").disabled = !CONFIRMABLE.has(status);
-  $("confirm-send").title = CONFIRMABLE.has(status)
-    ? "Start sending this delivery"
-    : `Only a READY or PENDING_CONFIRMATION delivery can be confirmed (this one is ${status}).`;
+  const mayStart = state.roles.some((role) => SENDERS.has(role));
+  enable($("confirm-send"), "CONFIRM", mayStart, "Start sending this delivery", status);
+  enable($("compute-stats"), "COMPUTE_STATS", mayStart,
+    "Recount every figure from the sending logs", status);
+  renderLifecycleButtons(status, mayStart);
+  proofs.render(status);
+}
+
+/** Whether the operator may do `action` to the open delivery now: its allowedActions, from the
+ *  server's one table of each action's statuses and role (models/actions.py), so the page
+ *  copies no rule. The server checks again when the button is pressed. */
+function allowed(action) {
+  return Boolean(state.current && state.current.allowed && state.current.allowed.has(action));
+}
+
+/** Enable a button when its action is allowed; otherwise say why in its tooltip. */
+function enable(button, action, mayUse, title, status) {
+  button.disabled = !allowed(action);
+  button.title = !button.disabled ? title
+    : mayUse ? `Not possible while the delivery is ${status}.`
+      : "Your roles do not allow this (START_DELIVERIES is needed).";
+}
+
+/** Pause, Resume, Stop: shown to the roles that may use them, enabled by allowedActions. */
+function renderLifecycleButtons(status, mayStart) {
+  for (const [name, action] of Object.entries(LIFECYCLE_ACTIONS)) {
+    show($(name), mayStart);
+    enable($(name), name.toUpperCase(), mayStart, action.title, status);
+  }
 }
 
 // "Contact date 2027-06-01 09:00 (Europe/Madrid) · 07:00 UTC", "Recurrence: every day at 09:00
@@ -346,7 +424,8 @@ function renderKpis(kpis) {
     const value = kpis[key];
     node.dataset.value = value === null ? "" : String(value);
     // A rate is null where it does not apply (open rate and CTR of SMS and push).
-    node.textContent = kind === "rate" ? (value === null ? "n/a" : `${Number(value).toFixed(2)} %`)
+    node.textContent = value === null || value === undefined ? (kind === "rate" ? "n/a" : "—")
+      : kind === "rate" ? `${Number(value).toFixed(2)} %`
       : kind === "time" ? (value ? when(value) : "never") : String(value);
   }
   const bar = $("progress-bar");
@@ -443,16 +522,59 @@ async function confirmSend() {
   try {
     const d = (await call(Q.confirm, { id: current.id, version: current.reviewed })).confirmSend;
     if (state.current !== current) return;
-    render(d.label, d.status, d.kpis, d.failureMessage, d.version);
+    render(d);
     showSchedule(d);
     showSendTime(d.sendInRecipientTimeZone, d.waves, d.waitingForSendTime);
     message($("action-info"), `Send confirmed at ${new Date().toLocaleTimeString()}.`, "info");
   } catch (error) {
     if (state.current !== current) return;
-    $("confirm-send").disabled = !CONFIRMABLE.has(current.status);
+    $("confirm-send").disabled = !allowed("CONFIRM");
     message($("action-info"), "", "info");
     message($("action-error"), error.text);
     if (error.code === "INVALID_STATE") refresh(current); // show what changed before a retry
+  }
+}
+
+function askAction(name) {
+  const current = state.current;
+  const action = LIFECYCLE_ACTIONS[name];
+  if (!current || !action) return;
+  current.asked = name;
+  const dialog = $("action-dialog");
+  dialog.dataset.action = name;
+  dialog.className = action.danger ? "danger" : "";
+  $("action-title").textContent = action.title;
+  $("action-question").textContent = action.question(current.label);
+  dialog.showModal();
+  $("action-cancel").focus(); // an Enter by habit cancels: OK must be chosen
+}
+
+async function runAction() {
+  const current = state.current;
+  const name = current && current.asked;
+  $("action-dialog").close();
+  if (!name) return;
+  current.asked = null;
+  const action = LIFECYCLE_ACTIONS[name];
+  message($("action-error"), "");
+  const button = $(name);
+  button.disabled = true;
+  try {
+    const d = (await call(Q[action.mutation], { id: current.id }))[action.mutation];
+    if (state.current !== current) return;
+    render(d);
+    showWaiting(d.waitingFor);
+    showSendTime(d.sendInRecipientTimeZone, d.waves, d.waitingForSendTime);
+    message($("action-info"), `${action.done} at ${new Date().toLocaleTimeString()}.`, "info");
+    if (current.liveOver && !["STOPPED", "FINISHED", "FAILED"].includes(d.status)) {
+      startLive(current); // a resumed FAILED delivery is live again
+    }
+  } catch (error) {
+    if (state.current !== current) return;
+    renderLifecycleButtons(current.status, true);
+    message($("action-info"), "", "info");
+    message($("action-error"), error.text);
+    if (error.code === "INVALID_STATE") refresh(current); // show what changed meanwhile
   }
 }
 
@@ -460,7 +582,7 @@ async function refresh(current) {
   try {
     const d = (await call(Q.delivery, { id: current.id })).delivery;
     if (state.current === current && d) {
-      render(d.label, d.status, d.kpis, d.failureMessage, d.version);
+      render(d);
       showSchedule(d);
       showSendTime(d.sendInRecipientTimeZone, d.waves, d.waitingForSendTime);
     }
@@ -485,7 +607,7 @@ async function computeStats() {
   } catch (error) {
     if (state.current === current) message($("action-error"), error.text);
   } finally {
-    button.disabled = false;
+    button.disabled = !allowed("COMPUTE_STATS");
   }
 }
 
@@ -504,6 +626,7 @@ async function loadLogs() {
     })).sendingLogs;
     // A newer filter or page was asked for meanwhile: its answer is the one to show.
     if (state.current !== current || state.logs !== logs || logs.index !== index) return;
+    if (!page) throw new Error(`Delivery #${current.id} no longer exists.`);
     message($("logs-error"), "");
     body.replaceChildren(...page.edges.map(({ node }) => logRow(node)));
     const from = logs.index * LOGS_PAGE;
@@ -523,7 +646,7 @@ async function loadLogs() {
     $("logs-page").textContent = "";
     $("logs-next").disabled = true;
     $("logs-prev").disabled = true;
-    message($("logs-error"), error.text);
+    message($("logs-error"), error.text || error.message);
   }
 }
 
@@ -548,7 +671,15 @@ function logsFrom(status) {
 
 // ---- wiring ----
 
+const proofs = proofsPart({
+  $, show, message, when, call,
+  current: () => state.current,
+  allowed,
+  mayProof: () => state.roles.some((role) => PREPARERS.has(role)),
+});
+
 function wire() {
+  proofs.wire();
   $("signin-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const token = $("token").value.trim().replace(/^bearer\s+/i, "");
@@ -560,6 +691,14 @@ function wire() {
   $("confirm-ok").addEventListener("click", confirmSend);
   $("confirm-cancel").addEventListener("click", () => $("confirm-dialog").close());
   $("compute-stats").addEventListener("click", computeStats);
+  for (const name of Object.keys(LIFECYCLE_ACTIONS)) {
+    $(name).addEventListener("click", () => askAction(name));
+  }
+  $("action-ok").addEventListener("click", runAction);
+  $("action-cancel").addEventListener("click", () => $("action-dialog").close());
+  $("action-dialog").addEventListener("close", () => {
+    if (state.current) state.current.asked = null;
+  });
   $("logs-filter").addEventListener("change", (event) => logsFrom(event.target.value));
   $("logs-refresh").addEventListener("click", () => loadLogs());
   $("logs-next").addEventListener("click", () => {

@@ -45,6 +45,13 @@ async def test_dashboard_files_answer_304_while_the_browser_copy_is_current(
 
 async def test_dashboard_serves_only_plain_files_of_its_folder(server: RunningServer) -> None:
     async with httpx.AsyncClient(base_url=server.base_url) as http:
+        if not missing_assets(Settings()):  # the graphql-ws client, from the npm install
+            first, again = await revalidated(http, "/dashboard/vendor/graphql-ws.min.js")
+            assert first.headers["content-type"].startswith("text/javascript")
+            assert b"graphqlWs" in first.content and again.status_code == 304
+            assert first.headers["content-security-policy"] == CSP
+        for name in ("vendor/react.production.min.js", "vendor/..%2Fpackage.json"):
+            assert (await http.get(f"/dashboard/{name}")).status_code == 404, name
         for name in ("..%2Fpyproject.toml", ".hidden.js", "app.py", "nope.js", "sub/app.js"):
             response = await http.get(f"/dashboard/{name}")
             assert response.status_code == 404, name
