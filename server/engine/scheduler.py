@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 TRACKED = (DeliveryStatus.IN_PROGRESS, DeliveryStatus.PAUSED, DeliveryStatus.SENT)
 
 
+# Tracking rows below the newest id seen that the next refresh reads again (see refresh_stats).
+TRACKING_LOOKBACK_IDS = 1000
+
+
 class Scheduler:
     def __init__(
         self,
@@ -41,7 +45,7 @@ class Scheduler:
         self.stats_refresh_seconds = stats_refresh_seconds
         self.wake_dispatcher = wake_dispatcher
         self._next_refresh = time.monotonic() + stats_refresh_seconds
-        self._tracking_seen = 0  # the last tracking_log id the refresh has looked at
+        self._tracking_seen = 0  # the newest tracking_log id a successful refresh looked at
         self.stopping = asyncio.Event()
 
     async def run(self) -> None:
@@ -79,5 +83,11 @@ class Scheduler:
         ids = set(
             cast(list[int], await Delivery.filter(status__in=TRACKED).values_list("id", flat=True))
         )
-        touched, self._tracking_seen = await deliveries_tracked_since(self._tracking_seen)
-        return {i for i in sorted(ids | touched) if await refresh_tracking(i)}
+        # Look back a little: on PostgreSQL a tracking row can commit after a row with a
+        # higher id (ids are taken at insert, rows seen at commit), and the marker moves only
+        # once the refreshes succeeded, so a refresh the database refused is done again.
+        since = max(0, self._tracking_seen - TRACKING_LOOKBACK_IDS)
+        touched, seen = await deliveries_tracked_since(since)
+        changed = {i for i in sorted(ids | touched) if await refresh_tracking(i)}
+        self._tracking_seen = max(self._tracking_seen, seen)
+        return changed

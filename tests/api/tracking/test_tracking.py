@@ -156,6 +156,16 @@ async def test_opens_of_a_finished_delivery_still_reach_its_kpis_on_the_refresh(
         done = await flows.wait_for(api, str(delivery_id), lambda d: d["kpis"]["opens"] == 1)
         assert done["status"] == "FINISHED"
         assert done["kpis"]["openRate"] == 50.0
+        # An open whose row commits after the refresh has looked past a higher id (on
+        # PostgreSQL ids are taken at insert, rows seen at commit): a lower id, written now.
+        now = datetime.now(UTC)
+        await Sql().execute(
+            "INSERT INTO tracking_log (id, delivery_id, sending_log_id, kind, link, url, at,"
+            " last_at, hits) VALUES (0, ?, ?, 'OPEN', 0, NULL, ?, ?, 1)",
+            [delivery_id, int(logs[1]["id"]), now, now],
+        )
+        done = await flows.wait_for(api, str(delivery_id), lambda d: d["kpis"]["opens"] == 2)
+        assert done["kpis"]["openRate"] == 100.0
 
 
 async def test_with_a_long_refresh_interval_only_compute_stats_shows_the_opens(
