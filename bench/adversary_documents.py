@@ -29,26 +29,8 @@ from graphql.validation import validation_context
 from graphql.validation.rules import overlapping_fields_can_be_merged as overlap
 
 from graphql_schema.schema import SchemaOptions, build_schema
+from tests.support.adversary import NESTED_HISTORY, PAGES_OF_TRAILS, REPEATED
 
-NESTED_HISTORY = (
-    "{ "
-    + " ".join(
-        f'a{i}: profile(id: "1") {{ history {{ profile {{ history {{ profile {{ history {{'
-        f" profile {{ id }} }} }} }} }} }} }}"
-        for i in range(30)
-    )
-    + " }"
-)
-PAGES_OF_TRAILS = (
-    "{ "
-    + " ".join(
-        f"a{i}: deliveries(first: 500) {{ edges {{ node {{ exclusions {{ reason count }}"
-        f" auditTrail(first: 500) {{ totalCount }} }} }} }}"
-        for i in range(30)
-    )
-    + " }"
-)
-REPEATED = "{" + " deliveries{edges{node{id}}}" * 480 + "}"  # 4,802 tokens
 INNER = " ".join(["edges { node { id } }"] * 20)
 NESTED_REPEATS = "{ " + " ".join([f"deliveries {{ {INNER} }}"] * 20) + " }"
 

@@ -11,10 +11,11 @@ import httpx
 import pytest
 
 from graphql_schema.document_limits import MAX_FIELD_REPEATS, TOO_COMPLEX
+from tests.support.adversary import REPEATED
 from tests.support.client import Api
 from tests.support.server import RunningServer, api_for
 
-PROBE = "{" + " deliveries{edges{node{id}}}" * 480 + "}"  # 4,802 tokens
+PROBE = REPEATED  # 4,802 tokens: the document of finding 3
 
 
 @pytest.fixture

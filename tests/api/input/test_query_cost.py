@@ -26,31 +26,12 @@ from graphql_schema import loaders
 from graphql_schema.cost import CONNECTION_LISTS, LIST_BOUNDS, PAGE_ARGUMENTS, plan_for
 from graphql_schema.schema import SchemaOptions, schema
 from tests.support import flows
+from tests.support.adversary import NESTED_HISTORY, PAGES_OF_TRAILS
 from tests.support.client import Api
 from tests.support.server import RunningServer, api_for
 
 ROOT = Path(__file__).resolve().parents[3]
 LIMIT = SchemaOptions().max_cost
-
-# The two probes of the issue, as a role-less operator sent them.
-NESTED_HISTORY = (
-    "{ "
-    + " ".join(
-        f'a{i}: profile(id: "1") {{ history {{ profile {{ history {{ profile {{ history {{'
-        f" profile {{ id }} }} }} }} }} }} }}"
-        for i in range(30)
-    )
-    + " }"
-)
-PAGES_OF_TRAILS = (
-    "{ "
-    + " ".join(
-        f"a{i}: deliveries(first: 500) {{ edges {{ node {{ exclusions {{ reason count }}"
-        f" auditTrail(first: 500) {{ totalCount }} }} }} }}"
-        for i in range(30)
-    )
-    + " }"
-)
 
 
 def cost(query: str, variables: dict[str, Any] | None = None) -> int:
