@@ -188,6 +188,36 @@ async def import_profiles(client: Client, profiles: list[dict[str, Any]]) -> Non
         assert data["importProfiles"]["created"] == len(chunk), data
 
 
+async def sent_to_all(client: Client, n: int, label: str, body: str) -> str:
+    """Import n new profiles, send one EFS email delivery to all of them and wait until every
+    message is relayed (SENT); the delivery's id."""
+    await import_profiles(client, [{"email": f"u{i}@example.com"} for i in range(n)])
+    data = await client.gql(
+        "mutation($i: CreateDeliveryInput!) { createDelivery(input: $i) { id } }",
+        {
+            "i": {
+                "label": label,
+                "channel": "EMAIL",
+                "subject": "Hello",
+                "body": body,
+                "audience": {"allProfiles": True},
+                "feedbackMode": "EFS",
+            }
+        },
+    )
+    delivery_id: str = data["createDelivery"]["id"]
+    await client.gql("mutation($id: ID!) { prepareDelivery(id: $id) { id } }", {"id": delivery_id})
+    await client.gql(
+        "mutation($id: ID!) { confirmSend(deliveryId: $id) { id } }", {"id": delivery_id}
+    )
+    query = "query($id: ID!) { delivery(id: $id) { status } }"
+    for _ in range(3000):  # up to 10 minutes
+        if (await client.gql(query, {"id": delivery_id}))["delivery"]["status"] == "SENT":
+            return delivery_id
+        await asyncio.sleep(0.2)
+    raise TimeoutError(f"delivery {delivery_id} not SENT within 10 minutes")
+
+
 async def sending_logs(client: Client, delivery_id: str, fields: str) -> list[dict[str, Any]]:
     """Every sending log of a delivery (`fields` of each node), following the cursor pages."""
     nodes: list[dict[str, Any]] = []

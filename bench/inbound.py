@@ -44,11 +44,11 @@ from harness import (
     command_line,
     environment,
     free_port,
-    import_profiles,
     machine,
     operator_token,
     running_server,
     sending_logs,
+    sent_to_all,
 )
 from tortoise import Tortoise
 
@@ -92,30 +92,7 @@ def bounce(i: int, mix: str) -> bytes:
 
 
 async def sent_delivery(client: Client, n: int) -> tuple[str, list[int]]:
-    await import_profiles(client, [{"email": f"u{i}@example.com"} for i in range(n)])
-    data = await client.gql(
-        "mutation($i: CreateDeliveryInput!) { createDelivery(input: $i) { id } }",
-        {
-            "i": {
-                "label": "inbound bench",
-                "channel": "EMAIL",
-                "subject": "Hello",
-                "body": BODY,
-                "audience": {"allProfiles": True},
-                "feedbackMode": "EFS",
-            }
-        },
-    )
-    delivery_id = data["createDelivery"]["id"]
-    await client.gql("mutation($id: ID!) { prepareDelivery(id: $id) { id } }", {"id": delivery_id})
-    await client.gql(
-        "mutation($id: ID!) { confirmSend(deliveryId: $id) { id } }", {"id": delivery_id}
-    )
-    query = "query($id: ID!) { delivery(id: $id) { status } }"
-    for _ in range(3000):  # up to 10 minutes
-        if (await client.gql(query, {"id": delivery_id}))["delivery"]["status"] == "SENT":
-            break
-        await asyncio.sleep(0.2)
+    delivery_id = await sent_to_all(client, n, "inbound bench", BODY)
     logs = await sending_logs(client, delivery_id, "id")
     return delivery_id, sorted(int(log["id"]) for log in logs)
 

@@ -42,11 +42,11 @@ from harness import (
     Client,
     command_line,
     environment,
-    import_profiles,
     machine,
     operator_token,
     running_server,
     sending_logs,
+    sent_to_all,
 )
 from tortoise import Tortoise
 
@@ -76,33 +76,7 @@ SPARKPOST_OF = {
 
 async def sent_delivery(client: Client, n: int) -> tuple[str, list[str]]:
     """Import n profiles, send one delivery to all, wait until relayed; the message ids."""
-    await import_profiles(client, [{"email": f"u{i}@example.com"} for i in range(n)])
-    data = await client.gql(
-        "mutation($i: CreateDeliveryInput!) { createDelivery(input: $i) { id } }",
-        {
-            "i": {
-                "label": "webhook bench",
-                "channel": "EMAIL",
-                "subject": "Hello",
-                "body": BODY,
-                "audience": {"allProfiles": True},
-                "feedbackMode": "EFS",
-            }
-        },
-    )
-    delivery_id = data["createDelivery"]["id"]
-    await client.gql("mutation($id: ID!) { prepareDelivery(id: $id) { id } }", {"id": delivery_id})
-    await client.gql(
-        "mutation($id: ID!) { confirmSend(deliveryId: $id) { id } }", {"id": delivery_id}
-    )
-    while True:
-        data = await client.gql(
-            "query($id: ID!) { delivery(id: $id) { status kpis { pending toSend } } }",
-            {"id": delivery_id},
-        )
-        if data["delivery"]["status"] == "SENT":
-            break
-        await asyncio.sleep(0.2)
+    delivery_id = await sent_to_all(client, n, "webhook bench", BODY)
     return delivery_id, [
         log["messageId"] for log in await sending_logs(client, delivery_id, "messageId")
     ]
