@@ -15,6 +15,8 @@ from strawberry.dataloader import DataLoader
 from tortoise.models import Model
 
 from models import audit as m_audit
+from models import kpi_history as m_history
+from models import proofs as m_proofs
 from models import sending_log as m_log
 from models.batches import PageRequest, child_counts, child_pages
 from models.delivery import Delivery
@@ -140,3 +142,13 @@ class Loaders:
     def history_pages(self) -> DataLoader[PageKey, Page[m_log.SendingLog]]:
         """The same, counted: Profile.historyConnection's totalCount."""
         return _pages(m_log.SendingLog, "profile_id", newest_first=True)
+
+    @cached_property
+    def proofs(self) -> DataLoader[PageKey, Page[m_proofs.Proof]]:
+        """A delivery's proofs, newest first."""
+        return _pages(m_proofs.Proof, "delivery_id", newest_first=True, counted=False)
+
+    @cached_property
+    def kpi_histories(self) -> DataLoader[PageKey, Page[m_history.KpiPoint]]:
+        """A delivery's KPI points, newest first (written in slot order, so by id)."""
+        return _pages(m_history.KpiPoint, "delivery_id", newest_first=True, counted=False)

@@ -111,9 +111,3 @@ async def _thin(sql: Sql, delivery_id: int) -> None:
     for start in range(0, len(dropped), 500):
         chunk = dropped[start : start + 500]
         await sql.execute("DELETE FROM kpi_point WHERE id IN " + in_list(chunk), chunk)
-
-
-async def history(delivery_id: int) -> list[KpiPoint]:
-    """The points of a delivery, oldest first (the newest MAX_POINTS, should more be stored)."""
-    newest = await KpiPoint.filter(delivery_id=delivery_id).order_by("-slot").limit(MAX_POINTS)
-    return newest[::-1]

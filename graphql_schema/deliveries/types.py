@@ -37,7 +37,6 @@ from graphql_schema.proofs.types import MAX_PROOFS_LISTED, Proof
 from models import delivery as m_delivery
 from models import enums as m_enums
 from models import kpi_history as m_history
-from models import proofs as m_proofs
 from models import send_time as m_send_time
 from models import sending_log as m_log
 from models import waves as m_waves
@@ -576,9 +575,10 @@ class Delivery:
         f" per {m_history.POINT_SECONDS} s at most while figures change, at most"
         f" {m_history.MAX_POINTS} points (older ones thinned out). Readable as `kpis` is."
     )
-    async def kpi_history(self) -> list[KpiHistoryPoint]:
-        points = await m_history.history(self._model.id)
-        history = [KpiHistoryPoint.of(p, self._model.channel) for p in points]
+    async def kpi_history(self, info: Info[Context, None]) -> list[KpiHistoryPoint]:
+        key = PageKey(self._model.id, Window(m_history.MAX_POINTS))
+        newest = (await info.context.loaders.kpi_histories.load(key)).rows
+        history = [KpiHistoryPoint.of(p, self._model.channel) for p in reversed(newest)]
         # The figures since the last stored point (a slot's later writes are not stored).
         d = self._model
         live = DeploymentKpis.of(replace(d.kpis, stats_computed_at=None), d.id, f"{d.id}@live")
@@ -642,9 +642,9 @@ class Delivery:
         description="Its proofs, newest first (at most 50). Any role: they name their recipients.",
         extensions=needs(ANY_ROLE),
     )
-    async def proofs(self) -> list[Proof]:
-        query = m_proofs.Proof.filter(delivery_id=self._model.id).order_by("-number")
-        return [Proof.of(p) for p in await query.limit(MAX_PROOFS_LISTED)]
+    async def proofs(self, info: Info[Context, None]) -> list[Proof]:
+        key = PageKey(self._model.id, Window(MAX_PROOFS_LISTED))
+        return [Proof.of(p) for p in (await info.context.loaders.proofs.load(key)).rows]
 
     @strawberry.field(
         description="Who did what to this delivery and when, oldest first (the engine's own"

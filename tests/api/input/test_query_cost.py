@@ -267,3 +267,28 @@ async def test_a_page_of_deliveries_costs_the_same_few_queries_however_many_rows
         # the token (once a cache window), deliveries (count, page), exclusions, and for the
         # audit trails, the logs and the histories: ids, rows and counts; the profiles
         assert statements[1] <= 13, statements
+
+
+HISTORIES = """query($n: Int) { deliveries(first: $n) { edges { node {
+  id proofs { id } kpiHistory { at kpis { toSend } } } } } }"""
+
+
+async def test_the_kpi_histories_and_proofs_of_a_page_cost_the_same_queries_however_many_rows(
+    make_server: Callable[..., Any],
+) -> None:
+    """`kpiHistory` and `proofs` are read for the whole page at once (graphql_schema/loaders.py),
+    not once per delivery."""
+    async for api in api_for(await make_server(engine_enabled=False)):
+        ids = await flows.import_profiles(api, ["p1@example.com"])
+        for _ in range(12):
+            await flows.prepare(api, (await flows.create_delivery(api, ids))["id"])
+        statements = []
+        for n in (3, 12):
+            with counted() as queries:
+                page = (await api.gql(HISTORIES, {"n": n}))["deliveries"]["edges"]
+            statements.append(len(queries.statements))
+            assert len(page) == n
+            for edge in page:
+                assert edge["node"]["proofs"] == []
+                assert edge["node"]["kpiHistory"][-1]["kpis"]["toSend"] == 1
+        assert statements[0] == statements[1], statements
