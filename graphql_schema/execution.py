@@ -18,17 +18,36 @@ import json
 from collections.abc import Awaitable
 from typing import Any
 
+from graphql import FieldNode, OperationDefinitionNode, OperationType
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from graphql_schema.context import Context
+from graphql_schema.results import ResultCache, key_of
+from graphql_schema.shared_data import SharedData
 
 
 class Executor(StrawberryGraphQLCoreExecutionContext):
+    # The schema's result cache (graphql_schema/results.py), set on a subclass per schema.
+    results: ResultCache | None = None
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._share_key: tuple[Any, ...] | None = None
         if isinstance(self.context_value, Context):
             self.context_value = self.context_value.for_operation()
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        """Queries go through the result cache; mutations and subscriptions never do."""
+        results, context = self.results, self.context_value
+        if (
+            results is None
+            or self.operation.operation is not OperationType.QUERY
+            or not isinstance(context, Context)
+            or _from_the_request(self.operation)
+        ):
+            return super().execute_operation(serially)
+        key = key_of(self, context)
+        return results.serve(self, key, lambda: super(Executor, self).execute_operation(serially))
 
     def build_per_event_executor(self, payload: Any) -> Any:
         shared = getattr(payload, "shared_results", None)
@@ -53,18 +72,16 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
         return self._share_key
 
 
-class SharedData(dict[str, Any]):
-    """The `data` of a result that several subscribers share, with its JSON encoded once for
-    them all (the server's WebSocket encoder asks for it: server/graphql_app.py)."""
+# Root fields answered from the request itself: reading the database's version to serve them
+# from the result cache would cost more than answering them (about twice, for `me`).
+REQUEST_FIELDS = frozenset({"me", "__typename"})
 
-    __slots__ = ("_json",)
 
-    def json(self) -> str:
-        try:
-            return self._json
-        except AttributeError:
-            self._json: str = json.dumps(self, separators=(",", ":"))
-            return self._json
+def _from_the_request(operation: OperationDefinitionNode) -> bool:
+    return all(
+        isinstance(s, FieldNode) and s.name.value in REQUEST_FIELDS
+        for s in operation.selection_set.selections
+    )
 
 
 def _shareable(result: Any) -> Any:

@@ -30,6 +30,7 @@ from graphql_schema.profiles.queries import ProfileQueries
 from graphql_schema.profiles.subscriptions import ProfileSubscriptions
 from graphql_schema.proofs.mutations import ProofMutations
 from graphql_schema.proofs.queries import ProofQueries
+from graphql_schema.results import ResultCache
 from graphql_schema.strings import StorableStrings
 from models.errors import DomainError
 
@@ -81,6 +82,7 @@ class SchemaOptions:
     max_aliases: int = 30
     max_tokens: int = 1000
     max_cost: int = 20_000
+    result_cache_size: int = 256  # answers of queries kept until the database changes; 0: off
 
 
 def limit_rules(options: SchemaOptions) -> list[type[ASTValidationRule]]:
@@ -124,8 +126,15 @@ def build_schema(options: SchemaOptions | None = None) -> strawberry.Schema:
         subscription=Subscription,
         extensions=extensions(options),
         config=StrawberryConfig(disable_field_suggestions=options.production),
-        execution_context_class=Executor,
+        execution_context_class=executor_class(options),
     )
+
+
+def executor_class(options: SchemaOptions) -> type[Executor]:
+    """The executor with this schema's own result cache (graphql_schema/results.py)."""
+    if options.result_cache_size <= 0:
+        return Executor
+    return type("CachingExecutor", (Executor,), {"results": ResultCache(options.result_cache_size)})
 
 
 schema = build_schema()

@@ -20,8 +20,8 @@ from strawberry.types import ExecutionResult
 from strawberry.types.unset import UnsetType
 
 from graphql_schema.context import Context
-from graphql_schema.execution import SharedData
 from graphql_schema.schema import SchemaOptions, build_schema
+from graphql_schema.shared_data import SharedData
 from models.compose import Tracker
 from models.errors import storage_failure
 from models.operator import Operator
@@ -69,6 +69,7 @@ class GraphQLApp(GraphQL[Context, None]):
             max_aliases=settings.max_query_aliases,
             max_tokens=settings.max_query_tokens,
             max_cost=settings.max_query_cost,
+            result_cache_size=settings.result_cache_size,
         )
         schema = build_schema(options)
         self.imports_schema = schema  # the CSV upload reads rows as ProfileInput
@@ -213,8 +214,11 @@ class GraphQLApp(GraphQL[Context, None]):
         return response
 
     def encode_json(self, data: object) -> str | bytes:
-        """A `next` message of a result that subscribers share (graphql_schema/execution.py)
-        reuses its encoded data: one encoding per snapshot instead of one per subscriber."""
+        """A result that several receivers share reuses its encoded data: a `next` message of a
+        snapshot's (graphql_schema/execution.py), one encoding per snapshot instead of one per
+        subscriber, and an HTTP answer the result cache kept (graphql_schema/results.py)."""
+        if isinstance(data, dict) and len(data) == 1 and isinstance(data.get("data"), SharedData):
+            return f'{{"data":{data["data"].json()}}}'
         if isinstance(data, dict) and data.get("type") == "next":
             payload = data["payload"]
             shared = payload.get("data")

@@ -86,6 +86,8 @@ class Settings(BaseSettings):
     max_query_tokens: int = Field(1000, ge=10)
     # Objects an operation may ask for, nested lists multiplied (graphql_schema/cost.py).
     max_query_cost: int = Field(20_000, ge=1)
+    # Answers of queries kept until the database changes (graphql_schema/results.py); 0: off.
+    result_cache_size: int = Field(256, ge=0)
     # Browsers may open the WebSocket only from these origins (comma-separated, or "*");
     # a handshake without an Origin header (a non-browser client) is always allowed.
     allowed_origins: str | None = None
