@@ -93,7 +93,8 @@ async def test_the_stream_completes_when_the_delivery_is_finished_with_its_final
         await flows.confirm(api, ready["id"])
         sent = await flows.wait_for(api, ready["id"], lambda d: d["status"] == "SENT")
         logs = await flows.logs(api, ready["id"])
-        await api.feedback([event(logs[0]["messageId"], "delivered")])
+        reported = await api.feedback([event(logs[0]["messageId"], "delivered")])
+        assert reported.json()["accepted"] == 1  # taken (and counted) before the period ends
         await clock.past_validity(api, ready["id"])  # after the report: the period ends
         updates = [progress(d) for d in await sub.rest()]
         assert sub.completed
