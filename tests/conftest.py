@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from models import clock
 from server.settings import Settings
 from tests.support import databases
 from tests.support.client import Api
@@ -53,6 +54,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     short = next((i for i, item in enumerate(items) if rank(item) == len(LONGEST_FIRST)), None)
     if short is not None and short > 1:
         items.insert(1, items.pop(short))
+
+
+@pytest.fixture(autouse=True)
+def real_clock() -> Iterator[None]:
+    """Every test starts and ends on the real time, whatever it moved (tests/support/clock.py)."""
+    clock.reset()
+    yield
+    clock.reset()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -6,14 +6,15 @@ from typing import Any
 import httpx
 
 from server.http.dashboard import CSP
-from tests.support import flows
+from tests.support import clock, flows
 from tests.support.browser import Dashboard, screenshot, tid
 from tests.support.client import Api
-from tests.support.live import KPI_FIELDS
+from tests.support.live import KPI_FIELDS, all_reported
 from tests.support.server import RunningServer, api_for
 
-# Reports come 0.3 s after relaying, 40 messages go in batches of 5: the bar moves visibly. The
-# validity period (4 s) ends the delivery (FINISHED): the figures, and the page, become final.
+# Reports come 0.3 s after relaying, 40 messages go in batches of 5: the bar moves visibly. Once
+# every report is in, the test moves the clock past the validity period (tests/support/clock.py):
+# the delivery ends (FINISHED), the figures, and the page, become final.
 SIMULATOR = "simulator://?delay=0.3&seed=3&delivered=0.8&hard=0.1&soft=0.1&time_scale=100000"
 HISTORY = "query($id: ID!) { delivery(id: $id) { kpiHistory { at } } }"
 STATS = "mutation($id: ID!) { computeStats(deliveryId: $id) { " + " ".join(KPI_FIELDS) + " } }"
@@ -79,7 +80,10 @@ async def test_confirm_send_and_watch_the_deployment_reach_its_final_figures_liv
     running = await make_server(mta_url=SIMULATOR, batch_size=5, engine_tick_seconds=0.05)
     async for api in api_for(running):
         ready = await flows.prepared_delivery(
-            api, flows.addresses(40, "user"), label="Live spring offer", validityPeriod=4
+            api,
+            flows.addresses(40, "user"),
+            label="Live spring offer",
+            validityPeriod=clock.VALIDITY,
         )
         board = Dashboard(page, running)
         await board.open()
@@ -89,6 +93,9 @@ async def test_confirm_send_and_watch_the_deployment_reach_its_final_figures_liv
         assert await board.value("kpi-toSend") == "40"
 
         await board.confirm_send()
+        await flows.wait_for(api, ready["id"], lambda d: d["status"] == "SENT")
+        await all_reported(ready["id"], 40)
+        await clock.past_validity(api, ready["id"])
         # Live, without reloading: the subscription pushes until the delivery is FINISHED.
         await board.wait_text("dep-status", "FINISHED")
         await board.wait_text("live-state", "final figures")

@@ -20,7 +20,7 @@ import aiosmtplib
 import pytest
 
 from models.verp import read_verp_address, verp_address
-from tests.support import flows
+from tests.support import clock, flows
 from tests.support.client import Api
 from tests.support.feedback_steps import opt_out_kpis, recounted, standing
 from tests.support.server import SECRET, RunningServer, api_for, free_port
@@ -210,9 +210,9 @@ async def test_a_bounce_after_the_validity_period_is_recorded_without_a_change(
 ) -> None:
     api, port = inbound
     done, logs = await flows.sent_delivery(
-        api, ["late@example.com"], feedbackMode="EFS", validityPeriod=1
+        api, ["late@example.com"], feedbackMode="EFS", validityPeriod=clock.VALIDITY
     )
-    await flows.wait_for(api, done["id"], lambda d: d["status"] == "FINISHED")
+    await clock.finished(api, done["id"])
     caplog.set_level(logging.INFO, LOG)
     late = dsn("5.1.1", "550 5.1.1 User unknown", "late@relay.example.net")
     assert (await send(port, verp(int(logs[0]["id"])), late))[0] == 250

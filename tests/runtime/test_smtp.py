@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.support import flows
+from tests.support import clock, flows
 from tests.support.client import Api
 from tests.support.smtp import people, relaying, send
 from tests.support.smtp_sink import Received, Script, SmtpSink, self_signed
@@ -150,17 +150,23 @@ async def test_a_4xx_that_never_ends_fails_for_good_when_the_validity_period_end
     full = "full@example.com"
     sink = make_sink(Script(always={full: "452 4.2.2 Mailbox full"}))
     async with relaying(make_server, sink.url(), retry_interval_seconds=0.2) as (api, _):
-        done, logs = await send(
+        sending, _ = await send(
             api,
             people("fine@example.com", full),
-            lambda d: d["status"] == "FINISHED",
+            lambda d: d["kpis"]["processed"] >= 1,
             feedbackMode="LEGACY",
-            validityPeriod=2,
+            validityPeriod=clock.VALIDITY,
         )
+        # Refused for now, retried, refused again, while the validity period runs ...
+        await wait_for_log(api, sending["id"], full, lambda log: log["retries"] >= 2)
+        # ... until it ends.
+        await clock.past_validity(api, sending["id"])
+        done = await flows.wait_for(api, sending["id"], lambda d: d["status"] == "FINISHED")
+        logs = {log["address"]: log for log in await flows.logs(api, sending["id"])}
         assert logs[full]["status"] == "FAILED"
         assert (logs[full]["failureType"], logs[full]["failureReason"]) == ("SOFT", "MAILBOX_FULL")
         # Each refusal counts, but one that ends just after the period changes nothing.
-        assert 1 <= logs[full]["retries"] <= sink.refusals[full]
+        assert 2 <= logs[full]["retries"] <= sink.refusals[full]
         assert logs["fine@example.com"]["status"] == "SENT"
         assert done["kpis"]["sent"] == 1 and done["kpis"]["failed"] == 1
 

@@ -140,18 +140,6 @@ async def efs_delivery(
     return done["id"], message_ids
 
 
-async def wait_until_finished(api: Api, delivery_id: str) -> dict[str, Any]:
-    """Poll until FINISHED, for at most ~3 s after the end of the validity period."""
-    data = await api.gql(
-        "query($id: ID!) { delivery(id: $id) { validUntil } }", {"id": delivery_id}
-    )
-    valid_until = datetime.fromisoformat(data["delivery"]["validUntil"])
-    if valid_until.tzinfo is None:
-        valid_until = valid_until.replace(tzinfo=UTC)
-    left = max((valid_until - datetime.now(UTC)).total_seconds(), 0.0)
-    return await wait_for(api, delivery_id, lambda d: d["status"] == "FINISHED", timeout=left + 3)
-
-
 async def feedback_snapshot(
     api: Api, delivery_id: str
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:

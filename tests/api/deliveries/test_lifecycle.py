@@ -2,15 +2,14 @@
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
-from models import clock
-from tests.support import flows
+from tests.support import clock, flows
 from tests.support.client import Api, event
 from tests.support.server import SECRET, RunningServer, api_for
 
@@ -35,17 +34,6 @@ async def ready(api: Api, emails: list[str | None], **extra: Any) -> str:
 
 def in_seconds(seconds: float) -> str:
     return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat()
-
-
-@contextmanager
-def moved_clock(by: timedelta) -> Iterator[None]:
-    """The server's clock (models/clock.py) moved forward, instead of sleeping until a contact
-    date: a loaded machine cannot make a real second late."""
-    clock.advance(by)
-    try:
-        yield
-    finally:
-        clock.reset()
 
 
 def when(value: str) -> datetime:
@@ -211,7 +199,7 @@ async def test_a_scheduled_delivery_starts_by_itself_at_its_contact_date(
     assert confirmed["status"] == "SCHEDULED"
     assert confirmed["confirmedBy"] == await flows.me(api, "starter")
     assert not server.runtime.mta.relayed
-    with moved_clock(timedelta(hours=1, seconds=1)):  # the contact date comes
+    with clock.moved(timedelta(hours=1, seconds=1)):  # the contact date comes
         done = await flows.wait_for(api, delivery_id, lambda d: d["status"] == "SENT")
     details = await full(api, delivery_id)
     started = when(details["startedAt"])
@@ -237,7 +225,7 @@ async def test_stopping_a_scheduled_delivery_sends_nothing_and_cancels_its_logs(
     assert stopped["stopDelivery"]["status"] == "STOPPED"
     assert stopped["stopDelivery"]["stoppedBy"] == await flows.me(api, "starter")
     assert stopped["stopDelivery"]["endedAt"] is not None
-    with moved_clock(timedelta(hours=1, seconds=1)):  # the contact date comes
+    with clock.moved(timedelta(hours=1, seconds=1)):  # the contact date comes
         sentinel = await sentinel_sent(api)  # the scheduler has run after it
 
     details = await full(api, delivery_id)

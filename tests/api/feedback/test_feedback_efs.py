@@ -5,7 +5,7 @@ Feedback comes only from the signed webhook (capture MTA), so every step is one 
 
 from datetime import UTC, datetime, timedelta
 
-from tests.support import flows
+from tests.support import clock, flows
 from tests.support.client import Api, event
 from tests.support.feedback_steps import (
     computed_kpis,
@@ -15,7 +15,7 @@ from tests.support.feedback_steps import (
     log_state,
     report,
 )
-from tests.support.flows import efs_delivery, wait_until_finished
+from tests.support.flows import efs_delivery
 
 
 async def test_efs_relayed_message_is_pending_and_both_rates_start_at_zero(api: Api) -> None:
@@ -82,14 +82,16 @@ async def test_efs_retry_that_hard_bounces_fails_for_good(api: Api) -> None:
 async def test_efs_end_of_validity_keeps_failed_soft_bounces_and_unreported_pending(
     api: Api,
 ) -> None:
-    delivery_id, (soft, silent, delivered) = await efs_delivery(api, 3, validityPeriod=2)
+    delivery_id, (soft, silent, delivered) = await efs_delivery(
+        api, 3, validityPeriod=clock.VALIDITY
+    )
     await report(api, soft, "soft_bounce", "MAILBOX_FULL")
     await report(api, soft, "soft_bounce", "MAILBOX_FULL")  # the retry fails too
     await report(api, delivered, "delivered")
     before = kpis(3, 3, 1, 1, 1, 33.33, 33.33)
     assert await current_kpis(api, delivery_id) == before
 
-    finished = await wait_until_finished(api, delivery_id)
+    finished = await clock.finished(api, delivery_id)
 
     assert finished["status"] == "FINISHED"
     # The retries of a soft bounce fail (validity period over): no change.
@@ -104,9 +106,9 @@ async def test_efs_end_of_validity_keeps_failed_soft_bounces_and_unreported_pend
 async def test_efs_events_after_the_validity_period_are_recorded_but_change_nothing(
     api: Api,
 ) -> None:
-    delivery_id, (soft, silent, hard) = await efs_delivery(api, 3, validityPeriod=2)
+    delivery_id, (soft, silent, hard) = await efs_delivery(api, 3, validityPeriod=clock.VALIDITY)
     await report(api, soft, "soft_bounce", "MAILBOX_FULL")
-    await wait_until_finished(api, delivery_id)
+    await clock.finished(api, delivery_id)
     logs_before = await flows.logs(api, delivery_id)
     kpis_before = await current_kpis(api, delivery_id)
     assert kpis_before == kpis(3, 3, 0, 2, 1, 0.0, 33.33)

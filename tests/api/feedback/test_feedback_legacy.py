@@ -6,7 +6,7 @@ LEGACY is the instance default. Feedback comes only from the signed webhook (cap
 from collections.abc import Callable
 from typing import Any
 
-from tests.support import flows
+from tests.support import clock, flows
 from tests.support.client import Api, event
 from tests.support.feedback_steps import (
     computed_kpis,
@@ -16,7 +16,6 @@ from tests.support.feedback_steps import (
     log_state,
     report,
 )
-from tests.support.flows import wait_until_finished
 from tests.support.server import api_for
 
 
@@ -100,12 +99,12 @@ async def test_legacy_retry_that_hard_bounces_fails_for_good(api: Api) -> None:
 async def test_legacy_end_of_validity_fails_soft_bounces_and_keeps_unreported_sent(
     api: Api,
 ) -> None:
-    delivery_id, (soft, silent, hard) = await legacy_delivery(api, 3, validityPeriod=2)
+    delivery_id, (soft, silent, hard) = await legacy_delivery(api, 3, validityPeriod=clock.VALIDITY)
     await report(api, soft, "soft_bounce", "MAILBOX_FULL")
     await report(api, hard, "hard_bounce", "USER_UNKNOWN")
     assert await current_kpis(api, delivery_id) == kpis(3, 3, 2, 0, 1, 66.67, 33.33)
 
-    finished = await wait_until_finished(api, delivery_id)
+    finished = await clock.finished(api, delivery_id)
 
     assert finished["status"] == "FINISHED"
     # The retries of a soft bounce fail: FAILED, Delivered % down, Bounces + errors % up.
@@ -119,10 +118,10 @@ async def test_legacy_end_of_validity_fails_soft_bounces_and_keeps_unreported_se
 
 
 async def test_legacy_soft_bounce_retried_successfully_is_not_failed_at_expiry(api: Api) -> None:
-    delivery_id, (message_id,) = await legacy_delivery(api, 1, validityPeriod=2)
+    delivery_id, (message_id,) = await legacy_delivery(api, 1, validityPeriod=clock.VALIDITY)
     await report(api, message_id, "soft_bounce", "MAILBOX_FULL")
     await report(api, message_id, "delivered")
-    await wait_until_finished(api, delivery_id)
+    await clock.finished(api, delivery_id)
     assert await log_of(api, delivery_id, message_id) == log_state("SENT", retries=1)
     assert await current_kpis(api, delivery_id) == kpis(1, 1, 1, 0, 0, 100.0, 0.0)
 
@@ -130,9 +129,9 @@ async def test_legacy_soft_bounce_retried_successfully_is_not_failed_at_expiry(a
 async def test_legacy_events_after_the_validity_period_are_recorded_but_change_nothing(
     api: Api,
 ) -> None:
-    delivery_id, (soft, silent, hard) = await legacy_delivery(api, 3, validityPeriod=2)
+    delivery_id, (soft, silent, hard) = await legacy_delivery(api, 3, validityPeriod=clock.VALIDITY)
     await report(api, soft, "soft_bounce", "MAILBOX_FULL")
-    await wait_until_finished(api, delivery_id)
+    await clock.finished(api, delivery_id)
     logs_before = await flows.logs(api, delivery_id)
     kpis_before = await current_kpis(api, delivery_id)
     assert kpis_before == kpis(3, 3, 2, 0, 1, 66.67, 33.33)

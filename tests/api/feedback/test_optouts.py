@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from models.tracking import Token, TokenKind
-from tests.support import flows
+from tests.support import clock, flows
 from tests.support.client import Api, event
 from tests.support.feedback_steps import (
     excluded_later,
@@ -120,8 +120,8 @@ async def test_concurrent_reports_of_one_recipient_count_once(api: Api) -> None:
 
 
 async def test_a_complaint_after_the_validity_period_still_deny_lists(api: Api) -> None:
-    done, logs = await flows.sent_delivery(api, ["late@example.com"], validityPeriod=1)
-    await flows.wait_for(api, done["id"], lambda d: d["status"] == "FINISHED")
+    done, logs = await flows.sent_delivery(api, ["late@example.com"], validityPeriod=clock.VALIDITY)
+    await clock.finished(api, done["id"])
     response = await api.feedback([event(logs[0]["messageId"], "complaint")])
     assert response.json()["accepted"] == 1
     assert (await opt_out_kpis(api, done["id"]))["complaints"] == 1

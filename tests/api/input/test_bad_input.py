@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import flows
+from tests.support import clock, flows
 from tests.support.client import Api
 from tests.support.server import api_for
 
@@ -148,10 +148,11 @@ async def test_approving_twice_is_invalid_state(idle: Api) -> None:
 
 async def test_stopping_a_finished_or_stopped_delivery_is_invalid_state(api: Api) -> None:
     ids = await flows.import_profiles(api, ["f@example.com"])
-    finished = (await flows.create_delivery(api, ids, validityPeriod=1))["id"]
+    finished = (await flows.create_delivery(api, ids, validityPeriod=clock.VALIDITY))["id"]
     await flows.prepare(api, finished)
     await flows.confirm(api, finished)
-    await flows.wait_for(api, finished, lambda d: d["status"] == "FINISHED")
+    await flows.wait_for(api, finished, lambda d: d["status"] == "SENT")
+    await clock.finished(api, finished)
     before = await flows.delivery(api, finished, SNAPSHOT)
     error = await api.error(BY_ID["stopDelivery"], {"id": finished})
     assert code(error) == "INVALID_STATE"

@@ -19,12 +19,13 @@ from typing import Any
 
 import pytest
 
-from tests.support import flows
+from tests.support import clock, flows, live
 from tests.support.server import api_for
 
 SPA = Path(__file__).resolve().parents[2] / "support" / "spa"
-# Reports 0.3 s after relaying, 40 messages in batches of 5: several snapshots on the way; the
-# validity period (4 s) then ends the delivery (FINISHED) and the subscription.
+# Reports 0.3 s after relaying, 40 messages in batches of 5: several snapshots on the way; once
+# every report is in, the test moves the clock past the validity period (tests/support/clock.py),
+# which ends the delivery (FINISHED) and the subscription.
 SIMULATOR = "simulator://?delay=0.3&seed=3&delivered=0.8&hard=0.1&soft=0.1&time_scale=100000"
 NODE = shutil.which("node")
 NPM = shutil.which("npm")
@@ -115,11 +116,21 @@ async def test_urql_graphcache_and_graphql_ws_follow_a_send_to_finished_without_
         draft = await flows.create_delivery(api, [], label="Spring draft beside it")
         other = await flows.create_delivery(api, [], label="Autumn draft")
         ids = await flows.import_profiles(api, [f"spa{i}@example.com" for i in range(40)])
-        created = await flows.create_delivery(api, ids, label="SPA spring offer", validityPeriod=4)
-        ready = await flows.prepare(api, created["id"])
-        report = await run_spa(
-            running.base_url, api.ws_url, api.tokens["starter"], "SPA spring offer"
+        created = await flows.create_delivery(
+            api, ids, label="SPA spring offer", validityPeriod=clock.VALIDITY
         )
+        ready = await flows.prepare(api, created["id"])
+        spa = asyncio.create_task(
+            run_spa(running.base_url, api.ws_url, api.tokens["starter"], "SPA spring offer")
+        )
+        # The client confirms the send; once sent and reported on, its validity period ends.
+        sent = await flows.wait_for(
+            api, ready["id"], lambda d, spa=spa: d["status"] == "SENT" or spa.done(), timeout=60
+        )
+        assert sent["status"] == "SENT", await spa
+        await live.all_reported(ready["id"], 40)
+        await clock.past_validity(api, ready["id"])
+        report = await spa
         final = (await api.gql(FINAL, {"id": ready["id"]}))["delivery"]
 
     assert set(report["listed"]) == {draft["id"], other["id"], ready["id"]}

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import websockets
 
-from tests.support import flows
+from tests.support import clock, flows
 from tests.support.client import Api, GraphQLErrors, event
 from tests.support.live import KPI_FIELDS, PROGRESS
 from tests.support.server import client_of
@@ -87,13 +87,15 @@ async def test_the_stream_completes_when_the_delivery_is_finished_with_its_final
     api: Api,
 ) -> None:
     ready = await flows.prepared_delivery(
-        api, flows.addresses(3, "user"), feedbackMode="EFS", validityPeriod=1
+        api, flows.addresses(3, "user"), feedbackMode="EFS", validityPeriod=clock.VALIDITY
     )
     async with api.subscribe(PROGRESS, {"id": ready["id"]}) as sub:
         await flows.confirm(api, ready["id"])
         sent = await flows.wait_for(api, ready["id"], lambda d: d["status"] == "SENT")
         logs = await flows.logs(api, ready["id"])
-        await api.feedback([event(logs[0]["messageId"], "delivered")])
+        reported = await api.feedback([event(logs[0]["messageId"], "delivered")])
+        assert reported.json()["accepted"] == 1  # taken (and counted) before the period ends
+        await clock.past_validity(api, ready["id"])  # after the report: the period ends
         updates = [progress(d) for d in await sub.rest()]
         assert sub.completed
     final = await flows.delivery(api, ready["id"])
@@ -158,7 +160,9 @@ async def test_an_operator_without_a_role_may_subscribe(api: Api) -> None:
 
 
 async def test_two_subscribers_on_one_delivery_both_get_the_final_state(api: Api) -> None:
-    ready = await flows.prepared_delivery(api, flows.addresses(5, "user"), validityPeriod=1)
+    ready = await flows.prepared_delivery(
+        api, flows.addresses(5, "user"), validityPeriod=clock.VALIDITY
+    )
     async with (
         api.subscribe(PROGRESS, {"id": ready["id"]}) as one,
         api.subscribe(PROGRESS, {"id": ready["id"]}, as_="reader") as two,
@@ -166,6 +170,8 @@ async def test_two_subscribers_on_one_delivery_both_get_the_final_state(api: Api
         await one.next()
         await two.next()
         await flows.confirm(api, ready["id"])
+        await flows.wait_for(api, ready["id"], lambda d: d["status"] == "SENT")
+        await clock.past_validity(api, ready["id"])
         first, second = await asyncio.gather(one.rest(), two.rest())
     final = await flows.delivery(api, ready["id"])
     for updates in (first, second):

@@ -30,7 +30,7 @@ from models.tracking import (
 )
 from server.db import apply_migrations, tortoise_config
 from server.http.tracking import Recorder
-from tests.support import flows
+from tests.support import clock, flows
 from tests.support.client import Api
 from tests.support.databases import fresh_database
 from tests.support.server import RunningServer, api_for
@@ -147,9 +147,11 @@ async def test_opens_of_a_finished_delivery_still_reach_its_kpis_on_the_refresh(
     running = await make_server(stats_refresh_seconds=0.2)
     async for api in api_for(running):
         emails = ["a@example.com", "b@example.com"]
-        done, logs = await flows.sent_delivery(api, emails, body=BODY, validityPeriod=1)
+        done, logs = await flows.sent_delivery(
+            api, emails, body=BODY, validityPeriod=clock.VALIDITY
+        )
         delivery_id = int(done["id"])
-        await flows.wait_for(api, str(delivery_id), lambda d: d["status"] == "FINISHED")
+        await clock.finished(api, str(delivery_id))
         async with httpx.AsyncClient(base_url=running.base_url) as http:
             opened = Token(TokenKind.OPEN, delivery_id, int(logs[0]["id"]))
             await http.get(path(running, opened))
