@@ -7,6 +7,7 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 from tortoise import Tortoise
+from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.migrations.api import migrate
 
 from models import MODEL_MODULES
@@ -28,12 +29,18 @@ def asyncpg_dsn(database_url: str) -> str:
     return url
 
 
+PG_ENGINE = "server.pg_backend"  # tortoise's asyncpg client, transactions made failure-proof
+
+
 def tortoise_config(database_url: str) -> dict[str, Any]:
     url = normalise_url(database_url)
     if url.startswith("sqlite://") and "busy_timeout" not in url:
         url += ("&" if "?" in url else "?") + "busy_timeout=10000"
+    connection: str | dict[str, Any] = url
+    if url.startswith("postgres://"):
+        connection = {**expand_db_url(url), "engine": PG_ENGINE}
     return {
-        "connections": {"default": url},
+        "connections": {"default": connection},
         "apps": {
             "models": {
                 "models": MODEL_MODULES,

@@ -289,6 +289,7 @@ class Dispatcher:
         write of a record is idempotent, so a retry after a commit whose answer was lost
         changes nothing twice."""
         pause = STORE_BACKOFF[0]
+        told = ""  # the last error logged with its traceback: each new one is, once
         for attempt in itertools.count(1):
             try:
                 await self._record(flight, final=True)
@@ -306,7 +307,9 @@ class Dispatcher:
                     flight.delivery_id,
                     error,
                     pause,
+                    exc_info=str(error) != told,
                 )
+                told = str(error)
             await asyncio.sleep(pause)
             pause = min(pause * 2, STORE_BACKOFF[1])
 
