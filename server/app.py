@@ -1,6 +1,5 @@
 """The composition root: settings -> database, bus, MTA, engine, GraphQL and HTTP endpoints."""
 
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +18,7 @@ from server.bus import EventBus
 from server.db import apply_migrations, tortoise_config
 from server.engine import Engine
 from server.engine.intake import FeedbackIntake
+from server.gc_tuning import GcTuning
 from server.graphql_app import GraphQLApp
 from server.http import Endpoints
 from server.http.auth_failures import AuthFailures
@@ -48,15 +48,7 @@ class Runtime:
     intake: FeedbackIntake
     hub: ProgressHub
     engine: Engine | None
-
-
-def freeze_startup_objects() -> None:
-    """Leave what start-up made (modules, the schema, the app: they live as long as the
-    process) out of every later full garbage collection. A full collection walks every object
-    the process holds; with a thousand subscribers one took 0.8 s, 0.2 s with this
-    (bench/RESULTS.md), and nothing answers meanwhile."""
-    gc.collect()
-    gc.freeze()
+    gc_tuning: GcTuning
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -66,8 +58,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     core = build_core(settings, engine=settings.engine_enabled)  # shared with `worker`
     bus, mta, intake, engine = core.bus, core.mta, core.intake, core.engine
     hub = ProgressHub(bus, settings.progress_interval_seconds)
-    runtime = Runtime(settings, bus, mta, intake, hub, engine)
     graphql = GraphQLApp(settings, bus, hub, mta)
+    runtime = Runtime(settings, bus, mta, intake, hub, engine, graphql.gc_tuning)
     endpoints: list[Endpoints] = [
         ProfileImportEndpoint(settings, graphql.imports_schema, graphql.tokens, graphql.imports),
         LogExportEndpoints(graphql.tokens),
@@ -96,13 +88,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await mta.start(intake)
             if engine is not None:
                 await engine.start()
-            if getattr(app.state, "freeze_gc_after_startup", False):  # set by `serve`
-                freeze_startup_objects()
+            # Start-up's objects, then long-lived sockets and subscriptions, out of full
+            # garbage collections (server/gc_tuning.py); `serve` sets this: one app a process.
+            if getattr(app.state, "freeze_gc_after_startup", False):
+                graphql.gc_tuning.start()
             if core.inbound is not None:  # INBOUND_SMTP: bounces by mail (docs/bounces.md)
                 await core.inbound.start()
             try:
                 yield
             finally:
+                graphql.gc_tuning.close()
                 if core.inbound is not None:
                     await core.inbound.close()
                 if engine is not None:

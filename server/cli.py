@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"configuration error: {error}", file=sys.stderr)
             return 2
         app.state.freeze_gc_after_startup = True  # server/app.py: one app for the process
+        sys.setswitchinterval(settings.switch_interval_seconds)  # the process is ours too
         # ws_max_size: a WebSocket message over the cap is refused (1009) before it is buffered
         uvicorn.run(
             app,

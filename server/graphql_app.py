@@ -26,6 +26,7 @@ from models.compose import Tracker
 from models.errors import storage_failure
 from models.operator import Operator
 from server.bus import DELIVERY_TOPIC, ENGINE_TOPIC, EventBus
+from server.gc_tuning import GcTuning
 from server.http import auth_failures, json_input
 from server.http.graphiql import graphiql_page
 from server.http.graphql_auth import authenticate, bearer, needs_operator
@@ -89,6 +90,8 @@ class GraphQLApp(GraphQL[Context, None]):
         self.relay_proof = ProofSender(mta)
         self.tokens = TokenCache(settings.token_cache_seconds)
         self.sockets = OperatorSockets(settings.token_cache_seconds or 1.0)
+        # off unless the app owns its process (`serve`): server/app.py starts it
+        self.gc_tuning = GcTuning()
 
     async def render_graphql_ide(self, request: Request) -> Response:
         """GraphiQL for browsers (Accept: text/html) outside production (404 in production).

@@ -99,6 +99,11 @@ class Settings(BaseSettings):
     # permessage-deflate on the WebSocket (`serve`): off, it saves about a fifth of the CPU of
     # each snapshot sent and 40 KiB per socket, for ~300 bytes of bandwidth per snapshot.
     ws_per_message_deflate: bool = False
+    # The GIL switch interval `serve` sets (sys.setswitchinterval; Python's default is 5 ms).
+    # SQLite's queries run in a thread of their own, which waits up to this long for the GIL
+    # each time while the event loop is busy (a fan-out): shorter, they hold SQLite's one
+    # connection for less, and a request waits for less (bench/RESULTS.md, finding 6).
+    switch_interval_seconds: float = Field(0.001, gt=0, le=0.1)
     # A WebSocket that sends no `connection_init` within this many seconds is closed (4408).
     ws_init_timeout_seconds: float = Field(10.0, gt=0)
     # A valid bearer token's operator is remembered this long (0: read it on every request).

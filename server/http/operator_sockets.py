@@ -18,6 +18,9 @@ from typing import Protocol, cast
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
 )
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    Operation as WsOperation,
+)
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ConnectionInitMessage,
     SubscribeMessage,
@@ -25,6 +28,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
 
 from graphql_schema.context import Context
 from models.operator import operators_by_token_hash
+from server.gc_tuning import GcTuning
 from server.http.token_cache import TokenCache
 
 log = logging.getLogger("server.websocket")
@@ -38,6 +42,7 @@ class CheckingView(Protocol):
 
     tokens: TokenCache
     sockets: "OperatorSockets"
+    gc_tuning: GcTuning
 
 
 class OperatorCheckedHandler(BaseGraphQLTransportWSHandler[Context, None]):
@@ -49,6 +54,16 @@ class OperatorCheckedHandler(BaseGraphQLTransportWSHandler[Context, None]):
     @property
     def _view(self) -> CheckingView:
         return cast(CheckingView, self.view)
+
+    async def handle(self) -> None:
+        """The socket's life, and each operation's below, counted by the garbage collection
+        tuning (server/gc_tuning.py): long-lived ones are frozen out of full collections."""
+        with self._view.gc_tuning.tracking():
+            await super().handle()
+
+    async def run_operation(self, operation: WsOperation[Context, None]) -> None:
+        with self._view.gc_tuning.tracking():
+            await super().run_operation(operation)
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         await super().handle_connection_init(message)
