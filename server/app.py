@@ -13,13 +13,13 @@ from starlette.routing import Route, WebSocketRoute
 from tortoise.contrib.starlette import RegisterTortoise
 
 from models.kpi_history import forget_slots
-from models.sql import Sql
 from server.bus import EventBus
 from server.db import apply_migrations, tortoise_config
 from server.engine import Engine
 from server.engine.intake import FeedbackIntake
 from server.gc_tuning import GcTuning
 from server.graphql_app import GraphQLApp
+from server.health import Health
 from server.http import Endpoints
 from server.http.auth_failures import AuthFailures
 from server.http.dashboard import Dashboard
@@ -73,8 +73,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def feedback(request: Request) -> JSONResponse:
         return await feedback_endpoint(settings.feedback_secret, intake)(request)
 
+    probe = Health(settings.database_url)
+
     async def health(request: Request) -> JSONResponse:
-        await Sql().rows("SELECT 1 AS ok")
+        await probe.check()
         return JSONResponse({"status": "ok"})
 
     @asynccontextmanager
@@ -107,6 +109,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     await group.close()
                 await hub.close()
                 await bus.close()
+                await probe.close()
 
     app = Starlette(
         routes=[
