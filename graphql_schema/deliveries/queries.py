@@ -143,10 +143,10 @@ class DeliveryQueries:
     ) -> Connection[SendingLog] | None:
         asked = window(SENDING_LOGS, first, after, last, before)
         where = log_filters(status, statuses, failure_type, failure_reason, search, excluded)
-        found = await info.context.loaders.deliveries.load(parse_id(delivery_id, "delivery"))
-        if found is None:
+        number = parse_id(delivery_id, "delivery")
+        if not await m_delivery.exists(number):
             return None
-        return await sending_log_page(info, found.id, where, asked)
+        return await sending_log_page(info, number, where, asked)
 
     @strawberry.field(description="Null for an id that names no delivery.", extensions=needs())
     async def kpis(
