@@ -502,6 +502,9 @@ class Delivery:
     send_in_recipient_time_zone: bool = strawberry.field(
         description="Each message leaves at the contact date's local time in its recipient's zone."
     )
+    # Built with the delivery, not by a resolver: a page of 50 deliveries selects it 50 times,
+    # and a resolver costs strawberry's wrapper on each (bench/RESULTS.md, "Fast lists").
+    kpis: DeploymentKpis
     _model: strawberry.Private[m_delivery.Delivery]
 
     @strawberry.field(
@@ -520,10 +523,6 @@ class Delivery:
     )
     def waiting_for_send_time(self) -> SendTimeWait:
         return SendTimeWait.of(self._model, m_delivery.utcnow())
-
-    @strawberry.field
-    def kpis(self) -> DeploymentKpis:
-        return DeploymentKpis.of(self._model.kpis, self._model.id)
 
     @strawberry.field(description="Who it is sent to: what updateDelivery takes back.")
     def audience(self) -> DeliveryAudience:
@@ -680,6 +679,8 @@ class Delivery:
             fields["excluded_count"] = d.excluded
         if "parent_id" in row:
             fields["parent_id"] = strawberry.ID(str(d.parent_id)) if d.parent_id else None
+        if "to_send" in row:  # the KPI columns were read (_KPI_COLUMNS)
+            fields["kpis"] = DeploymentKpis.of(d.kpis, d.id)
         if not d._partial:
             fields["recurrence"] = Recurrence.of(d)
         return self
