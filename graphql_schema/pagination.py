@@ -90,7 +90,10 @@ class Cursors:
     parts: tuple[Callable[[Any], Any], ...] = (ID_KEY,)
 
     def encode(self, key: Key) -> str:
-        text = f"{self.kind}:{json.dumps([_json(v) for v in key], separators=(',', ':'))}"
+        if len(key) == 1 and type(key[0]) is int:  # an id: what json.dumps writes, faster
+            text = f"{self.kind}:[{key[0]}]"
+        else:
+            text = f"{self.kind}:{json.dumps([_json(v) for v in key], separators=(',', ':'))}"
         return base64.urlsafe_b64encode(text.encode()).decode()
 
     def decode(self, cursor: str | None, argument: str = "after") -> Key | None:

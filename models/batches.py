@@ -61,10 +61,12 @@ async def child_pages(
     model: type[M], column: str, requests: Iterable[PageRequest], *, newest_first: bool = False
 ) -> dict[PageRequest, list[M]]:
     """The rows of each request in the order read: the list's order, or its reverse for a
-    backward request (which reads the last rows of its window)."""
+    backward request (which reads the last rows of its window). One statement reads the rows
+    themselves, not their ids and then the rows (one query and one tortoise query less)."""
     wanted = [r for r in dict.fromkeys(requests) if r.limit > 0]
     table = model._meta.db_table
-    ids: dict[PageRequest, list[int]] = {r: [] for r in wanted}
+    names = ", ".join(sorted(model._meta.db_fields))
+    found: dict[PageRequest, list[M]] = {r: [] for r in wanted}
     later, earlier = ("<", ">") if newest_first else (">", "<")
     sql = Sql()
     for start in range(0, len(wanted), CHUNK):
@@ -80,16 +82,18 @@ async def child_pages(
             params.append(r.limit)
             order = "DESC" if newest_first != r.backward else "ASC"
             parts.append(
-                f"SELECT id, k FROM (SELECT id, {index} AS k FROM {table} WHERE"
+                f"SELECT * FROM (SELECT {names}, {index} AS k_ FROM {table} WHERE"
                 f" {' AND '.join(terms)} ORDER BY id {order} LIMIT ?) AS p{index}"
             )
         for row in await sql.rows(" UNION ALL ".join(parts), params):
-            ids[wanted[start + int(row["k"])]].append(int(row["id"]))
-    for r, found in ids.items():  # UNION ALL keeps no order between its parts' rows
-        found.sort(reverse=newest_first != r.backward)
-    every = [i for found in ids.values() for i in found]
-    rows = {row.pk: row for row in await model.filter(id__in=every)} if every else {}
-    return {r: [rows[i] for i in found if i in rows] for r, found in ids.items()}
+            found[wanted[start + int(row["k_"])]].append(model._init_from_db(**row))
+    for r, rows in found.items():  # UNION ALL keeps no order between its parts' rows
+        rows.sort(key=_id_of, reverse=newest_first != r.backward)
+    return found
+
+
+def _id_of(row: Model) -> Any:
+    return row.pk
 
 
 async def child_counts(

@@ -17,6 +17,7 @@ from models.enums import Channel, DeliveryStatus, FeedbackMode, WaitingReason
 from models.errors import InvalidState
 from models.kpis import Kpis
 from models.recurrence import AggregationPeriod, Schedule
+from models.sql import Sql
 
 S = DeliveryStatus
 
@@ -48,7 +49,7 @@ LIFECYCLE: dict[str, tuple[frozenset[DeliveryStatus], DeliveryStatus | None]] = 
 }
 
 
-__all__ = ["LIFECYCLE", "MAX_VALIDITY_SECONDS", "Delivery", "utcnow"]
+__all__ = ["LIFECYCLE", "MAX_VALIDITY_SECONDS", "Delivery", "exists", "utcnow"]
 
 
 class Delivery(Model):
@@ -222,3 +223,9 @@ class Delivery(Model):
         """The validity period starts when the sending starts (SPEC §4)."""
         self.started_at = now
         self.valid_until = now + timedelta(seconds=self.validity_period)
+
+
+async def exists(delivery_id: int) -> bool:
+    """Whether the delivery exists, without reading its row (a page of its sending logs asks):
+    a plain statement costs a third of tortoise's `exists()`, a fifth of reading the row."""
+    return bool(await Sql().rows("SELECT 1 AS found FROM delivery WHERE id = ?", [delivery_id]))

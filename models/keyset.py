@@ -6,12 +6,15 @@ first `size` of them, or the last `size` when paging backwards. Rows added while
 never shift its pages (no OFFSET).
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from tortoise.expressions import Q
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
+
+from models.columns import read_columns
 
 M = TypeVar("M", bound=Model)
 T = TypeVar("T")
@@ -23,6 +26,11 @@ class Order:
     """A list's order: `columns` as tortoise names them, `-` for descending; the last is unique."""
 
     columns: tuple[str, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The columns, without their direction."""
+        return tuple(c.lstrip("-") for c in self.columns)
 
     def key(self, row: Model) -> Key:
         return tuple(getattr(row, c.lstrip("-")) for c in self.columns)
@@ -74,9 +82,15 @@ class Page(Generic[T]):
 
 
 async def keyset_page(
-    query: QuerySet[M], order: Order, window: Window, *, counted: bool = True
+    query: QuerySet[M],
+    order: Order,
+    window: Window,
+    *,
+    counted: bool = True,
+    columns: Sequence[str] | None = None,
 ) -> Page[M]:
-    """One window of `query` in `order`, with the query's total (before the cursors)."""
+    """One window of `query` in `order`, with the query's total (before the cursors). With
+    `columns`, the rows hold only those and the order's (models/columns.py)."""
     total = await query.count() if counted else 0
     if window.after is not None:
         query = query.filter(order.later(window.after))
@@ -84,7 +98,11 @@ async def keyset_page(
         query = query.filter(order.earlier(window.before))
     if window.size == 0:
         return Page([], await query.exists(), total)
-    found = await query.order_by(*order.order_by(reverse=window.backward)).limit(window.size + 1)
+    query = query.order_by(*order.order_by(reverse=window.backward)).limit(window.size + 1)
+    if columns is None:
+        found = await query
+    else:
+        found = await read_columns(query, (*order.names, *columns))
     rows = list(found[: window.size])
     if window.backward:
         rows.reverse()

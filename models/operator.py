@@ -11,6 +11,7 @@ import re
 import secrets
 import unicodedata
 from datetime import datetime
+from functools import lru_cache
 
 from tortoise import fields
 from tortoise.exceptions import IntegrityError
@@ -70,10 +71,16 @@ class Operator(Model):
 
     @property
     def role_set(self) -> frozenset[Role]:
-        return frozenset(Role(r) for r in self.roles)
+        return _role_set(tuple(self.roles))
 
     def has_role(self, role: Role) -> bool:
         return holds(self.role_set, role)
+
+
+@lru_cache(maxsize=64)
+def _role_set(roles: tuple[str, ...]) -> frozenset[Role]:
+    """Memoised: a page's role checks (a field per row) read the same few role lists."""
+    return frozenset(Role(r) for r in roles)
 
 
 def _new_token() -> tuple[str, str]:

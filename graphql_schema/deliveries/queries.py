@@ -8,6 +8,7 @@ from strawberry.types import Info
 
 from graphql_schema.context import Context
 from graphql_schema.deliveries.types import (
+    DELIVERY_COLUMNS,
     SENDING_LOGS,
     Delivery,
     DeploymentKpis,
@@ -36,6 +37,7 @@ from graphql_schema.pagination import (
     window,
 )
 from graphql_schema.permissions import needs
+from graphql_schema.selection import columns_for, selects
 from models import delivery as m_delivery
 from models.enums import Role
 from models.keyset import ID_ASCENDING, ID_DESCENDING, Order, keyset_page
@@ -111,7 +113,13 @@ class DeliveryQueries:
             query = query.filter(created_at__lt=aware(created_until))
         if parent_id is not None:
             query = query.filter(parent_id=parse_id(parent_id, "delivery"))
-        page = await keyset_page(query, order, asked)
+        page = await keyset_page(
+            query,
+            order,
+            asked,
+            counted=selects(info, "totalCount"),
+            columns=columns_for(info, DELIVERY_COLUMNS),
+        )
         return connection(page, asked, cursors, order.key, Delivery.of)
 
     @strawberry.field(
@@ -135,10 +143,10 @@ class DeliveryQueries:
     ) -> Connection[SendingLog] | None:
         asked = window(SENDING_LOGS, first, after, last, before)
         where = log_filters(status, statuses, failure_type, failure_reason, search, excluded)
-        found = await info.context.loaders.deliveries.load(parse_id(delivery_id, "delivery"))
-        if found is None:
+        number = parse_id(delivery_id, "delivery")
+        if not await m_delivery.exists(number):
             return None
-        return await sending_log_page(info, found.id, where, asked)
+        return await sending_log_page(info, number, where, asked)
 
     @strawberry.field(description="Null for an id that names no delivery.", extensions=needs())
     async def kpis(

@@ -9,7 +9,6 @@ from graphql_schema.context import Context
 from graphql_schema.deliveries.types import (
     Delivery,
     DeliveryWaiting,
-    DeploymentKpis,
     DeploymentProgress,
     SendTimeWait,
     Waves,
@@ -44,11 +43,12 @@ class DeliverySubscriptions:
                 progress = snap.shared.get("progress")
                 if progress is None:
                     d = snap.delivery
+                    delivery = Delivery.of(d)
                     progress = snap.shared["progress"] = DeploymentProgress(
                         id=strawberry.ID(str(d.id)),
-                        delivery=Delivery.of(d),
+                        delivery=delivery,
                         status=d.status,
-                        kpis=DeploymentKpis.of(d.kpis, d.id),
+                        kpis=delivery.kpis,
                         at=snap.at,
                         waiting_for=DeliveryWaiting.of(d),
                         waves=Waves.of(d, snap.at),

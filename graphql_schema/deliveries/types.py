@@ -502,6 +502,9 @@ class Delivery:
     send_in_recipient_time_zone: bool = strawberry.field(
         description="Each message leaves at the contact date's local time in its recipient's zone."
     )
+    # Built with the delivery, not by a resolver: a page of 50 deliveries selects it 50 times,
+    # and a resolver costs strawberry's wrapper on each (bench/RESULTS.md, "Fast lists").
+    kpis: DeploymentKpis
     _model: strawberry.Private[m_delivery.Delivery]
 
     @strawberry.field(
@@ -520,10 +523,6 @@ class Delivery:
     )
     def waiting_for_send_time(self) -> SendTimeWait:
         return SendTimeWait.of(self._model, m_delivery.utcnow())
-
-    @strawberry.field
-    def kpis(self) -> DeploymentKpis:
-        return DeploymentKpis.of(self._model.kpis, self._model.id)
 
     @strawberry.field(description="Who it is sent to: what updateDelivery takes back.")
     def audience(self) -> DeliveryAudience:
@@ -665,38 +664,119 @@ class Delivery:
 
     @classmethod
     def of(cls, d: m_delivery.Delivery) -> "Delivery":
-        return cls(
-            id=strawberry.ID(str(d.id)),
-            label=d.label,
-            channel=d.channel,
-            status=d.status,
-            feedback_mode=d.feedback_mode,
-            scheduled_at=d.scheduled_at,
-            time_zone=d.time_zone,
-            validity_period=d.validity_period,
-            confirmed_by=d.confirmed_by,
-            confirmed_at=d.confirmed_at,
-            subject=d.subject,
-            body=d.body,
-            require_approval=d.require_approval,
-            require_proof=d.require_proof,
-            version=d.version,
-            approved_by=d.approved_by,
-            approved_at=d.approved_at,
-            started_at=d.started_at,
-            valid_until=d.valid_until,
-            sent_at=d.sent_at,
-            ended_at=d.ended_at,
-            stopped_by=d.stopped_by,
-            warnings=list(d.warnings),
-            excluded_count=d.excluded,
-            parent_id=strawberry.ID(str(d.parent_id)) if d.parent_id else None,
-            recurrence=Recurrence.of(d),
-            period_start=d.period_start,
-            period_end=d.period_end,
-            send_in_recipient_time_zone=d.send_in_recipient_time_zone,
-            _model=d,
-        )
+        """The delivery of a row: of a whole row, or of a list page's partial row
+        (models/columns.py), whose fields of the columns not read are left out (reading one is
+        an AttributeError, never a wrong value: DELIVERY_COLUMNS says what each field reads)."""
+        row = d.__dict__
+        self = cls.__new__(cls)
+        fields = self.__dict__
+        fields.update({name: row[name] for name in _COPIED if name in row})
+        fields["id"] = strawberry.ID(str(d.id))
+        fields["_model"] = d
+        if "warnings" in row:
+            fields["warnings"] = list(d.warnings)
+        if "excluded" in row:
+            fields["excluded_count"] = d.excluded
+        if "parent_id" in row:
+            fields["parent_id"] = strawberry.ID(str(d.parent_id)) if d.parent_id else None
+        if "to_send" in row:  # the KPI columns were read (_KPI_COLUMNS)
+            fields["kpis"] = DeploymentKpis.of(d.kpis, d.id)
+        if not d._partial:
+            fields["recurrence"] = Recurrence.of(d)
+        return self
+
+
+# Delivery's fields that are the model's column of the same name, as they are.
+_COPIED = (
+    "label",
+    "channel",
+    "status",
+    "feedback_mode",
+    "scheduled_at",
+    "time_zone",
+    "validity_period",
+    "confirmed_by",
+    "confirmed_at",
+    "subject",
+    "body",
+    "require_approval",
+    "require_proof",
+    "version",
+    "approved_by",
+    "approved_at",
+    "started_at",
+    "valid_until",
+    "sent_at",
+    "ended_at",
+    "stopped_by",
+    "period_start",
+    "period_end",
+    "send_in_recipient_time_zone",
+)
+_KPI_COLUMNS = ("channel", "stats_computed_at", *COUNTERS)
+_WAITING_COLUMNS = (
+    "waiting_reason",
+    "waiting_since",
+    "waiting_retry_at",
+    "waiting_attempts",
+    "waiting_cause",
+)
+# The column each field of Delivery reads, its resolver included (the id is always read).
+_ONE_COLUMN = {
+    "label": "label",
+    "channel": "channel",
+    "status": "status",
+    "feedbackMode": "feedback_mode",
+    "scheduledAt": "scheduled_at",
+    "timeZone": "time_zone",
+    "validityPeriod": "validity_period",
+    "confirmedBy": "confirmed_by",
+    "confirmedAt": "confirmed_at",
+    "subject": "subject",
+    "body": "body",
+    "requireApproval": "require_approval",
+    "requireProof": "require_proof",
+    "version": "version",
+    "approvedBy": "approved_by",
+    "approvedAt": "approved_at",
+    "startedAt": "started_at",
+    "validUntil": "valid_until",
+    "sentAt": "sent_at",
+    "endedAt": "ended_at",
+    "stoppedBy": "stopped_by",
+    "periodStart": "period_start",
+    "periodEnd": "period_end",
+    "sendInRecipientTimeZone": "send_in_recipient_time_zone",
+    "warnings": "warnings",
+    "excludedCount": "excluded",
+    "parentId": "parent_id",
+    "audience": "audience",
+    "createdAt": "created_at",
+    "updatedAt": "updated_at",
+    "confirmedByOperator": "confirmed_by",
+    "approvedByOperator": "approved_by",
+    "stoppedByOperator": "stopped_by",
+    "parent": "parent_id",
+    "failureMessage": "failure_message",
+}
+# The columns each field of Delivery reads, so that a list page reads only those
+# (graphql_schema/selection.py). A field left out makes the page read whole rows: recurrence,
+# waves, waitingForSendTime and allowedActions, which read many.
+DELIVERY_COLUMNS: dict[str, tuple[str, ...]] = {
+    "__typename": (),
+    "id": (),
+    **{name: (column,) for name, column in _ONE_COLUMN.items()},
+    "scheduledAtLocal": ("scheduled_at", "time_zone"),
+    "kpis": _KPI_COLUMNS,
+    "kpiHistory": _KPI_COLUMNS,
+    "waitingFor": _WAITING_COLUMNS,
+    # read through loaders by the delivery's id
+    "exclusions": (),
+    "sendingLogs": (),
+    "proofs": (),
+    "auditTrail": (),
+    "occurrences": (),
+}
 
 
 @strawberry.type(
