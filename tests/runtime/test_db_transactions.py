@@ -76,15 +76,16 @@ async def test_a_connection_that_dies_before_begin_fails_that_transaction_only(
     assert await Sql().rows("SELECT id FROM note WHERE id = 1") == []
 
 
+async def failing_release(release: Callable[..., Awaitable[Any]], proxy: Any, **kwargs: Any) -> Any:
+    """What asyncpg does when the reset of a connection PostgreSQL has just closed fails."""
+    proxy.terminate()
+    raise asyncpg.InternalClientError("cannot switch to state 15; another operation (2)")
+
+
 async def test_a_release_that_fails_after_the_commit_keeps_the_commit_and_the_task_working(
     pool: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def failing(release: Callable[..., Awaitable[Any]], proxy: Any, **kwargs: Any) -> Any:
-        # What asyncpg does when the reset of a connection PostgreSQL has just closed fails.
-        proxy.terminate()
-        raise asyncpg.InternalClientError("cannot switch to state 15; another operation (2)")
-
-    once(monkeypatch, "release", failing)
+    once(monkeypatch, "release", failing_release)
     async with in_transaction() as conn:
         await Sql(conn).execute("INSERT INTO note (id) VALUES (?)", [2])
     assert await Sql().rows("SELECT id FROM note WHERE id = 2") == [{"id": 2}]
@@ -94,11 +95,7 @@ async def test_a_release_that_fails_after_the_commit_keeps_the_commit_and_the_ta
 async def test_a_release_that_fails_after_a_rollback_keeps_the_error_and_the_task_working(
     pool: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def failing(release: Callable[..., Awaitable[Any]], proxy: Any, **kwargs: Any) -> Any:
-        proxy.terminate()
-        raise asyncpg.InternalClientError("cannot switch to state 15; another operation (2)")
-
-    once(monkeypatch, "release", failing)
+    once(monkeypatch, "release", failing_release)
     with pytest.raises(ZeroDivisionError):
         async with in_transaction() as conn:
             await Sql(conn).execute("INSERT INTO note (id) VALUES (?)", [3])
