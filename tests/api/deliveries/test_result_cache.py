@@ -50,7 +50,7 @@ async def rename_elsewhere(database_url: str, delivery_id: str, label: str) -> N
 
 
 async def test_an_unchanged_page_is_served_again_and_any_write_is_seen_at_once(
-    api: Api, server: RunningServer
+    api: Api, server: RunningServer, db_kind: str
 ) -> None:
     ids = await flows.import_profiles(api, ["cache1@example.com", "cache2@example.com"])
     delivery_id = (await flows.create_delivery(api, ids, label="First"))["id"]
@@ -59,7 +59,10 @@ async def test_an_unchanged_page_is_served_again_and_any_write_is_seen_at_once(
     first = await api.gql(PAGE)
     hits = cache.hits
     assert await api.gql(PAGE) == first
-    assert cache.hits > hits  # served from the cache (on PostgreSQL, unless a neighbour wrote)
+    if db_kind == "sqlite":
+        # Served from the cache. On PostgreSQL the version is the cluster's snapshot, which
+        # the other test processes' writes to their own databases move at any time.
+        assert cache.hits > hits
 
     await api.gql(RENAME, {"id": delivery_id, "l": "Renamed here"})
     assert (await labels(api))[delivery_id] == "Renamed here"
