@@ -20,7 +20,6 @@ cache (over 2,048 characters: graphql_schema/caches.py) are parsed anew every ti
 operation never matches an entry. Bounded to `size` entries (LRU); size 0 turns it off.
 """
 
-import json
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -89,14 +88,14 @@ async def _version() -> tuple[Any, ...] | None:
 
 
 def key_of(executor: Any, context: Any) -> tuple[Any, ...]:
-    """What decides a query's answer besides the database (see the module's docstring)."""
-    variables = json.dumps(executor.variable_values.coerced, sort_keys=True, default=str)
+    """What decides a query's answer besides the database (see the module's docstring): what
+    subscribers must share to share an event's result (the operation, the variables, the
+    roles: graphql_schema/execution.py), plus the operator itself (`me`) and the context's
+    settings."""
     operator = context.operator
     return (
-        id(executor.operation),
-        variables,
+        *executor.share_key(),
         operator.id if operator is not None else None,
-        context.audience(),
         context.default_mode,
         context.tracker,
     )

@@ -10,14 +10,11 @@ PostgreSQL, a connection of the pool, as every request.
 """
 
 import contextlib
-import logging
 
 import aiosqlite
 
 from models.sql import Sql
 from server.db import normalise_url
-
-log = logging.getLogger(__name__)
 
 PROBE = "SELECT count(*) FROM sqlite_master"  # reads the file's first page, not just the engine
 
