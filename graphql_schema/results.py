@@ -17,7 +17,8 @@ while the database's version (models/data_version.py) has not moved:
 
 Mutations and subscriptions never go through here. Queries whose document is not in the parse
 cache (over 2,048 characters: graphql_schema/caches.py) are parsed anew every time, so their
-operation never matches an entry. Bounded to `size` entries (LRU); size 0 turns it off.
+operation never matches an entry. Bounded in entries and in bytes (ResultCache); size 0 turns
+it off.
 """
 
 import logging
@@ -38,14 +39,19 @@ log = logging.getLogger(__name__)
 class _Entry:
     operation: OperationDefinitionNode
     version: tuple[Any, ...]
-    data: dict[str, Any]
+    data: SharedData
+    size: int  # bytes of its JSON
 
 
 class ResultCache:
-    def __init__(self, size: int) -> None:
-        self.size = size
+    """At most `size` answers and `max_bytes` of their JSON (least recently used out); an
+    answer over a sixteenth of `max_bytes` is not kept, so a few big pages cannot push out
+    everything else, nor make the cache hold more than its budget."""
+
+    def __init__(self, size: int, max_bytes: int = 32 * 1024 * 1024) -> None:
+        self.size, self.max_bytes = size, max_bytes
         self.entries: OrderedDict[tuple[Any, ...], _Entry] = OrderedDict()
-        self.hits = self.misses = 0
+        self.bytes = self.hits = self.misses = 0
 
     async def serve(self, executor: Any, key: tuple[Any, ...], execute: Any) -> Any:
         """The kept answer of `key` if the database has not changed since, else `execute()`'s
@@ -69,12 +75,20 @@ class ResultCache:
             and not clock.read
             and await _version() == version
         ):
-            result.data = SharedData(result.data)
-            self.entries[key] = _Entry(executor.operation, version, result.data)
-            self.entries.move_to_end(key)
-            if len(self.entries) > self.size:
-                self.entries.popitem(last=False)
+            result.data = data = SharedData(result.data)
+            self.keep(key, _Entry(executor.operation, version, data, len(data.json())))
         return result
+
+    def keep(self, key: tuple[Any, ...], entry: _Entry) -> None:
+        if entry.size > self.max_bytes // 16:
+            return
+        old = self.entries.pop(key, None)
+        if old is not None:
+            self.bytes -= old.size
+        self.entries[key] = entry
+        self.bytes += entry.size
+        while len(self.entries) > self.size or self.bytes > self.max_bytes:
+            self.bytes -= self.entries.popitem(last=False)[1].size
 
 
 async def _version() -> tuple[Any, ...] | None:

@@ -83,6 +83,7 @@ class SchemaOptions:
     max_tokens: int = 1000
     max_cost: int = 20_000
     result_cache_size: int = 256  # answers of queries kept until the database changes; 0: off
+    result_cache_bytes: int = 32 * 1024 * 1024  # and at most this much of their JSON
 
 
 def limit_rules(options: SchemaOptions) -> list[type[ASTValidationRule]]:
@@ -134,7 +135,8 @@ def executor_class(options: SchemaOptions) -> type[Executor]:
     """The executor with this schema's own result cache (graphql_schema/results.py)."""
     if options.result_cache_size <= 0:
         return Executor
-    return type("CachingExecutor", (Executor,), {"results": ResultCache(options.result_cache_size)})
+    results = ResultCache(options.result_cache_size, options.result_cache_bytes)
+    return type("CachingExecutor", (Executor,), {"results": results})
 
 
 schema = build_schema()

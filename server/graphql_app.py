@@ -71,6 +71,7 @@ class GraphQLApp(GraphQL[Context, None]):
             max_tokens=settings.max_query_tokens,
             max_cost=settings.max_query_cost,
             result_cache_size=settings.result_cache_size,
+            result_cache_bytes=settings.result_cache_max_bytes,
         )
         schema = build_schema(options)
         self.imports_schema = schema  # the CSV upload reads rows as ProfileInput

@@ -88,6 +88,8 @@ class Settings(BaseSettings):
     max_query_cost: int = Field(20_000, ge=1)
     # Answers of queries kept until the database changes (graphql_schema/results.py); 0: off.
     result_cache_size: int = Field(256, ge=0)
+    # ... and at most this many bytes of their JSON; an answer over a sixteenth is not kept.
+    result_cache_max_bytes: int = Field(32 * 1024 * 1024, ge=0)
     # Browsers may open the WebSocket only from these origins (comma-separated, or "*");
     # a handshake without an Origin header (a non-browser client) is always allowed.
     allowed_origins: str | None = None

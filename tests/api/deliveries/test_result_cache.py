@@ -2,6 +2,7 @@
 served again without being executed, and every change is seen at the next request, whether this
 server made it, another process's connection, or the clock moving on."""
 
+import json
 import sqlite3
 from datetime import timedelta
 from typing import Any
@@ -104,3 +105,24 @@ async def test_the_cache_can_be_turned_off(make_server: Any) -> None:
         await flows.create_delivery(api, ids)
         assert await api.gql(PAGE) == await api.gql(PAGE)
         assert _graphql(server).schema.execution_context_class.results is None
+
+
+async def test_an_answer_over_a_sixteenth_of_the_byte_budget_is_not_kept(
+    make_server: Any, db_kind: str
+) -> None:
+    server = await make_server(result_cache_max_bytes=16 * 200)  # answers up to 200 bytes
+    async with client_of(server) as api:
+        ids = await flows.import_profiles(api, ["cache5@example.com", "cache6@example.com"])
+        for _ in range(3):
+            await flows.create_delivery(api, ids, label="A label long enough to be big")
+        cache = results_of(server)
+        big = await api.gql(PAGE)
+        assert len(json.dumps(big)) > 200
+        hits = cache.hits
+        assert await api.gql(PAGE) == big
+        assert cache.hits == hits  # executed again: never kept
+        small = "{ deliveries(first: 1) { totalCount } }"
+        assert await api.gql(small) == await api.gql(small)
+        if db_kind == "sqlite":  # (PostgreSQL: see the first test)
+            assert cache.hits == hits + 1
+        assert 0 < cache.bytes <= cache.max_bytes or db_kind == "postgres"
