@@ -2,7 +2,8 @@
 
 A dashboard sends the same few documents all day: parsing and validating them again on every
 request cost 5 to 10 times the rest of a simple query (bench/validation_cache.py). strawberry's
-`ParserCache` and `ValidationCache` remember both, in bounded LRUs shared across requests.
+parse cache remembers the syntax tree of a text, and `known_documents` what was worked out
+about that tree (its validation, its cost plan), in bounded LRUs shared across requests.
 
 Two changes make them safe to expose:
 - only documents up to CACHED_QUERY_CHARS characters are cached. A cached document keeps its
@@ -16,22 +17,26 @@ Two changes make them safe to expose:
 """
 
 import contextlib
-from collections import OrderedDict
-from collections.abc import Iterator
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from graphql import ASTValidationRule, DocumentNode, GraphQLError, OperationDefinitionNode
 from strawberry.extensions import SchemaExtension
 from strawberry.extensions.parser_cache import _get_parse_cache
-from strawberry.extensions.validation_cache import _get_validate_cache
-from strawberry.schema.schema import validate_document
+from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
+from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 from strawberry.types.graphql import OperationType
 
 from graphql_schema.context import Context
-from graphql_schema.cost import Plan, cost_error, plan_for
+from graphql_schema.cost import cost_error, plan_for
 from graphql_schema.document_limits import explained
+from graphql_schema.validation import validate
 
 CACHED_QUERY_CHARS = 2048  # the dashboard's queries: under 600; GraphiQL's introspection: 2,068
 CACHE_SIZE = 128
+# the rules strawberry's own validation adds to every request's
+STRAWBERRY_RULES = (MaybeNullValidationRule, OneOfInputValidationRule)
 
 
 def _small(query: str | None) -> bool:
@@ -41,29 +46,38 @@ def _small(query: str | None) -> bool:
 MULTIPLE_OPERATIONS = "Must provide operation name if query contains multiple operations."
 
 
-class _Plans:
-    """Cost plans of the documents the parse cache holds, by the document's identity (the
-    parse cache hands the same object for the same text): evaluating one is a few microseconds,
-    compiling one means walking the whole document."""
+class _PerDocument:
+    """What the server worked out about the documents the parse cache holds (their validation
+    errors, their cost plan), by the document's identity: the parse cache hands the same object
+    for the same text, and looking a document up by its identity costs nothing, where hashing
+    it walks the whole tree (strawberry's validation cache did, on every request)."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self.plans: OrderedDict[int, tuple[DocumentNode, Plan]] = OrderedDict()
+        self.entries: OrderedDict[int, tuple[DocumentNode, dict[Any, Any]]] = OrderedDict()
+        self.computed: Counter[str] = Counter()  # by kind: misses
+        self.reused: Counter[str] = Counter()  # by kind: hits
 
-    def get(self, schema: object, document: DocumentNode) -> Plan:
-        key = id(document)
-        known = self.plans.get(key)
-        if known is not None and known[0] is document:
-            self.plans.move_to_end(key)
-            return known[1]
-        plan = plan_for(schema, document)  # type: ignore[arg-type]
-        self.plans[key] = (document, plan)  # holding the document keeps its id unique
-        if len(self.plans) > self.size:
-            self.plans.popitem(last=False)
-        return plan
+    def get(self, document: DocumentNode, key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
+        """`key[0]` names the kind of value (for the counters)."""
+        entry = self.entries.get(id(document))
+        if entry is None or entry[0] is not document:
+            # holding the document keeps its identity unique
+            entry = self.entries[id(document)] = (document, {})
+            if len(self.entries) > self.size:
+                self.entries.popitem(last=False)
+        else:
+            self.entries.move_to_end(id(document))
+        known = entry[1]
+        if key in known:
+            self.reused[key[0]] += 1
+            return known[key]
+        self.computed[key[0]] += 1
+        value = known[key] = compute()
+        return value
 
 
-_plans = _Plans(CACHE_SIZE)
+known_documents = _PerDocument(CACHE_SIZE)
 
 
 def _several_operations(document: DocumentNode) -> bool:
@@ -76,9 +90,9 @@ class LimitedCachedDocuments(SchemaExtension):
     introspection), the query cost and both caches in one extension: strawberry's
     MaxTokensLimiter, AddValidationRules, ParserCache and ValidationCache do the same as four,
     and every extension costs its hooks on every request (bench/RESULTS.md, the HTTP section).
-    The LRUs are strawberry's own, shared by every request. The validation cache is keyed on
-    the rule classes: they must be the same objects on every request (see
-    graphql_schema/schema.py, strawberry issue 4635).
+    The parse LRU is strawberry's own, shared by every request; the validation is
+    graphql_schema/validation.py's, remembered per rule classes: they must be the same objects
+    on every request (see graphql_schema/schema.py, strawberry issue 4635).
 
     Two request errors of the GraphQL spec are checked here too: a document with several
     operations and no `operationName` (strawberry would run the first), and, once the document
@@ -122,12 +136,23 @@ class LimitedCachedDocuments(SchemaExtension):
         context = self.execution_context
         schema, document = context.schema._schema, context.graphql_document
         assert document is not None
-        small = _small(context.query)
-        validate = _get_validate_cache(CACHE_SIZE) if small else validate_document
-        errors = validate(schema, document, context.validation_rules)
+        rules = (*context.validation_rules, *STRAWBERRY_RULES)
+        if _small(context.query):
+            errors = known_documents.get(
+                document,
+                ("validation", id(schema), rules),
+                lambda: validate(schema, document, rules),
+            )
+        else:
+            errors = validate(schema, document, rules)
         if errors:
             return explained(errors)
-        plan = _plans.get(schema, document) if small else plan_for(schema, document)
+        if _small(context.query):
+            plan = known_documents.get(
+                document, ("plan", id(schema)), lambda: plan_for(schema, document)
+            )
+        else:
+            plan = plan_for(schema, document)
         cost = plan.cost(getattr(context, "_provided_operation_name", None), context.variables)
         if cost > self.max_cost:
             return [cost_error(cost, self.max_cost)]

@@ -4,7 +4,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import strawberry
-from graphql import ASTValidationRule, GraphQLError, NoSchemaIntrospectionCustomRule
+from graphql import (
+    ASTValidationRule,
+    GraphQLError,
+    NoSchemaIntrospectionCustomRule,
+    ValidationContext,
+    ValidationRule,
+)
 from strawberry.extensions import (
     MaxAliasesLimiter,
     QueryDepthLimiter,
@@ -86,6 +92,21 @@ class SchemaOptions:
     result_cache_bytes: int = 32 * 1024 * 1024  # and at most this much of their JSON
 
 
+def _unknown_fragments_left_to_graphql(rule: type[ASTValidationRule]) -> type[ASTValidationRule]:
+    """strawberry's depth limiter measures every operation as it is built, and a spread of a
+    fragment the document does not define made it raise KeyError: `{ ...Missing }` was an
+    internal error. Such a document has no depth to measure: graphql-core's own rule refuses
+    it ("Unknown fragment")."""
+
+    def __init__(self: ValidationRule, context: ValidationContext) -> None:
+        try:
+            rule.__init__(self, context)  # the limiter does all its work here
+        except KeyError:
+            ValidationRule.__init__(self, context)
+
+    return type(rule.__name__, (rule,), {"__init__": __init__, "__doc__": rule.__doc__})
+
+
 def limit_rules(options: SchemaOptions) -> list[type[ASTValidationRule]]:
     """The depth and alias limits (and, in production, no introspection) as validation rules,
     with the check of string literals (graphql_schema/strings.py).
@@ -98,7 +119,10 @@ def limit_rules(options: SchemaOptions) -> list[type[ASTValidationRule]]:
     rules: list[type[ASTValidationRule]] = [
         StorableStrings,  # not a limit, but cached the same way
         RepeatedFields,
-        *QueryDepthLimiter(max_depth=options.max_depth).validation_rules,
+        *map(
+            _unknown_fragments_left_to_graphql,
+            QueryDepthLimiter(options.max_depth).validation_rules,
+        ),
         *MaxAliasesLimiter(max_alias_count=options.max_aliases).validation_rules,
     ]
     if options.production:

@@ -19,7 +19,7 @@ import graphql
 import pytest
 import strawberry
 from packaging.requirements import Requirement
-from strawberry.extensions import parser_cache, validation_cache
+from strawberry.extensions import parser_cache
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from graphql_schema.execution import Executor
@@ -70,26 +70,41 @@ def test_strawberry_parse_cache_is_one_shared_lru_of_graphql_parse() -> None:
         parse("{ a b c d e f }", max_tokens=3)
 
 
-def test_strawberry_validation_cache_takes_the_graphql_schema_document_and_rules() -> None:
-    used_in = "graphql_schema/caches.py (LimitedCachedDocuments.on_validate)"
-    get = getattr(validation_cache, "_get_validate_cache", None)
-    assert callable(get), moved("strawberry's _get_validate_cache", used_in, "not found")
+def test_graphql_core_validation_offers_what_graphql_schema_validation_uses() -> None:
+    used_in = "graphql_schema/validation.py"
+    core_validate = importlib.import_module("graphql.validation.validate")
+    validation_context = importlib.import_module("graphql.validation.validation_context")
 
-    @strawberry.type
-    class Query:
-        a: int = 1
-
-    schema = strawberry.Schema(query=Query)
-    core = getattr(schema, "_schema", None)
-    assert isinstance(core, graphql.GraphQLSchema), moved(
-        "strawberry.Schema._schema", used_in, "not the graphql-core schema"
+    for name in ("FragmentNestingVisitor", "ValidationAbortedError"):
+        assert hasattr(core_validate, name), moved(f"graphql-core's {name}", used_in, "not found")
+    keys = getattr(core_validate, "query_document_keys_to_validate", None)
+    assert isinstance(keys, dict), moved("query_document_keys_to_validate", used_in, "not found")
+    usage = validation_context.VariableUsage
+    assert usage._fields == (
+        "node",
+        "type",
+        "parent_type",
+        "default_value",
+        "fragment_variable_definition",
+    ), moved("VariableUsage", used_in, "has other fields")
+    context = graphql.ValidationContext(
+        graphql.build_schema("type Query { a: Int }"),
+        graphql.parse("{ a }"),
+        graphql.TypeInfo(graphql.build_schema("type Query { a: Int }")),
+        lambda _error: None,
     )
-    validate = get(7)
-    validate.cache_clear()
-    rules = tuple(graphql.specified_rules)
-    assert validate(core, graphql.parse("{ a }"), rules) == []
-    errors = validate(core, graphql.parse("{ nope }"), rules)
-    assert [type(e) for e in errors] == [graphql.GraphQLError]
+    for name in ("_fragment_spreads", "_variable_usages", "_recursive_variable_usages"):
+        assert isinstance(getattr(context, name, None), dict), moved(
+            f"ValidationContext.{name}", used_in, "no longer a dict the context fills"
+        )
+    for rule in (
+        graphql.NoUndefinedVariablesRule,
+        graphql.NoUnusedVariablesRule,
+        graphql.VariablesInAllowedPositionRule,
+    ):
+        assert hasattr(rule, "enter_operation_definition"), moved(
+            f"{rule.__name__}.enter_operation_definition", used_in, "not found"
+        )
 
 
 def test_graphql_core_memoises_sub_fields_where_per_event_memo_resets_them() -> None:

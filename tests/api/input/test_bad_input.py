@@ -210,6 +210,16 @@ async def test_a_query_the_schema_rejects_is_bad_user_input(idle: Api) -> None:
         assert code(error) == "BAD_USER_INPUT", (query, error)
 
 
+async def test_a_spread_of_a_fragment_the_document_does_not_define_is_bad_user_input(
+    idle: Api,
+) -> None:
+    """It was an internal error: strawberry's depth limiter looked the fragment up."""
+    for query in ["{ ...Missing }", "{ me { name } ...Missing } fragment F on Query { me { id } }"]:
+        error = await idle.error(query)
+        assert code(error) == "BAD_USER_INPUT", (query, error)
+        assert "Unknown fragment 'Missing'" in error["message"], error
+
+
 async def test_a_validity_period_out_of_range_is_bad_user_input(idle: Api) -> None:
     ids = await flows.import_profiles(idle, ["v@example.com"])
     delivery_id = await flows.delivery_in(idle, "READY")

@@ -1,0 +1,97 @@
+"""graphql_schema/validation.py answers exactly as graphql-core's `validate` does, on the
+server's schema with the server's rules: the same errors, at the same places, for documents
+written to break each rule and for documents generated from the schema (valid ones, and the
+same with a mistake put in). Only the order of the errors may differ: the variable rules
+report once the walk is over."""
+
+import graphql
+import hypothesis_graphql
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from graphql_schema.caches import STRAWBERRY_RULES
+from graphql_schema.schema import SchemaOptions, build_schema, limit_rules
+from graphql_schema.validation import validate
+
+CORE: graphql.GraphQLSchema = build_schema()._schema  # type: ignore[attr-defined]
+RULES = (*graphql.specified_rules, *limit_rules(SchemaOptions()), *STRAWBERRY_RULES)
+SDL = graphql.print_schema(CORE)
+
+# Each breaks at least one rule (several break many); the comment says which.
+BROKEN = [
+    "query Q($a: ID!) { delivery(id: $b) { id } }",  # undefined variable, unused one
+    "query Q($a: String) { delivery(id: $a) { id } }",  # variable in a disallowed position
+    "query Q($a: ID!, $a: ID!) { delivery(id: $a) { id } }",  # duplicate variable
+    "query Q($a: Delivery) { me { name } }",  # output type as a variable's type
+    "query Q { ...F } fragment F on Query { delivery(id: $a) { id } }",  # undefined, via fragment
+    "query Q($x: ID!) { ...F } fragment F on Query { delivery(id: $x) { nope } }",  # unknown field
+    "query Q($x: ID!) { me { name } } fragment F on Query { delivery(id: $x) { id } }",  # unused
+    "query A { me { name } } query A { me { id } } { me { name } }",  # names, anonymous
+    "{ delivery(id: 1) { id @skip(if: true) @skip(if: false) @nope } }",  # directives
+    "fragment A on Query { ...B } fragment B on Query { ...A } { ...A }",  # cycle
+    "{ ...Missing } fragment F on Nope { id }",  # unknown fragment, type, unused
+    "{ a: delivery(id: 1) { id } a: delivery(id: 2) { id } }",  # cannot be merged
+    "{ a: me { name } a: me { roles } b: me }",  # leaf without selection, merge
+    "{ delivery { id } deliveries(first: 1, first: 2) { totalCount } }",  # arguments
+    "{ delivery(id: 1, nope: 2) { id label(x: 1) status { a } } }",  # arguments, leafs
+    "{ deliveries(statuses: [NOPE]) { totalCount } }",  # enum value
+    "subscription { a: deploymentProgress(deliveryId: 1) { at } b: __typename }",  # one field
+    "mutation { me { name } }",  # field on the wrong root
+    "{ delivery(id: 1) { ... on Profile { id } } }",  # impossible spread
+    "query Q($v: ID! = 1) { delivery(id: $v) { id } }",  # default on a non-null (allowed)
+    "query Q($f: Boolean!) { delivery(id: 1) @include(if: $f) { id } }",  # fine
+    "query Q($f: Boolean) { delivery(id: 1) { id @skip(if: $f) } }",  # nullable to non-null
+    # introspection nested too deep
+    "{ __schema { types { fields { type { fields { type { fields { type { fields { name } } } } } } } } } }",  # noqa: E501
+]
+
+
+def errors(document: graphql.DocumentNode, validator: object) -> list[tuple[str, str]]:
+    found = validator(CORE, document, RULES)  # type: ignore[operator]
+    return sorted((e.message, str(e.locations)) for e in found)
+
+
+@pytest.mark.parametrize("text", BROKEN)
+def test_each_broken_document_gets_graphql_cores_errors(text: str) -> None:
+    document = graphql.parse(text)
+    assert errors(document, validate) == errors(document, graphql.validate)
+
+
+def test_the_broken_documents_break_what_they_say() -> None:
+    valid = [t for t in BROKEN if not graphql.validate(CORE, graphql.parse(t), RULES)]
+    assert valid == [
+        "query Q($v: ID! = 1) { delivery(id: $v) { id } }",
+        "query Q($f: Boolean!) { delivery(id: 1) @include(if: $f) { id } }",
+    ]
+
+
+MISTAKES = [
+    ("{", "{ nope "),  # an unknown field first in some selection
+    ("(", "(nope: 1, "),  # an unknown argument
+    ("$", "$undefined"),  # a variable renamed
+    (")", ", nope: $nope)"),
+]
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    text=hypothesis_graphql.queries(SDL) | hypothesis_graphql.mutations(SDL),
+    mistake=st.sampled_from([None, *MISTAKES]),
+    which=st.integers(min_value=0, max_value=50),
+)
+def test_generated_documents_get_graphql_cores_errors(
+    text: str, mistake: tuple[str, str] | None, which: int
+) -> None:
+    if mistake is not None:
+        where = [i for i, c in enumerate(text) if c == mistake[0]]
+        if where:
+            at = where[which % len(where)]
+            text = text[:at] + mistake[1] + text[at + 1 :]
+    try:
+        document = graphql.parse(text)
+    except graphql.GraphQLError:
+        return  # the mistake made it unparsable: nothing to validate
+    expected = errors(document, graphql.validate)
+    event("valid" if not expected else "invalid")
+    assert errors(document, validate) == expected
