@@ -65,6 +65,10 @@ def _with(error: GraphQLError, message: str, extensions: dict[str, object]) -> G
 
 
 class ErrorCodes(SchemaExtension):
+    # on_stream_result does nothing to a result without errors: a subscription's snapshots
+    # skip it (graphql_schema/stream_hooks.py)
+    stream_hook_on_errors_only = True
+
     def __init__(self, *, hide_suggestions: bool = False) -> None:
         self.hide_suggestions = hide_suggestions
 

@@ -16,6 +16,7 @@ from strawberry.extensions import (
     QueryDepthLimiter,
     SchemaExtension,
 )
+from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
@@ -37,6 +38,7 @@ from graphql_schema.profiles.subscriptions import ProfileSubscriptions
 from graphql_schema.proofs.mutations import ProofMutations
 from graphql_schema.proofs.queries import ProofQueries
 from graphql_schema.results import ResultCache
+from graphql_schema.stream_hooks import StreamRunner
 from graphql_schema.strings import StorableStrings
 from models.errors import DomainError
 
@@ -65,6 +67,12 @@ Subscription = merge_types("Subscription", (DeliverySubscriptions, ProfileSubscr
 
 
 class Schema(strawberry.Schema):
+    def create_extensions_runner(
+        self, execution_context: ExecutionContext, extensions: list[SchemaExtension]
+    ) -> SchemaExtensionsRunner:
+        """A stream's results cost only the hooks they need (graphql_schema/stream_hooks.py)."""
+        return StreamRunner(execution_context, extensions)
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:

@@ -167,3 +167,23 @@ def test_strawberry_origin_check_refuses_a_malformed_origin() -> None:
     normalize(["https://a.example", "*"])
     with pytest.raises(ValueError):
         normalize(["https://["])
+
+
+def test_strawberry_streams_through_our_runner_and_its_stream_result_hooks() -> None:
+    used_in = "graphql_schema/stream_hooks.py (StreamRunner)"
+    source = inspect.getsource(strawberry.Schema.stream)
+    assert "self.create_extensions_runner(" in source, moved(
+        "strawberry.Schema.stream",
+        used_in,
+        "no longer builds its runner with create_extensions_runner",
+    )
+    context = importlib.import_module("strawberry.extensions.context")
+    manager = context.StreamResultContextManager
+    params = list(inspect.signature(manager.__init__).parameters)
+    assert params == ["self", "extensions", "result"], moved(
+        "StreamResultContextManager", used_in, f"takes {params}"
+    )
+    made = manager([], None)
+    assert made.hooks == [] and made.result is None, moved(
+        "StreamResultContextManager", used_in, "no `hooks` and `result` attributes"
+    )
