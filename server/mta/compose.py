@@ -1,18 +1,18 @@
 """Each recipient's copy of an email encoded as a MIME message; the copy itself (personalised
 and tracked) is models/compose.py's, which previews and proofs use too.
 
-The MIME encoding uses the stdlib's `email.mime` classes with quoted-printable bodies encoded
-by `binascii` (C), a boundary that cannot occur in such bodies, and a policy that writes
-headers needing no folding as they are: about 0.15 ms a message, where the generic
-`EmailMessage` path takes over 1.5 ms, which would be most of a send.
+The MIME message is what the stdlib's `email.mime` classes would generate for a
+multipart/alternative of two quoted-printable text parts (bodies encoded by `binascii`, in C,
+under a boundary that cannot occur in such bodies), with a policy that writes headers needing
+no folding as they are; but it is written straight as bytes: about 0.05 ms a message, where
+building and generating the `email.mime` objects took 0.15 ms, and the generic `EmailMessage`
+path over 1.5 ms, which would be most of a send.
 """
 
 import binascii
 import json
 import uuid
 from email.header import Header
-from email.mime.multipart import MIMEMultipart
-from email.mime.nonmultipart import MIMENonMultipart
 from email.policy import Compat32
 from email.utils import formataddr, formatdate, parseaddr
 from typing import Any, cast
@@ -28,13 +28,22 @@ __all__ = ["Compiled", "Composer", "compile_email"]  # bench/compose.py imports 
 # ---- The MIME message -------------------------------------------------------------------------
 
 
-def _text_part(subtype: str, body: str) -> MIMENonMultipart:
-    part = MIMENonMultipart("text", subtype, charset="utf-8")
-    del part["MIME-Version"]  # belongs to the message, not to its parts
-    part["Content-Transfer-Encoding"] = "quoted-printable"
+def _qp(body: str) -> bytes:
+    """A text part's body: line ends as LF, then quoted-printable (binascii, in C)."""
     data = body.replace("\r\n", "\n").replace("\r", "\n")
-    part.set_payload(binascii.b2a_qp(data.encode("utf-8"), istext=True).decode("ascii"))
-    return part
+    return binascii.b2a_qp(data.encode("utf-8"), istext=True)
+
+
+def _part_head(subtype: str) -> bytes:
+    """A text part's headers and the blank line after them (MIME-Version belongs to the
+    message, not to its parts)."""
+    return (
+        f'Content-Type: text/{subtype}; charset="utf-8"\n'
+        "Content-Transfer-Encoding: quoted-printable\n\n"
+    ).encode("ascii")
+
+
+_PLAIN_HEAD, _HTML_HEAD = _part_head("plain"), _part_head("html")
 
 
 def _header(value: str) -> str:
@@ -58,6 +67,15 @@ class _Policy(Compat32):
 
 
 POLICY = _Policy()
+# The message's first two headers, folded once around a boundary of the same length as every
+# boundary (=_ and 32 hex digits, where no fold can fall): the parts before and after it.
+_SAMPLE = "=_" + "0" * 32
+_CONTENT_TYPE = tuple(
+    (
+        POLICY.fold_binary("Content-Type", f'multipart/alternative; boundary="{_SAMPLE}"')
+        + POLICY.fold_binary("MIME-Version", "1.0")
+    ).split(_SAMPLE.encode("ascii"))
+)
 
 
 class Composer:
@@ -82,6 +100,7 @@ class Composer:
         self.sender = address  # the envelope sender (MAIL FROM) when there is no BOUNCE_DOMAIN
         self.bounces = bounces
         self.from_header = formataddr((name, address), charset="utf-8")
+        self._from = POLICY.fold_binary("From", self.from_header)
         self._compiled: dict[int, Compiled] = {}
 
     def envelope_sender(self, log_id: int) -> str:
@@ -113,22 +132,47 @@ class Composer:
         self, copy: Rendered, to: str, message_id: str, *, proof: int | None = None
     ) -> bytes:
         """The MIME message of a copy. A proof (its number) has no List-Unsubscribe: its
-        reader is a reviewer, not a recipient, and the proof's links name no sending log."""
-        message = MIMEMultipart("alternative", boundary=f"=_{uuid.uuid4().hex}")
-        message["From"] = self.from_header
-        message["To"] = to
-        message["Subject"] = _header(copy.subject)
-        message["Date"] = formatdate(usegmt=True)
-        message["Message-ID"] = f"<{message_id}>"
-        message["X-Delivery-Message-Id"] = message_id
+        reader is a reviewer, not a recipient, and the proof's links name no sending log.
+
+        Written straight as bytes, exactly as `email.mime`'s generator writes the same
+        multipart/alternative message under POLICY (tests/rules/test_mime.py checks it against
+        the generator byte for byte): each header folded by POLICY, the two text parts'
+        fixed headers, their quoted-printable bodies and the boundary lines. The generator's
+        own walk over the message objects cost about three quarters of a message's encoding."""
+        boundary = f"=_{uuid.uuid4().hex}"
+        headers: list[tuple[str, str]] = [
+            ("To", to),
+            ("Subject", _header(copy.subject)),
+            ("Date", formatdate(usegmt=True)),
+            ("Message-ID", f"<{message_id}>"),
+            ("X-Delivery-Message-Id", message_id),
+        ]
         if proof is None:
-            message["X-MSYS-API"] = json.dumps(
+            metadata = json.dumps(
                 {"metadata": {"delivery_message_id": message_id}}, separators=(",", ":")
             )
-            message["List-Unsubscribe"] = f"<{copy.unsubscribe_url}>"
-            message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+            headers += [
+                ("X-MSYS-API", metadata),
+                ("List-Unsubscribe", f"<{copy.unsubscribe_url}>"),
+                ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+            ]
         else:
-            message["X-Delivery-Proof"] = str(proof)
-        message.attach(_text_part("plain", copy.text))
-        message.attach(_text_part("html", copy.html))
-        return message.as_bytes(policy=POLICY)
+            headers.append(("X-Delivery-Proof", str(proof)))
+        fold = POLICY.fold_binary
+        delimiter = f"\n--{boundary}\n".encode("ascii")
+        return b"".join(
+            [
+                _CONTENT_TYPE[0],
+                boundary.encode("ascii"),
+                _CONTENT_TYPE[1],
+                self._from,
+                *(fold(name, value) for name, value in headers),
+                delimiter,  # the header block's blank line, then the first boundary
+                _PLAIN_HEAD,
+                _qp(copy.text),
+                delimiter,
+                _HTML_HEAD,
+                _qp(copy.html),
+                f"\n--{boundary}--\n".encode("ascii"),
+            ]
+        )

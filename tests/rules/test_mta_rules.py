@@ -2,8 +2,10 @@
 MTA_URL options, its reply table and rate limit, the transient / permanent split of relay
 errors, the simulator's settings and retry plan, VERP addresses (SPEC §4, docs/smtp.md)."""
 
+import random
 import socket
 import ssl
+import string
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from aiosmtplib import (
     SMTPResponseException,
     SMTPServerDisconnected,
 )
+from aiosmtplib.email import quote_address
 
 from models.enums import Channel, FailureReason, FeedbackType
 from models.relay import Claimed
@@ -27,6 +30,7 @@ from server.mta import make_mta
 from server.mta.base import Content, Handover
 from server.mta.simulator import retry_offsets
 from server.mta.smtp import (
+    DOT_ATOM_ADDRESS,
     REASONS,
     SmtpConfig,
     SmtpMta,
@@ -303,3 +307,37 @@ def test_inbound_smtp_needs_a_bounce_domain() -> None:
     settings = Settings(_env_file=None, inbound_smtp="127.0.0.1:2525")
     with pytest.raises(ValueError, match="BOUNCE_DOMAIN"):
         InboundListener(settings, None)  # type: ignore[arg-type]
+
+
+def test_a_dot_atom_address_is_what_aiosmtplib_would_put_on_the_command_line() -> None:
+    """MAIL FROM and RCPT TO skip aiosmtplib's address parser for an address that matches
+    DOT_ATOM_ADDRESS (server/mta/smtp.py): only because that parser gives it back unchanged."""
+    rng = random.Random(5)
+    atom = string.ascii_letters + string.digits + "!#$%&'*+/=?^_`{|}~-"
+    label = string.ascii_letters + string.digits + "-"
+
+    def word(alphabet: str) -> str:
+        return "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 12)))
+
+    addresses = ["u1@example.com", "d7.42@example.com", "b.123.abc@bounces.example.org", "a@b"]
+    for _ in range(2000):
+        local = ".".join(word(atom) for _ in range(rng.randint(1, 3)))
+        domain = ".".join(word(label) for _ in range(rng.randint(1, 3)))
+        addresses.append(f"{local}@{domain}")
+    for address in addresses:
+        assert DOT_ATOM_ADDRESS.match(address), address
+        assert quote_address(address) == f"<{address}>", address
+    others = [
+        '"a b"@example.com',
+        "a..b@example.com",
+        ".a@example.com",
+        "a@[127.0.0.1]",
+        "a@",
+        "A <a@example.com>",
+        "a@example.com (me)",
+        "a@b\r\nRSET",
+        "é@example.com",
+        "a@b.",
+    ]
+    for other in others:
+        assert not DOT_ATOM_ADDRESS.match(other), other
