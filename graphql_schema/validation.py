@@ -21,6 +21,7 @@ For the 30-alias, 1,000-token document of bench/valid_documents.py: 19 ms with g
 "The costliest valid documents").
 """
 
+import inspect
 from collections.abc import Callable, Collection
 from typing import Any
 
@@ -171,14 +172,20 @@ def _methods(visitor: Visitor, kind: str) -> EnterLeaveVisitor:
         return visitor.get_enter_leave_for_kind(kind)  # a visitor with its own look-up
     unbound = _UNBOUND.get((cls, kind))
     if unbound is None:
-        enter = getattr(cls, f"enter_{kind}", None) or getattr(cls, "enter", None)
-        leave = getattr(cls, f"leave_{kind}", None) or getattr(cls, "leave", None)
+        enter = _static(cls, f"enter_{kind}") or _static(cls, "enter")
+        leave = _static(cls, f"leave_{kind}") or _static(cls, "leave")
         unbound = _UNBOUND[(cls, kind)] = (enter, leave)
     enter, leave = unbound
     return EnterLeaveVisitor(
-        None if enter is None else enter.__get__(visitor),
-        None if leave is None else leave.__get__(visitor),
+        None if enter is None else enter.__get__(visitor, cls),
+        None if leave is None else leave.__get__(visitor, cls),
     )
+
+
+def _static(cls: type, name: str) -> Any:
+    """The attribute as the class defines it (a function, a staticmethod ...), bound later as
+    `getattr` on the instance would bind it: some of graphql-core's rules use staticmethods."""
+    return inspect.getattr_static(cls, name, None)
 
 
 class _Parallel(Visitor):

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from graphql_schema.caches import STRAWBERRY_RULES
 from graphql_schema.schema import SchemaOptions, build_schema, limit_rules
-from graphql_schema.validation import validate
+from graphql_schema.validation import _methods, validate
 
 CORE: graphql.GraphQLSchema = build_schema()._schema  # type: ignore[attr-defined]
 RULES = (*graphql.specified_rules, *limit_rules(SchemaOptions()), *STRAWBERRY_RULES)
@@ -95,3 +95,24 @@ def test_generated_documents_get_graphql_cores_errors(
     expected = errors(document, graphql.validate)
     event("valid" if not expected else "invalid")
     assert errors(document, validate) == expected
+
+
+def test_each_rule_is_called_through_the_same_methods_graphql_core_would_call() -> None:
+    """The methods found once per rule class are those graphql-core finds on each instance,
+    bound the same way (some rules' handlers are staticmethods)."""
+    context = graphql.ValidationContext(
+        CORE, graphql.parse("{ me { name } }"), graphql.TypeInfo(CORE), lambda _error: None
+    )
+    kinds = graphql.language.ast.QUERY_DOCUMENT_KEYS
+    for rule in RULES:
+        ours, theirs = rule(context), rule(context)
+        for kind in kinds:
+            found, expected = _methods(ours, kind), theirs.get_enter_leave_for_kind(kind)
+            for mine, core in zip(found, expected, strict=True):
+                assert (mine is None) == (core is None), (rule.__name__, kind)
+                if core is not None:
+                    assert getattr(mine, "__func__", mine) is getattr(core, "__func__", core)
+                    assert getattr(mine, "__self__", None) in (None, ours)
+                    assert (getattr(core, "__self__", None) is None) == (
+                        getattr(mine, "__self__", None) is None
+                    ), (rule.__name__, kind)
