@@ -137,22 +137,18 @@ class LimitedCachedDocuments(SchemaExtension):
         schema, document = context.schema._schema, context.graphql_document
         assert document is not None
         rules = (*context.validation_rules, *STRAWBERRY_RULES)
-        if _small(context.query):
-            errors = known_documents.get(
-                document,
-                ("validation", id(schema), rules),
-                lambda: validate(schema, document, rules),
-            )
-        else:
-            errors = validate(schema, document, rules)
+        small = _small(context.query)
+
+        def worked_out(key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
+            """Remembered with the document when the parse cache keeps it, else computed."""
+            return known_documents.get(document, key, compute) if small else compute()
+
+        errors = worked_out(
+            ("validation", id(schema), rules), lambda: validate(schema, document, rules)
+        )
         if errors:
             return explained(errors)
-        if _small(context.query):
-            plan = known_documents.get(
-                document, ("plan", id(schema)), lambda: plan_for(schema, document)
-            )
-        else:
-            plan = plan_for(schema, document)
+        plan = worked_out(("plan", id(schema)), lambda: plan_for(schema, document))
         cost = plan.cost(getattr(context, "_provided_operation_name", None), context.variables)
         if cost > self.max_cost:
             return [cost_error(cost, self.max_cost)]
