@@ -34,11 +34,9 @@ from graphql import (
     Node,
     OperationDefinitionNode,
     TypeInfo,
-    TypeInfoVisitor,
     ValidationContext,
     VariableNode,
     Visitor,
-    visit,
 )
 from graphql.language import BREAK, SKIP
 from graphql.language.visitor import EnterLeaveVisitor
@@ -245,6 +243,70 @@ class _Parallel(Visitor):
         return EnterLeaveVisitor(enter if entering else None, leave)
 
 
+def _walk(document: DocumentNode, type_info: TypeInfo, visitor: Visitor) -> None:
+    """graphql-core's `visit(document, TypeInfoVisitor(type_info, visitor), keys)`, recursive and
+    for validation only: the same nodes in the same order, each handler given the same key,
+    parent, path and ancestors (KnownDirectives and KnownTypeNames read the ancestors).
+
+    graphql-core's `visit` is general: it can edit the tree, so it keeps a stack of edits and
+    looks up each node's handlers and TypeInfo's methods by name; that was a third of a large
+    document's validation. Here nothing edits (a rule answers None, SKIP or BREAK, which
+    `_Parallel` keeps per rule), so the walk only calls, and what each kind of node calls is
+    worked out once.
+    """
+    path: list[Any] = []
+    ancestors: list[Any] = []
+    by_kind: dict[str, tuple[Any, ...]] = {}
+
+    def calls(kind: str) -> tuple[Any, ...]:
+        methods = visitor.get_enter_leave_for_kind(kind)
+        return (
+            getattr(type_info, f"enter_{kind}", None),
+            methods.enter,
+            query_document_keys_to_validate.get(kind, ()),
+            methods.leave,
+            getattr(type_info, f"leave_{kind}", None),
+        )
+
+    def walk(node: Node, key: Any, parent: Any) -> None:
+        kind = node.kind
+        known = by_kind.get(kind)
+        if known is None:
+            known = by_kind[kind] = calls(kind)
+        type_enter, enter, keys, leave, type_leave = known
+        if type_enter is not None:
+            type_enter(node)
+        if enter is not None:
+            enter(node, key, parent, path, ancestors)
+        if parent is not None:
+            ancestors.append(parent)
+        for name in keys:
+            child = getattr(node, name, None)
+            if child is None:
+                continue
+            path.append(name)
+            if type(child) is tuple:
+                if child:
+                    ancestors.append(node)
+                    for index, item in enumerate(child):
+                        if item is not None:
+                            path.append(index)
+                            walk(item, index, child)
+                            path.pop()
+                    ancestors.pop()
+            else:
+                walk(child, name, node)
+            path.pop()
+        if parent is not None:
+            ancestors.pop()
+        if leave is not None:
+            leave(node, key, parent, path, ancestors)
+        if type_leave is not None:
+            type_leave()
+
+    walk(document, None, None)
+
+
 def validate(
     schema: GraphQLSchema,
     document: DocumentNode,
@@ -271,11 +333,7 @@ def validate(
     if fragments:
         visitors.insert(0, FragmentNestingVisitor(fragments))
     try:
-        visit(
-            document,
-            TypeInfoVisitor(type_info, _Parallel(visitors)),
-            query_document_keys_to_validate,
-        )
+        _walk(document, type_info, _Parallel(visitors))
     except ValidationAbortedError as error:
         error.__context__ = None
         errors.append(error.with_traceback(None))

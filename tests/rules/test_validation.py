@@ -7,12 +7,13 @@ report once the walk is over."""
 import graphql
 import hypothesis_graphql
 import pytest
+from graphql.validation.validate import query_document_keys_to_validate as KEYS
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from graphql_schema.caches import STRAWBERRY_RULES
 from graphql_schema.schema import SchemaOptions, build_schema, limit_rules
-from graphql_schema.validation import _methods, validate
+from graphql_schema.validation import _methods, _walk, validate
 
 CORE: graphql.GraphQLSchema = build_schema()._schema  # type: ignore[attr-defined]
 RULES = (*graphql.specified_rules, *limit_rules(SchemaOptions()), *STRAWBERRY_RULES)
@@ -116,3 +117,75 @@ def test_each_rule_is_called_through_the_same_methods_graphql_core_would_call() 
                     assert (getattr(core, "__self__", None) is None) == (
                         getattr(mine, "__self__", None) is None
                     ), (rule.__name__, kind)
+
+
+class Recorder(graphql.Visitor):
+    """Writes down every call a validation rule would get: the node, its key, parent, path and
+    ancestors, and what TypeInfo says there."""
+
+    def __init__(self, type_info: graphql.TypeInfo) -> None:
+        super().__init__()
+        self.type_info, self.calls = type_info, list[tuple[object, ...]]()
+
+    def record(self, event: str, node: graphql.Node, *args: object) -> None:
+        key, parent, path, ancestors = args
+        info = self.type_info
+        state = (
+            info.get_type(),
+            info.get_parent_type(),
+            info.get_input_type(),
+            info.get_argument(),
+        )
+        self.calls.append(
+            (
+                event,
+                id(node),
+                key,
+                id(parent),
+                tuple(path),  # type: ignore[arg-type]
+                tuple(map(id, ancestors)),
+                tuple(map(str, state)),
+            )  # type: ignore[call-overload]
+        )
+
+    def enter(self, node: graphql.Node, *args: object) -> None:
+        self.record("enter", node, *args)
+
+    def leave(self, node: graphql.Node, *args: object) -> None:
+        self.record("leave", node, *args)
+
+
+def walked(document: graphql.DocumentNode, walker: object) -> list[tuple[object, ...]]:
+    type_info = graphql.TypeInfo(CORE)
+    recorder = Recorder(type_info)
+    walker(document, type_info, recorder)  # type: ignore[operator]
+    assert recorder.calls
+    return recorder.calls
+
+
+def graphql_cores_walk(
+    document: graphql.DocumentNode, type_info: graphql.TypeInfo, visitor: graphql.Visitor
+) -> None:
+    graphql.visit(document, graphql.TypeInfoVisitor(type_info, visitor), KEYS)
+
+
+WALKED = [
+    *BROKEN,
+    'query Q($a: [String!] = ["x"], $b: Boolean! = true) @skip(if: false) {'
+    " d: delivery(id: 1) @include(if: $b) { ... on Delivery @skip(if: false) { id } ...F } }"
+    " fragment F on Delivery { label kpis { sent } }",
+    'mutation { importProfiles(profiles: [{email: "a@b.c", firstName: null}]) { created } }',
+]
+
+
+@pytest.mark.parametrize("text", WALKED)
+def test_the_walk_makes_graphql_cores_calls_in_graphql_cores_order(text: str) -> None:
+    document = graphql.parse(text)
+    assert walked(document, _walk) == walked(document, graphql_cores_walk)
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
+@given(text=hypothesis_graphql.queries(SDL) | hypothesis_graphql.mutations(SDL))
+def test_the_walk_of_generated_documents_makes_graphql_cores_calls(text: str) -> None:
+    document = graphql.parse(text)
+    assert walked(document, _walk) == walked(document, graphql_cores_walk)
