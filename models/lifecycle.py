@@ -519,10 +519,13 @@ async def spawn_occurrences(now: datetime) -> list[int]:
     changed: list[int] = []
     for parent_id in parents:
         async with in_transaction() as conn:
+            period_locked = await _lock_occurrences_first(parent_id)
             parent = await _locked(parent_id)
             due = parent.next_occurrence_at
             if parent.status is not S.SCHEDULED or due is None or due > now:
                 continue
+            if period_locked != _period_of(parent, due).get("period_start"):
+                continue  # executed meanwhile by another worker: the next tick looks again
             parent.executions += 1
             if parent.aggregation_period is not AggregationPeriod.NONE:
                 joined = await _join_period(Sql(conn), parent, due, now)
@@ -622,6 +625,33 @@ DUPLICATES_WARNING = (
     "each execution of this period adds its recipients here; a recipient already sent to in"
     " the period is excluded as DUPLICATE"
 )
+
+
+async def _lock_occurrences_first(parent_id: int) -> datetime | None:
+    """Lock the occurrences the recurring delivery's next execution may write (its period's
+    occurrence, or those still waiting for a confirmation) before the recurring delivery itself:
+    the order of every other writer (the relay's record locks an occurrence, then moves its
+    parent's counters: models/relay.py AND_ITS_PARENT). The other order deadlocks with a record
+    of that occurrence (tests/api/deliveries/test_lock_order.py). Returns the period's start
+    (None without an aggregation period), for the caller to check, once it holds the parent,
+    that the period is still the one locked."""
+    parent = await Delivery.get_or_none(id=parent_id)
+    if parent is None or parent.next_occurrence_at is None:
+        return None
+    begin = _period_of(parent, parent.next_occurrence_at).get("period_start")
+    if begin is not None:
+        await (
+            Delivery.select_for_update()
+            .filter(parent_id=parent_id, period_start=begin)
+            .order_by("id")
+        )
+    elif parent.confirm_each_occurrence:  # _supersede_waiting's
+        await (
+            Delivery.select_for_update()
+            .filter(parent_id=parent_id, status=S.PENDING_CONFIRMATION)
+            .order_by("id")
+        )
+    return begin
 
 
 async def _join_period(sql: Sql, parent: Delivery, due: datetime, now: datetime) -> int | None:

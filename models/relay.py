@@ -301,8 +301,9 @@ async def lock_deliveries(sql: Sql, delivery_ids: list[int]) -> None:
 # are the sums of its occurrences' (SPEC §5), moved by the same statement as the occurrence's.
 # So an occurrence's row is always locked before its parent's (PostgreSQL): a transaction that
 # locks a recurring delivery and then its occurrences must not also wait for counters to move
-# (models/stats.py locks the occurrences first; models/lifecycle.py only stops an occurrence
-# that has relayed nothing).
+# (models/stats.py locks the occurrences first; models/lifecycle.py's execution of a recurring
+# delivery locks the occurrences it may write before the recurring delivery, and only stops an
+# occurrence that has relayed nothing).
 AND_ITS_PARENT = "id IN (?, (SELECT p.parent_id FROM delivery p WHERE p.id = ?))"
 
 
