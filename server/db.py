@@ -30,6 +30,7 @@ def asyncpg_dsn(database_url: str) -> str:
 
 
 PG_ENGINE = "server.pg_backend"  # tortoise's asyncpg client, transactions made failure-proof
+SQLITE_ENGINE = "server.sqlite_backend"  # tortoise's SQLite client, its lock made failure-proof
 
 
 def tortoise_config(database_url: str) -> dict[str, Any]:
@@ -39,6 +40,8 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
     connection: str | dict[str, Any] = url
     if url.startswith("postgres://"):
         connection = {**expand_db_url(url), "engine": PG_ENGINE}
+    elif url.startswith("sqlite://"):
+        connection = {**expand_db_url(url), "engine": SQLITE_ENGINE}
     return {
         "connections": {"default": connection},
         "apps": {
