@@ -3,7 +3,8 @@
 A dashboard sends the same few documents all day: parsing and validating them again on every
 request cost 5 to 10 times the rest of a simple query (bench/validation_cache.py). strawberry's
 parse cache remembers the syntax tree of a text, and `known_documents` what was worked out
-about that tree (its validation, its cost plan), in bounded LRUs shared across requests.
+about that tree (its validation, its cost plan, its variables' bounds), in bounded LRUs
+shared across requests.
 
 Two changes make them safe to expose:
 - only documents up to CACHED_QUERY_CHARS characters are cached. A cached document keeps its
@@ -31,6 +32,7 @@ from strawberry.types.graphql import OperationType
 from graphql_schema.context import Context
 from graphql_schema.cost import cost_error, plan_for
 from graphql_schema.document_limits import explained
+from graphql_schema.input_bounds import bounds_for
 from graphql_schema.validation import validate
 
 CACHED_QUERY_CHARS = 2048  # the dashboard's queries: under 600; GraphiQL's introspection: 2,068
@@ -94,9 +96,11 @@ class LimitedCachedDocuments(SchemaExtension):
     graphql_schema/validation.py's, remembered per rule classes: they must be the same objects
     on every request (see graphql_schema/schema.py, strawberry issue 4635).
 
-    Two request errors of the GraphQL spec are checked here too: a document with several
-    operations and no `operationName` (strawberry would run the first), and, once the document
-    is valid, a cost over `max_cost` with the request's variables (graphql_schema/cost.py).
+    Request errors are checked here too: a document with several operations and no
+    `operationName` (the GraphQL spec; strawberry would run the first), and, once the document
+    is valid, a list in the variables over its bound (graphql_schema/input_bounds.py, before
+    graphql-core coerces it) and a cost over `max_cost` with the request's variables
+    (graphql_schema/cost.py).
     """
 
     def __init__(
@@ -125,8 +129,9 @@ class LimitedCachedDocuments(SchemaExtension):
             context.pre_execution_errors = [GraphQLError(MULTIPLE_OPERATIONS)]
 
     def on_validate(self) -> Iterator[None]:
-        """Validation (cached for small documents), then the cost. All of it before the yield:
-        strawberry looks at the errors before the hook resumes."""
+        """Validation (cached for small documents), then the lists in the variables, then the
+        cost. All of it before the yield: strawberry looks at the errors before the hook
+        resumes."""
         context = self.execution_context
         if context.pre_execution_errors is None:  # else refused already (on_parse)
             context.pre_execution_errors = self.validate()
@@ -148,8 +153,14 @@ class LimitedCachedDocuments(SchemaExtension):
         )
         if errors:
             return explained(errors)
+        operation_name = getattr(context, "_provided_operation_name", None)
+        bounds = worked_out(("inputs", id(schema)), lambda: bounds_for(schema, document))
+        operator = context.context.operator if isinstance(context.context, Context) else None
+        too_many = bounds.error(operation_name, context.variables, operator)
+        if too_many is not None:
+            return [too_many]
         plan = worked_out(("plan", id(schema)), lambda: plan_for(schema, document))
-        cost = plan.cost(getattr(context, "_provided_operation_name", None), context.variables)
+        cost = plan.cost(operation_name, context.variables)
         if cost > self.max_cost:
             return [cost_error(cost, self.max_cost)]
         if isinstance(context.context, Context):

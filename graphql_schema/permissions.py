@@ -75,6 +75,16 @@ def require(info: Info[Context, None], role: Role | str | None = None) -> Operat
     return operator
 
 
+def role_needed(field: Any) -> Role | str | None:
+    """The role `needs(...)` declares on a graphql-core field (None: a token is enough)."""
+    definition = field.extensions.get("strawberry-definition")
+    for extension in getattr(definition, "extensions", None) or ():
+        for permission in getattr(extension, "permissions", ()):
+            if isinstance(permission, _Needs):
+                return permission.role
+    return None
+
+
 class _Needs(BasePermission):
     role: Role | str | None = None
 
