@@ -47,6 +47,7 @@ from graphql import (
 )
 
 from graphql_schema.pagination import DEFAULT_PAGE, MAX_PAGE
+from graphql_schema.per_operation import PerOperation
 from graphql_schema.profiles.types import HISTORY_MAX, HISTORY_PAGE
 from models.enums import FailureReason
 from models.kpi_history import MAX_POINTS
@@ -127,25 +128,18 @@ class Plan:
 
     def __init__(self, schema: GraphQLSchema, document: DocumentNode) -> None:
         self.compiler = _Compiler(schema, document)
-        self.definitions = {
-            (d.name.value if d.name else None): d
-            for d in document.definitions
-            if isinstance(d, OperationDefinitionNode)
-        }
-        self.compiled: dict[str | None, tuple[list[Node], int | None]] = {}
+        self.operations = PerOperation(document, self._compiled)
+
+    def _compiled(self, definition: OperationDefinitionNode) -> tuple[list[Node], int | None]:
+        """The operation's nodes, and its cost when no variable sizes anything."""
+        self.compiler.variable_sizes = False
+        roots = self.compiler.operation(definition)
+        return roots, None if self.compiler.variable_sizes else _total(roots, {}, {})
 
     def cost(self, operation_name: str | None, variables: Mapping[str, Any] | None) -> int:
-        if operation_name is None:
-            operation_name = next(iter(self.definitions), None)
-        known = self.compiled.get(operation_name)
+        known = self.operations.get(operation_name)
         if known is None:
-            definition = self.definitions.get(operation_name)
-            if definition is None:
-                return 0  # no such operation: refused as such
-            self.compiler.variable_sizes = False
-            roots = self.compiler.operation(definition)
-            fixed = None if self.compiler.variable_sizes else _total(roots, {}, {})
-            known = self.compiled[operation_name] = (roots, fixed)
+            return 0  # no such operation: refused as such
         roots, fixed = known
         return fixed if fixed is not None else _total(roots, variables or {}, {})
 

@@ -45,6 +45,7 @@ from graphql import (
     type_from_ast,
 )
 
+from graphql_schema.per_operation import PerOperation
 from graphql_schema.permissions import missing_role, role_needed
 from models.enums import DeliveryStatus, Role, SendingLogStatus
 from models.lifecycle import MAX_AUDIENCE_IDS
@@ -101,12 +102,7 @@ class InputBounds:
         self.fragments = {
             d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
         }
-        self.operations = {
-            (d.name.value if d.name else None): d
-            for d in document.definitions
-            if isinstance(d, OperationDefinitionNode)
-        }
-        self.compiled: dict[str | None, dict[str, Declared]] = {}
+        self.operations = PerOperation(document, self._declared)
         self.root: str | None = None  # while compiling: the root field being walked
         self.root_fields: dict[str, Any] = {}  # graphql-core's field of each root field's name
         self.uses: dict[str, set[str | None]] = {}
@@ -121,14 +117,9 @@ class InputBounds:
         `operator`, over ROLE_LESS_VALUES where the operator may not use it)."""
         if not variables:
             return None
-        if operation_name is None:
-            operation_name = next(iter(self.operations), None)
-        declared = self.compiled.get(operation_name)
+        declared = self.operations.get(operation_name)
         if declared is None:
-            operation = self.operations.get(operation_name)
-            if operation is None:
-                return None  # no such operation: refused as such
-            declared = self.compiled[operation_name] = self._declared(operation)
+            return None  # no such operation: refused as such
         for name, (kind, bound, roots) in declared.items():
             if name in variables:
                 message = _over(variables[name], kind, bound)

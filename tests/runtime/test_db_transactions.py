@@ -12,13 +12,11 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
-from tortoise import Tortoise
 from tortoise.connection import get_connection
 from tortoise.transactions import in_transaction
 
 from models.sql import Sql
-from server.db import tortoise_config
-from tests.support.databases import PG_AVAILABLE, fresh_database
+from tests.support.databases import PG_AVAILABLE, orm_with_notes
 
 pytestmark = [
     pytest.mark.postgres,
@@ -29,13 +27,8 @@ pytestmark = [
 @pytest.fixture
 async def pool(tmp_path: Path) -> AsyncIterator[Any]:
     """The ORM on a fresh PostgreSQL database; its connection pool, once opened."""
-    async with fresh_database("postgres", tmp_path) as url:
-        await Tortoise.init(config=tortoise_config(url))
-        try:
-            await Sql().execute("CREATE TABLE note (id int PRIMARY KEY)")
-            yield get_connection("default")._pool  # type: ignore[attr-defined]
-        finally:
-            await Tortoise.close_connections()
+    async with orm_with_notes("postgres", tmp_path):
+        yield get_connection("default")._pool  # type: ignore[attr-defined]
 
 
 def once(monkeypatch: pytest.MonkeyPatch, name: str, fault: Callable[..., Awaitable[Any]]) -> None:

@@ -11,14 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tortoise import Tortoise
 from tortoise.backends.sqlite.client import SqliteTransactionWrapper
 from tortoise.connection import get_connection
 from tortoise.transactions import in_transaction
 
 from models.sql import Sql
-from server.db import tortoise_config
-from tests.support.databases import fresh_database
+from tests.support.databases import orm_with_notes
 
 BEFORE: contextvars.ContextVar[contextvars.Context] = contextvars.ContextVar("before")
 
@@ -26,14 +24,9 @@ BEFORE: contextvars.ContextVar[contextvars.Context] = contextvars.ContextVar("be
 @pytest.fixture
 async def database(tmp_path: Path) -> AsyncIterator[str]:
     """The ORM on a fresh SQLite file with one table; the file's path."""
-    async with fresh_database("sqlite", tmp_path) as url:
-        await Tortoise.init(config=tortoise_config(url))
-        try:
-            await Sql().execute("CREATE TABLE note (id int PRIMARY KEY)")
-            BEFORE.set(contextvars.copy_context())  # another task's, before any fault
-            yield url.removeprefix("sqlite://").split("?", 1)[0]
-        finally:
-            await Tortoise.close_connections()
+    async with orm_with_notes("sqlite", tmp_path) as url:
+        BEFORE.set(contextvars.copy_context())  # another task's, before any fault
+        yield url.removeprefix("sqlite://").split("?", 1)[0]
 
 
 def next_begin(monkeypatch: pytest.MonkeyPatch, fault: Callable[..., Awaitable[Any]]) -> None:

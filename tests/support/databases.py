@@ -28,6 +28,7 @@ from tortoise.backends.base.executor import EXECUTOR_CACHE
 
 from models.enums import Role
 from models.operator import create_operator
+from models.sql import Sql
 from server.db import apply_migrations, tortoise_config
 
 PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
@@ -184,3 +185,16 @@ def _reachable(host: str, port: int) -> bool:
 
 
 REDIS_AVAILABLE = _reachable("127.0.0.1", 6379)
+
+
+@contextlib.asynccontextmanager
+async def orm_with_notes(kind: str, tmp_path: Any) -> AsyncIterator[str]:
+    """The ORM on a fresh database of that kind holding one table, `note (id int)`, for tests
+    of the transactions themselves; the database's URL."""
+    async with fresh_database(kind, tmp_path) as url:
+        await Tortoise.init(config=tortoise_config(url))
+        try:
+            await Sql().execute("CREATE TABLE note (id int PRIMARY KEY)")
+            yield url
+        finally:
+            await Tortoise.close_connections()
