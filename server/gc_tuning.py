@@ -128,7 +128,7 @@ class GcTuning:
             self._thaw()
             return
         # The young garbage is not frozen with the rest. Not a full pass: it walked every
-        # object made since the last freeze (7 to 27 ms a batch, the loop's longest single
+        # object made since the last freeze (5 to 28 ms a batch, the loop's longest single
         # stall while 6,000 subscribe) and found nothing in 16 of 19 freezes, 142 objects at
         # most (bench/RESULTS.md); what dies old is collected by the next thaw's full pass.
         gc.collect(1)

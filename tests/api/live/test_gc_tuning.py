@@ -137,7 +137,7 @@ class _Node:
 
 
 async def test_a_freeze_leaves_old_garbage_to_the_thaw() -> None:
-    """A freeze collects the young generations only (a full pass walked each batch: 7 to 27 ms
+    """A freeze collects the young generations only (a full pass walked each batch: 5 to 28 ms
     with the loop held, bench/RESULTS.md); a cycle that had grown old before the freeze is
     frozen with the rest, and the thaw's full pass frees it."""
     tuning = GcTuning(delay=0.01, batch=1, thaw_at=1)
