@@ -10,8 +10,8 @@ PostgreSQL, a connection of the pool, as every request.
 
 The read is one call to the reader's thread (`execute_fetchall`), not three (execute, fetchone,
 the cursor's close): each call's answer comes back through the event loop, two turns of it, and
-while 6,000 subscriptions start a turn takes 15 to 40 ms, so the three calls alone held the probe
-40 to 130 ms (bench/RESULTS.md, "/health while the 6,000 subscribe").
+while 6,000 subscriptions start a turn takes 15 to 30 ms, so the three calls alone held the probe
+up to 130 ms, 42 at the median (bench/RESULTS.md, "/health while the 6,000 subscribe").
 """
 
 import contextlib
