@@ -289,7 +289,7 @@ def measure(
         theirs.close()  # so that a dead child is an EOFError here, not a wait forever
         pipes.append(mine)
         children.append(child)
-    connecting = time.perf_counter()
+    connecting, connect_cpu = time.perf_counter(), server.cpu_seconds()
     for pipe in pipes:
         answer = pipe.recv()
         if answer != "ready":
@@ -297,6 +297,7 @@ def measure(
                 child.terminate()
             raise SystemExit(f"a client process {answer}")
     connected = time.perf_counter() - connecting
+    connect_cpu = server.cpu_seconds() - connect_cpu  # and the /health probe's
     health_connecting = health.take()
     time.sleep(0.5)  # the first snapshots are out of the way
     change_cpu = isolated_changes(server, kind, args, work)
@@ -323,7 +324,8 @@ def measure(
     for child in children:
         child.join()
     print(
-        f"  ({n} subscribers connected in {connected:.1f} s, disconnected and parsed in"
+        f"  ({n} subscribers connected in {connected:.1f} s, server CPU"
+        f" {connect_cpu * 1e6 / n:.0f} us per subscription, disconnected and parsed in"
         f" {time.perf_counter() - started - seconds:.1f} s)",
         flush=True,
     )
