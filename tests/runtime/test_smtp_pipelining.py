@@ -8,6 +8,7 @@ goes through the server and its dispatcher.
 """
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,24 +18,25 @@ from models.relay import Claimed
 from server.mta.base import Content, Handover, RelayError
 from server.mta.compose import Composer
 from server.mta.smtp import SmtpConfig, SmtpMta
+from tests.support.lean_sink import lean_sink
 from tests.support.smtp import people, relaying, send
-from tests.support.smtp_sink import Script, SmtpSink
+from tests.support.smtp_sink import CountingSink, Script, SmtpSink
 
 HARD, SOFT = FeedbackType.HARD_BOUNCE, FeedbackType.SOFT_BOUNCE
 MODES = pytest.mark.parametrize("pipelining", [False, True], ids=["plain", "pipelined"])
 
 
-def adapter(sink: SmtpSink) -> SmtpMta:
-    config = SmtpConfig.from_url(sink.url(pool=1, starttls="off", timeout=5))
+def adapter(sink: SmtpSink | CountingSink, pool: int) -> SmtpMta:
+    config = SmtpConfig.from_url(sink.url(pool=pool, starttls="off", timeout=5))
     return SmtpMta(config, Composer("http://127.0.0.1", "key", "Us <us@example.org>", None))
 
 
-async def relay(sink: SmtpSink, addresses: list[str]) -> Handover:
-    """One batch over one connection; the handover as the adapter left it."""
+async def relay(sink: SmtpSink | CountingSink, addresses: list[str], pool: int = 1) -> Handover:
+    """One batch over `pool` connections; the handover as the adapter left it."""
     batch = [Claimed(i, a, None, f"d1.{i}@delivery.local") for i, a in enumerate(addresses, 1)]
     content = Content(1, Channel.EMAIL, "Hi", "<p>Hello {{email}}</p>", datetime.now(UTC), 60)
     handover = Handover(batch)
-    mta = adapter(sink)
+    mta = adapter(sink, pool)
     try:
         await mta.relay(content, handover)
     finally:
@@ -123,7 +125,8 @@ async def test_a_connection_lost_mid_transaction_hands_back_the_message_and_the_
 ) -> None:
     """Lost at the third RCPT TO (nothing of it sent), or once its body was sent and before its
     reply (the only message that can arrive twice, when claimed again)."""
-    script = Script(pipelining=pipelining, **{where: 3})
+    drop: dict[str, Any] = {where: 3}
+    script = Script(pipelining=pipelining, **drop)
     addresses = ["a@ok.test", "b@ok.test", "c@ok.test", "d@ok.test"]
     with SmtpSink(script) as sink:
         handover = await relay(sink, addresses)
@@ -146,6 +149,19 @@ async def test_a_connection_gone_before_mail_from_is_answered_is_reopened_once(
     assert handover.error is None and handover.accepted == [1, 2, 3, 4]
     assert received(sink) == addresses
     assert sink.sessions == 2
+
+
+@MODES
+async def test_the_lean_sink_takes_pipelined_groups_as_they_come(
+    pipelining: bool, tmp_path: Path
+) -> None:
+    """tests/support/lean_sink.py offers PIPELINING (or not), and answers each command of a
+    group in order, with its replies late as over a network."""
+    addresses = [f"user{i}@example.com" for i in range(1, 201)]
+    with lean_sink(tmp_path, delay=0.001, pipelining=pipelining) as sink:
+        handover = await relay(sink, addresses, pool=4)
+    assert handover.error is None and sorted(handover.accepted) == list(range(1, 201))
+    assert sink.ids == {f"d1.{i}@delivery.local": 1 for i in range(1, 201)}
 
 
 async def test_a_pipelined_send_records_what_the_mta_answered(
