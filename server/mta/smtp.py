@@ -519,10 +519,9 @@ class _Connection:
         Raises SessionError when the session cannot go on. On a session whose EHLO offered
         PIPELINING, MAIL FROM, RCPT TO and DATA go out in one write (RFC 2920)."""
         attempts = 2
-        client = self.client if self.open else None
+        client = self.client if self.open and self.client else await self.connect()
         if (
-            client is not None
-            and offers_pipelining(client)
+            offers_pipelining(client)
             and DOT_ATOM_ADDRESS.match(sender)
             and DOT_ATOM_ADDRESS.match(recipient)
         ):

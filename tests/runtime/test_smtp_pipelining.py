@@ -20,23 +20,22 @@ from server.mta.compose import Composer
 from server.mta.smtp import SmtpConfig, SmtpMta
 from tests.support.lean_sink import lean_sink
 from tests.support.smtp import people, relaying, send
-from tests.support.smtp_sink import CountingSink, Script, SmtpSink
+from tests.support.smtp_sink import CountingSink, Script, SmtpSink, self_signed
 
 HARD, SOFT = FeedbackType.HARD_BOUNCE, FeedbackType.SOFT_BOUNCE
 MODES = pytest.mark.parametrize("pipelining", [False, True], ids=["plain", "pipelined"])
 
 
-def adapter(sink: SmtpSink | CountingSink, pool: int) -> SmtpMta:
-    config = SmtpConfig.from_url(sink.url(pool=pool, starttls="off", timeout=5))
-    return SmtpMta(config, Composer("http://127.0.0.1", "key", "Us <us@example.org>", None))
-
-
-async def relay(sink: SmtpSink | CountingSink, addresses: list[str], pool: int = 1) -> Handover:
+async def relay(
+    sink: SmtpSink | CountingSink, addresses: list[str], pool: int = 1, url: str | None = None
+) -> Handover:
     """One batch over `pool` connections; the handover as the adapter left it."""
     batch = [Claimed(i, a, None, f"d1.{i}@delivery.local") for i, a in enumerate(addresses, 1)]
     content = Content(1, Channel.EMAIL, "Hi", "<p>Hello {{email}}</p>", datetime.now(UTC), 60)
     handover = Handover(batch)
-    mta = adapter(sink, pool)
+    config = SmtpConfig.from_url(url or sink.url(pool=pool, starttls="off", timeout=5))
+    composer = Composer("http://127.0.0.1", "key", "Us <us@example.org>", None)
+    mta = SmtpMta(config, composer)
     try:
         await mta.relay(content, handover)
     finally:
@@ -149,6 +148,19 @@ async def test_a_connection_gone_before_mail_from_is_answered_is_reopened_once(
     assert handover.error is None and handover.accepted == [1, 2, 3, 4]
     assert received(sink) == addresses
     assert sink.sessions == 2
+
+
+async def test_pipelining_over_starttls_and_auth(tmp_path: Path) -> None:
+    """After STARTTLS and AUTH (EHLO said already), every transaction pipelines, over TLS."""
+    cert, key = self_signed(tmp_path)
+    script = Script(pipelining=True, always={"gone@x.test": "550 5.1.1 No such user"})
+    with SmtpSink(script, tls=(cert, key), credentials=("relay", "pw")) as sink:
+        url = sink.url("relay", "pw", cafile=cert, pool=1)
+        handover = await relay(sink, ["a@ok.test", "gone@x.test", "b@ok.test"], url=url)
+    assert handover.error is None and handover.accepted == [1, 3]
+    assert refused(handover) == [(2, HARD, FailureReason.USER_UNKNOWN)]
+    assert received(sink) == ["a@ok.test", "b@ok.test"]
+    assert sink.pipelined == [True, True, True]
 
 
 @MODES
