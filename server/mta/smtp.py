@@ -557,11 +557,11 @@ class _Connection:
         After a refused RCPT, DATA's reply (an error: no valid recipient) is read, then RSET."""
         try:
             with Replies(client, self.config.timeout) as replies:
-                replies.write(
-                    b"MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n"
-                    % (sender.encode("ascii"), recipient.encode("ascii"))
-                )
                 try:
+                    replies.write(
+                        b"MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n"
+                        % (sender.encode("ascii"), recipient.encode("ascii"))
+                    )
                     mail = await replies.next()
                 except SMTPServerDisconnected:
                     self.close()
@@ -605,6 +605,9 @@ class _Connection:
         except (SMTPException, OSError) as error:
             self.close()
             raise _lost(self.config, error) from None
+        except asyncio.CancelledError:
+            self.close()  # replies may still be on their way: none may meet the next command
+            raise
         try:
             await client.rset()
         except (SMTPException, OSError):
