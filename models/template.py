@@ -145,10 +145,10 @@ async def field_values(
     """Each recipient's values by field name ({{firstName}} ...), by sending log id, from their
     profiles in one query. A recipient whose profile is gone, or has no email, still has the
     log's address as {{email}}. The composer asks for a batch, the click redirect for one."""
-    sql = sql or Sql()
     ids = sorted({r.profile_id for r in recipients if r.profile_id is not None})
     profiles: dict[int, dict[str, str | None]] = {}
-    if ids:
+    if ids:  # no profile, no query (nor a database to ask)
+        sql = sql or Sql()
         columns = ", ".join(FIELDS.values())
         rows = await sql.rows(f"SELECT id, {columns} FROM profile WHERE id IN {in_list(ids)}", ids)
         profiles = {r["id"]: {name: r[col] for name, col in FIELDS.items()} for r in rows}

@@ -62,6 +62,7 @@ from models.relay import Claimed
 from models.template import field_values
 from server.mta.base import Content, FeedbackSink, Handover, RelayError
 from server.mta.compose import Compiled, Composer
+from server.mta.pipelining import Replies, dot_stuffed, offers_pipelining
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -490,10 +491,10 @@ class _Connection:
                 await asyncio.wait_for(self.client.quit(), timeout=2)
         self.close()
 
-    async def _mail(self, sender: str) -> SMTP:
+    async def _mail(self, sender: str, attempts: int = 2) -> SMTP:
         """MAIL FROM, on a fresh connection if the pooled one turns out to be closed: nothing
         of this message has been sent yet, so that retry can never duplicate it."""
-        for attempt in (1, 2):
+        for attempt in range(3 - attempts, 3):
             client = self.client if self.open else None
             client = client or await self.connect()
             try:
@@ -515,8 +516,20 @@ class _Connection:
 
     async def send(self, sender: str, recipient: str, data: bytes) -> Refusal | None:
         """One transaction: None if the MTA took the message, else its refusal (code, text).
-        Raises SessionError when the session cannot go on."""
-        client = await self._mail(sender)
+        Raises SessionError when the session cannot go on. On a session whose EHLO offered
+        PIPELINING, MAIL FROM, RCPT TO and DATA go out in one write (RFC 2920)."""
+        attempts = 2
+        client = self.client if self.open and self.client else await self.connect()
+        if (
+            offers_pipelining(client)
+            and DOT_ATOM_ADDRESS.match(sender)
+            and DOT_ATOM_ADDRESS.match(recipient)
+        ):
+            outcome = await self._pipelined(client, sender, recipient, data)
+            if not isinstance(outcome, _Again):
+                return outcome
+            attempts = 1  # that was the pooled connection's try; now a fresh one's
+        client = await self._mail(sender, attempts)
         try:
             await _rcpt_to(client, recipient)
             await client.data(data)
@@ -534,6 +547,79 @@ class _Connection:
         except (SMTPException, OSError):
             self.close()  # the refusal stands; the next message opens a new connection
         return refusal
+
+    async def _pipelined(
+        self, client: SMTP, sender: str, recipient: str, data: bytes
+    ) -> "Refusal | _Again | None":
+        """`send`'s transaction in one group: each reply classified as `send` and `_mail` do
+        its command's. The body goes only after DATA's 354. `_AGAIN` if the connection was
+        gone before MAIL FROM's reply: no body was sent, so a fresh one may carry the message.
+        After a refused RCPT, DATA's reply (an error: no valid recipient) is read, then RSET."""
+        try:
+            with Replies(client, self.config.timeout) as replies:
+                try:
+                    replies.write(
+                        b"MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n"
+                        % (sender.encode("ascii"), recipient.encode("ascii"))
+                    )
+                    mail = await replies.next()
+                except SMTPServerDisconnected:
+                    self.close()
+                    return _AGAIN
+                if mail.code != SMTPStatus.completed:
+                    self.close()
+                    what = (
+                        "ended the session"
+                        if mail.code in SESSION_CODES
+                        else f"refused the sender <{sender}>"
+                    )
+                    error = SMTPResponseException(mail.code, mail.message)
+                    raise _session_reply(self.config, what, error)
+                rcpt = await replies.next()
+                if rcpt.code not in (SMTPStatus.completed, SMTPStatus.will_forward):
+                    if rcpt.code in SESSION_CODES:
+                        self.close()
+                        error = SMTPResponseException(rcpt.code, rcpt.message)
+                        raise _session_reply(self.config, "ended the session", error)
+                    refusal = (rcpt.code, rcpt.message)
+                    try:
+                        reply = await replies.next()  # DATA's
+                    except (SMTPException, OSError):
+                        self.close()  # the refusal stands, as when RSET fails
+                        return refusal
+                    if reply.code in (SMTPStatus.start_input, SMTPStatus.domain_unavailable):
+                        self.close()  # a server that wants a body for no one, or is leaving
+                        return refusal
+                else:
+                    reply = await replies.next()  # DATA's
+                    if reply.code == SMTPStatus.start_input:
+                        replies.write(dot_stuffed(data))
+                        reply = await replies.next()  # the message's
+                        if reply.code == SMTPStatus.completed:
+                            return None
+                    if reply.code in SESSION_CODES:
+                        self.close()
+                        error = SMTPResponseException(reply.code, reply.message)
+                        raise _session_reply(self.config, "ended the session", error)
+                    refusal = (reply.code, reply.message)
+        except (SMTPException, OSError) as error:
+            self.close()
+            raise _lost(self.config, error) from None
+        except asyncio.CancelledError:
+            self.close()  # replies may still be on their way: none may meet the next command
+            raise
+        try:
+            await client.rset()
+        except (SMTPException, OSError):
+            self.close()  # the refusal stands; the next message opens a new connection
+        return refusal
+
+
+class _Again:
+    """`_Connection._pipelined`'s word for: the pooled connection was gone, try a fresh one."""
+
+
+_AGAIN = _Again()
 
 
 # ---- The adapter ------------------------------------------------------------------------------

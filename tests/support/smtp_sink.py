@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -50,23 +50,60 @@ class Script:
     each, then 250; `always[address]`: the reply to every RCPT; `data[address]`: the reply to
     DATA for a message to it; `drop_at`: the n-th DATA (from 1) is recorded, then the
     connection is closed without an answer (the message in flight); `close_after`: the
-    connection is closed just after the n-th DATA was answered 250 (between two messages)."""
+    connection is closed just after the n-th DATA was answered 250 (between two messages).
+    `pipelining`: EHLO advertises PIPELINING (RFC 2920); `mail[n]`: the reply to the n-th MAIL
+    FROM (from 1); `drop_at_mail`, `drop_at_rcpt`: the n-th MAIL FROM or RCPT TO closes the
+    connection unanswered (the pipelined group lost); `data_command[address]`: the reply to
+    the DATA command itself (not 354) for a message to it."""
 
     once: dict[str, list[str]] = field(default_factory=dict)
     always: dict[str, str] = field(default_factory=dict)
     data: dict[str, str] = field(default_factory=dict)
     drop_at: int | None = None
     close_after: int | None = None
+    pipelining: bool = False
+    mail: dict[int, str] = field(default_factory=dict)
+    drop_at_mail: int | None = None
+    drop_at_rcpt: int | None = None
+    data_command: dict[str, str] = field(default_factory=dict)
 
 
 class _Handler:
     def __init__(self, sink: "SmtpSink") -> None:
         self.sink = sink
 
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        with self.sink.lock:
+            self.sink.sessions += 1
+        if self.sink.script.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
+    async def handle_MAIL(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        # The client pipelined if its RCPT TO came in with this MAIL FROM, before our reply.
+        waiting = bytes(server._reader._buffer)
+        action = self.sink.mail(b"RCPT TO:" in waiting.upper())
+        if action == "drop":
+            server.transport.close()
+            await asyncio.sleep(3600)  # cancelled when the connection is lost: never answers
+        if action is not None:
+            return action
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
     ) -> str:
         reply = self.sink.reply_for(address)
+        if reply == "drop":
+            server.transport.close()
+            await asyncio.sleep(3600)  # cancelled when the connection is lost: never answers
         if reply is not None:
             return reply
         envelope.rcpt_tos.append(address)
@@ -86,6 +123,24 @@ class _Handler:
         return "250 OK: queued"
 
 
+class _Server(SMTP):
+    """aiosmtpd's session, with the DATA command itself scripted (it has no hook before 354)."""
+
+    async def smtp_DATA(self, arg: str) -> None:
+        sink: SmtpSink = self.event_handler.sink
+        if self.envelope is not None and self.session is not None and not arg:
+            for address in self.envelope.rcpt_tos:
+                if address in sink.script.data_command:
+                    await self.push(sink.script.data_command[address])
+                    return
+        await super().smtp_DATA(arg)
+
+
+class _Controller(Controller):
+    def factory(self) -> SMTP:
+        return _Server(self.handler, **self.SMTP_kwargs)
+
+
 class SmtpSink:
     def __init__(
         self,
@@ -100,6 +155,9 @@ class SmtpSink:
         self.received: list[Received] = []
         self.refusals: Counter[str] = Counter()  # address -> RCPTs refused
         self.logins: list[tuple[str, bool]] = []
+        self.sessions = 0  # EHLOs answered
+        self.rcpts = 0
+        self.pipelined: list[bool] = []  # per MAIL FROM: did RCPT TO come with it?
         self._datas = 0
         kwargs: dict[str, Any] = {}
         if tls is not None:
@@ -109,7 +167,7 @@ class SmtpSink:
         if credentials is not None:
             self.credentials = credentials
             kwargs.update(authenticator=self._authenticate, auth_required=True)
-        self.controller = Controller(
+        self.controller = _Controller(
             _Handler(self),
             hostname="127.0.0.1",
             port=self.port,
@@ -132,12 +190,23 @@ class SmtpSink:
     # ---- called in the sink's thread -------------------------------------------------------
 
     def reply_for(self, address: str) -> str | None:
+        """The scripted reply to this RCPT TO ("drop": none, the connection closes)."""
         with self.lock:
+            self.rcpts += 1
+            if self.rcpts == self.script.drop_at_rcpt:
+                return "drop"
             queued = self.script.once.get(address)
             reply = queued.pop(0) if queued else self.script.always.get(address)
             if reply is not None:
                 self.refusals[address] += 1
             return reply
+
+    def mail(self, pipelined: bool) -> str | None:
+        """The scripted reply to this MAIL FROM ("drop": none, the connection closes)."""
+        with self.lock:
+            self.pipelined.append(pipelined)
+            n = len(self.pipelined)
+            return "drop" if n == self.script.drop_at_mail else self.script.mail.get(n)
 
     def record(self, received: Received) -> str | None:
         """Keep the message; says whether to drop the connection now or close it after the
@@ -242,7 +311,6 @@ def _run_counting_sink(
 async def _serve_counting_sink(
     port: int, total: Any, mode: Any, applied: Any, ready: Any, stop: Any, delay: float
 ) -> list[bytes]:
-    from aiosmtpd.smtp import SMTP
 
     loop = asyncio.get_running_loop()
     ids: list[bytes] = []
