@@ -1,7 +1,8 @@
-"""What the server relies on inside strawberry and graphql-core beyond their documented API.
+"""What the server relies on inside strawberry, graphql-core and aiosmtplib beyond their
+documented API.
 
-Each of these is pinned in pyproject.toml (strawberry-graphql and graphql-core, one release
-series each). An upgrade may move any of them without notice; these tests then fail and say
+Each of these is pinned in pyproject.toml (strawberry-graphql, graphql-core and aiosmtplib, one
+release series each). An upgrade may move any of them without notice; these tests then fail and say
 which file relies on what, instead of a cache or a memory fix silently doing nothing. Raise a
 pin only with this file passing. No server: they run in well under a second.
 """
@@ -15,6 +16,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import aiosmtplib
 import graphql
 import pytest
 import strawberry
@@ -26,7 +28,7 @@ from graphql_schema.execution import Executor
 from server.graphql_app import GraphQLApp
 
 ROOT = Path(__file__).resolve().parents[2]
-PINNED = ("strawberry-graphql", "graphql-core")
+PINNED = ("strawberry-graphql", "graphql-core", "aiosmtplib")
 
 
 def moved(what: str, used_in: str, detail: str) -> str:
@@ -68,6 +70,25 @@ def test_strawberry_parse_cache_is_one_shared_lru_of_graphql_parse() -> None:
     assert parse.cache_info().hits == 1, moved("_get_parse_cache", used_in, "does not cache")
     with pytest.raises(graphql.GraphQLError, match="more than 3 tokens"):
         parse("{ a b c d e f }", max_tokens=3)
+
+
+def test_aiosmtplib_offers_what_pipelining_uses() -> None:
+    """server/mta/pipelining.py stands in for aiosmtplib's protocol on the transport during a
+    pipelined group, and sends the body as aiosmtplib's DATA would."""
+    used_in = "server/mta/pipelining.py"
+    protocol = importlib.import_module("aiosmtplib.protocol")
+    for name in ("MAX_LINE_LENGTH", "MAX_RESPONSE_LENGTH", "PERIOD_REGEX", "SMTPProtocol"):
+        assert hasattr(protocol, name), moved(f"aiosmtplib.protocol.{name}", used_in, "gone")
+    normalize = getattr(protocol, "normalize_message_line_endings", None)
+    assert callable(normalize), moved("normalize_message_line_endings", used_in, "gone")
+    assert normalize(b"a\nb\r\n") == b"a\r\nb\r\n"
+    assert protocol.PERIOD_REGEX.sub(b"..", b".a\r\n.b\r\n") == b"..a\r\n..b\r\n"
+    client = aiosmtplib.SMTP()
+    assert client.protocol is None, moved("SMTP.protocol", used_in, "not None before connect")
+    for name in ("write", "eof_received", "connection_lost", "pause_writing", "resume_writing"):
+        assert callable(getattr(protocol.SMTPProtocol, name, None)), moved(
+            f"SMTPProtocol.{name}", used_in, "gone"
+        )
 
 
 def test_graphql_core_validation_offers_what_graphql_schema_validation_uses() -> None:
