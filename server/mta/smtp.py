@@ -512,6 +512,9 @@ class _Connection:
                     else f"refused the sender <{sender}>"
                 )
                 raise _session_reply(self.config, what, error) from None
+            except (SMTPException, OSError) as error:  # a timeout, an EHLO cut short ...
+                self.close()
+                raise _lost(self.config, error) from None
         raise AssertionError("unreachable")
 
     async def send(self, sender: str, recipient: str, data: bytes) -> Refusal | None:

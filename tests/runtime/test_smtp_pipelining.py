@@ -7,6 +7,7 @@ whether each RCPT TO arrived with its MAIL FROM, before MAIL FROM's reply. The e
 goes through the server and its dispatcher.
 """
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from models.relay import Claimed
 from server.mta.base import Content, Handover, RelayError
 from server.mta.compose import Composer
 from server.mta.smtp import SmtpConfig, SmtpMta
-from tests.support.lean_sink import lean_sink
+from tests.support.lean_sink import LeanSession, lean_sink
 from tests.support.smtp import people, relaying, send
 from tests.support.smtp_sink import CountingSink, Script, SmtpSink, self_signed
 
@@ -27,13 +28,19 @@ MODES = pytest.mark.parametrize("pipelining", [False, True], ids=["plain", "pipe
 
 
 async def relay(
-    sink: SmtpSink | CountingSink, addresses: list[str], pool: int = 1, url: str | None = None
+    sink: SmtpSink | CountingSink | None,
+    addresses: list[str],
+    pool: int = 1,
+    url: str | None = None,
 ) -> Handover:
     """One batch over `pool` connections; the handover as the adapter left it."""
     batch = [Claimed(i, a, None, f"d1.{i}@delivery.local") for i, a in enumerate(addresses, 1)]
     content = Content(1, Channel.EMAIL, "Hi", "<p>Hello {{email}}</p>", datetime.now(UTC), 60)
     handover = Handover(batch)
-    config = SmtpConfig.from_url(url or sink.url(pool=pool, starttls="off", timeout=5))
+    if url is None:
+        assert sink is not None
+        url = sink.url(pool=pool, starttls="off", timeout=5)
+    config = SmtpConfig.from_url(url)
     composer = Composer("http://127.0.0.1", "key", "Us <us@example.org>", None)
     mta = SmtpMta(config, composer)
     try:
@@ -193,3 +200,38 @@ async def test_a_pipelined_send_records_what_the_mta_answered(
     )
     assert sorted(received(sink)) == ["a@ok.test", "b@ok.test", "c@ok.test"]
     assert True in sink.pipelined
+
+
+class SilentAtMail(LeanSession):
+    """An MTA that reads the second MAIL FROM and never answers it (nor anything after it)."""
+
+    mails = 0
+
+    def reply(self, data: bytes, message_id: bytes | None = None) -> None:
+        if self.mails < 2:
+            super().reply(data, message_id)
+
+    def data_received(self, data: bytes) -> None:
+        self.mails += data.upper().count(b"MAIL FROM")
+        super().data_received(data)
+
+
+@MODES
+async def test_an_mta_silent_at_mail_from_times_out_and_hands_back_the_rest(
+    pipelining: bool,
+) -> None:
+    """docs/smtp.md: the cause is "timed out", not an unexpected error (the first message
+    opens the session; the second goes pipelined when the MTA offers it)."""
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: SilentAtMail(lambda _id: None, pipelining=pipelining), "127.0.0.1", 0
+    )
+    port = server.sockets[0].getsockname()[1]
+    try:
+        url = f"smtp://127.0.0.1:{port}?pool=1&starttls=off&timeout=0.3"
+        handover = await relay(None, ["a@ok.test", "b@ok.test", "c@ok.test"], url=url)
+    finally:
+        server.close()
+    assert handover.accepted == [1] and handover.unsent == [2, 3] and handover.refused == []
+    assert isinstance(handover.error, RelayError)
+    assert (handover.error.cause, handover.error.permanent) == ("timed out", False)
