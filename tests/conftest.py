@@ -60,7 +60,7 @@ LONGEST_FIRST = (
     "tests/runtime/test_stop_means_stop.py",
     "tests/runtime/test_bus.py",
     "tests/runtime/",
-    "tests/api/deliveries/test_approval.py::test_finding_8",
+    "tests/api/deliveries/test_approval.py::test_finding_8_deliveries_made_before_the_upgrade",
     "tests/api/tracking/test_tracking.py::test_finding_13",
     "tests/rules/test_validation.py::test_generated_documents",
     "tests/rules/test_validation.py::test_the_walk_of_generated_documents",
