@@ -9,6 +9,7 @@ from graphql_schema.deliveries.types import SendingLog
 from graphql_schema.loaders import PageKey
 from graphql_schema.pagination import Connection, Cursors, by_id, connection, parse_id, window
 from graphql_schema.permissions import ANY_ROLE, needs
+from graphql_schema.plain_inputs import plain
 from models import profile as m_profile
 from models.errors import BadInput
 from models.keyset import Window
@@ -82,6 +83,7 @@ class Profile:
         )
 
 
+@plain
 @strawberry.input(description="A field left out keeps an existing profile's value; null clears it.")
 class ProfileInput:
     email: str | None = strawberry.UNSET
