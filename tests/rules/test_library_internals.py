@@ -25,6 +25,8 @@ from strawberry.extensions import parser_cache
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from graphql_schema.execution import Executor
+from graphql_schema.profiles.types import ProfileInput
+from graphql_schema.schema import build_schema
 from server.graphql_app import GraphQLApp
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,6 +72,24 @@ def test_strawberry_parse_cache_is_one_shared_lru_of_graphql_parse() -> None:
     assert parse.cache_info().hits == 1, moved("_get_parse_cache", used_in, "does not cache")
     with pytest.raises(graphql.GraphQLError, match="more than 3 tokens"):
         parse("{ a b c d e f }", max_tokens=3)
+
+
+def test_strawberry_builds_an_input_through_its_definitions_from_input() -> None:
+    """graphql_schema/plain_inputs.py gives ProfileInput a `from_input` hook; were strawberry
+    to stop calling it, the import would silently convert field by field again."""
+    used_in = "graphql_schema/plain_inputs.py"
+    converter = importlib.import_module("strawberry.types.arguments")
+    definition = ProfileInput.__strawberry_definition__  # type: ignore[attr-defined]
+    hook, built = definition.from_input, object()
+    definition.from_input = lambda *_args: built
+    try:
+        schema = build_schema()
+        value = converter.convert_argument(
+            {"email": "a@b.c"}, ProfileInput, schema.schema_converter.scalar_registry, schema.config
+        )
+    finally:
+        definition.from_input = hook
+    assert value is built, moved("StrawberryObjectDefinition.from_input", used_in, "not called")
 
 
 def test_aiosmtplib_offers_what_pipelining_uses() -> None:
