@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -25,11 +26,13 @@ import asyncpg
 import httpx
 import websockets
 import websockets.asyncio.client
+from tortoise import Tortoise
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from server.db import apply_migrations, tortoise_config  # noqa: E402
 from server.settings import Settings  # noqa: E402
 
 IMPORT_CHUNK = 10_000  # profiles per importProfiles request
@@ -338,3 +341,17 @@ def cpu_wait_seconds(pid: int) -> float:
     CPU so far (/proc/PID/schedstat, Linux): the share of a window it spent queued behind other
     processes, which is how a busy machine inflates latencies without showing in CPU time."""
     return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+
+
+@contextlib.asynccontextmanager
+async def migrated_sqlite(prefix: str) -> AsyncIterator[None]:
+    """The ORM on a fresh, migrated SQLite file, for the benches that run the schema in
+    process."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        url = f"sqlite://{tmp}/bench.sqlite3"
+        await apply_migrations(url)
+        await Tortoise.init(config=tortoise_config(url))
+        try:
+            yield
+        finally:
+            await Tortoise.close_connections()

@@ -26,7 +26,6 @@ Queries (the same text on both):
 import argparse
 import asyncio
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,9 +37,9 @@ for path in (ROOT, ROOT / "bench"):
         sys.path.insert(0, str(path))
 
 import bare_strawberry  # noqa: E402
+from harness import migrated_sqlite  # noqa: E402
 from http_query import QUERIES  # noqa: E402
 from strawberry.extensions import ParserCache, ValidationCache  # noqa: E402
-from tortoise import Tortoise  # noqa: E402
 
 from graphql_schema.context import Context  # noqa: E402
 from graphql_schema.schema import build_schema  # noqa: E402
@@ -48,7 +47,6 @@ from models.audit import COMMAND_LINE  # noqa: E402
 from models.enums import FeedbackMode, Role  # noqa: E402
 from models.operator import create_operator  # noqa: E402
 from models.sql import Sql  # noqa: E402
-from server.db import apply_migrations, tortoise_config  # noqa: E402
 
 PAGES = ("page", "logs", "history")
 BODY = '<p>Hello</p><a href="https://example.com/offer">Offer</a>'
@@ -125,31 +123,25 @@ async def main() -> None:
         query=bare_strawberry.Query,
         extensions=[lambda: ParserCache(maxsize=256), lambda: ValidationCache(maxsize=256)],
     )
-    with tempfile.TemporaryDirectory(prefix="page-cpu-") as tmp:
-        url = f"sqlite://{tmp}/bench.sqlite3"
-        await apply_migrations(url)
-        await Tortoise.init(config=tortoise_config(url))
-        try:
-            operator, _ = await create_operator("bench", [Role.ADMINISTRATION], COMMAND_LINE)
-            schema = build_schema()
-            ctx = context(operator)
-            await seed(schema, ctx)
-            print(f"{' '.join(sys.argv)}  ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)")
+    async with migrated_sqlite("page-cpu-"):
+        operator, _ = await create_operator("bench", [Role.ADMINISTRATION], COMMAND_LINE)
+        schema = build_schema()
+        ctx = context(operator)
+        await seed(schema, ctx)
+        print(f"{' '.join(sys.argv)}  ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)")
+        print(
+            f"{'query':<8} {'cached us':>10} {'executed us':>12} {'bare+cache us':>14}"
+            f" {'cached vs bare':>15} {'executed vs bare':>17}"
+        )
+        for name in PAGES:
+            query = QUERIES[name]
+            cached = await cpu_per_execution(schema, query, ctx, args.runs)
+            executed = await cpu_per_execution(schema, query, ctx, args.runs, write_before=True)
+            baseline = await cpu_per_execution(bare, query, None, args.runs)
             print(
-                f"{'query':<8} {'cached us':>10} {'executed us':>12} {'bare+cache us':>14}"
-                f" {'cached vs bare':>15} {'executed vs bare':>17}"
+                f"{name:<8} {cached:>10.0f} {executed:>12.0f} {baseline:>14.0f}"
+                f" {baseline / cached:>14.2f}x {baseline / executed:>16.2f}x"
             )
-            for name in PAGES:
-                query = QUERIES[name]
-                cached = await cpu_per_execution(schema, query, ctx, args.runs)
-                executed = await cpu_per_execution(schema, query, ctx, args.runs, write_before=True)
-                baseline = await cpu_per_execution(bare, query, None, args.runs)
-                print(
-                    f"{name:<8} {cached:>10.0f} {executed:>12.0f} {baseline:>14.0f}"
-                    f" {baseline / cached:>14.2f}x {baseline / executed:>16.2f}x"
-                )
-        finally:
-            await Tortoise.close_connections()
 
 
 if __name__ == "__main__":

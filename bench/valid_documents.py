@@ -18,7 +18,6 @@ and validated by graphql-core's specified rules alone: what the server adds to t
 import asyncio
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -29,16 +28,15 @@ for path in (ROOT, ROOT / "bench"):
         sys.path.insert(0, str(path))
 
 from graphql import parse, specified_rules, validate  # noqa: E402
+from harness import migrated_sqlite  # noqa: E402
 from http_query import KPIS, QUERIES, filled, tokens  # noqa: E402
 from page_cpu import context  # noqa: E402
-from tortoise import Tortoise  # noqa: E402
 
 from graphql_schema.caches import CACHED_QUERY_CHARS  # noqa: E402
 from graphql_schema.schema import build_schema  # noqa: E402
 from models.audit import COMMAND_LINE  # noqa: E402
 from models.enums import Role  # noqa: E402
 from models.operator import create_operator  # noqa: E402
-from server.db import apply_migrations, tortoise_config  # noqa: E402
 
 # 30 aliases (MAX_QUERY_ALIASES) of a delivery with these fields: about 1,000 tokens
 WIDE = (
@@ -69,44 +67,38 @@ def as_it_comes(schema: object, document: str) -> float:
 
 
 async def main(runs: int = 20) -> None:
-    with tempfile.TemporaryDirectory(prefix="valid-documents-") as tmp:
-        url = f"sqlite://{tmp}/bench.sqlite3"
-        await apply_migrations(url)
-        await Tortoise.init(config=tortoise_config(url))
-        try:
-            operator, _ = await create_operator("bench", [Role.ADMINISTRATION], COMMAND_LINE)
-            schema, ctx = build_schema(), context(operator)
-            print(f"{' '.join(sys.argv)}  ({time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC)")
-            print(
-                f"{'document':<40} {'tokens':>6} {'chars':>6} {'CPU ms min':>10} {'median':>7}"
-                f" {'graphql-core parse+validate ms':>31}"
-            )
-            for label, document, name, variables in CASES:
-                times, baseline = [], []
-                for run in range(runs):
-                    # a new text each time, its tokens at new places: a comment after them, or
-                    # one of a fixed length before, would leave a syntax tree equal to the last
-                    # one, which a cache keyed on the tree's value finds (strawberry's did).
-                    # Over CACHED_QUERY_CHARS no cache keeps it anyway.
-                    text = (
-                        document
-                        if len(document) > CACHED_QUERY_CHARS
-                        else f"# {uuid.uuid4().hex} {'x' * run}\n{document}"
-                    )
-                    started = time.process_time()
-                    result = await schema.execute(
-                        text, variables, context_value=ctx.for_operation(), operation_name=name
-                    )
-                    times.append(time.process_time() - started)
-                    assert not result.errors, result.errors
-                    baseline.append(as_it_comes(schema._schema, text))  # type: ignore[attr-defined]
-                print(
-                    f"{label:<40} {tokens(document):>6} {len(document):>6}"
-                    f" {min(times) * 1000:>10.1f} {statistics.median(times) * 1000:>7.1f}"
-                    f" {statistics.median(baseline) * 1000:>31.1f}"
+    async with migrated_sqlite("valid-documents-"):
+        operator, _ = await create_operator("bench", [Role.ADMINISTRATION], COMMAND_LINE)
+        schema, ctx = build_schema(), context(operator)
+        print(f"{' '.join(sys.argv)}  ({time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC)")
+        print(
+            f"{'document':<40} {'tokens':>6} {'chars':>6} {'CPU ms min':>10} {'median':>7}"
+            f" {'graphql-core parse+validate ms':>31}"
+        )
+        for label, document, name, variables in CASES:
+            times, baseline = [], []
+            for run in range(runs):
+                # a new text each time, its tokens at new places: a comment after them, or
+                # one of a fixed length before, would leave a syntax tree equal to the last
+                # one, which a cache keyed on the tree's value finds (strawberry's did).
+                # Over CACHED_QUERY_CHARS no cache keeps it anyway.
+                text = (
+                    document
+                    if len(document) > CACHED_QUERY_CHARS
+                    else f"# {uuid.uuid4().hex} {'x' * run}\n{document}"
                 )
-        finally:
-            await Tortoise.close_connections()
+                started = time.process_time()
+                result = await schema.execute(
+                    text, variables, context_value=ctx.for_operation(), operation_name=name
+                )
+                times.append(time.process_time() - started)
+                assert not result.errors, result.errors
+                baseline.append(as_it_comes(schema._schema, text))  # type: ignore[attr-defined]
+            print(
+                f"{label:<40} {tokens(document):>6} {len(document):>6}"
+                f" {min(times) * 1000:>10.1f} {statistics.median(times) * 1000:>7.1f}"
+                f" {statistics.median(baseline) * 1000:>31.1f}"
+            )
 
 
 if __name__ == "__main__":

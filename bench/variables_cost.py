@@ -11,7 +11,6 @@ In process, on the server's schema, as an operator without a role on a migrated 
 import asyncio
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -24,13 +23,12 @@ for path in (ROOT, ROOT / "bench"):
 
 import graphql  # noqa: E402
 from graphql.execution.values import get_variable_values  # noqa: E402
+from harness import migrated_sqlite  # noqa: E402
 from page_cpu import context  # noqa: E402
-from tortoise import Tortoise  # noqa: E402
 
 from graphql_schema.schema import build_schema  # noqa: E402
 from models.audit import COMMAND_LINE  # noqa: E402
 from models.operator import create_operator  # noqa: E402
-from server.db import apply_migrations, tortoise_config  # noqa: E402
 
 STATUSES = "query($s: [DeliveryStatus!]) { deliveries(first: 1, statuses: $s) { totalCount } }"
 CREATE = "mutation($i: CreateDeliveryInput!) { createDelivery(input: $i) { id } }"
@@ -59,32 +57,26 @@ async def timed(run: Callable[[], Awaitable[Any]], runs: int = 10) -> tuple[floa
 
 
 async def main() -> None:
-    with tempfile.TemporaryDirectory(prefix="variables-cost-") as tmp:
-        url = f"sqlite://{tmp}/bench.sqlite3"
-        await apply_migrations(url)
-        await Tortoise.init(config=tortoise_config(url))
-        try:
-            operator, _ = await create_operator("bench", [], COMMAND_LINE)
-            schema, ctx = build_schema(), context(operator)
-            core = schema._schema  # type: ignore[attr-defined]
-            print(f"{' '.join(sys.argv)}  ({time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC)")
-            print(f"{'variables':<50} {'server ms min / median':>24} {'coercion alone':>16}")
-            for label, document, variables in CASES:
-                operation = graphql.parse(document).definitions[0]
-                definitions = operation.variable_definitions  # type: ignore[attr-defined]
+    async with migrated_sqlite("variables-cost-"):
+        operator, _ = await create_operator("bench", [], COMMAND_LINE)
+        schema, ctx = build_schema(), context(operator)
+        core = schema._schema  # type: ignore[attr-defined]
+        print(f"{' '.join(sys.argv)}  ({time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC)")
+        print(f"{'variables':<50} {'server ms min / median':>24} {'coercion alone':>16}")
+        for label, document, variables in CASES:
+            operation = graphql.parse(document).definitions[0]
+            definitions = operation.variable_definitions  # type: ignore[attr-defined]
 
-                async def request(text: str = document, values: dict[str, Any] = variables) -> None:
-                    await schema.execute(text, values, context_value=ctx.for_operation())
+            async def request(text: str = document, values: dict[str, Any] = variables) -> None:
+                await schema.execute(text, values, context_value=ctx.for_operation())
 
-                async def coercion(
-                    values: dict[str, Any] = variables, declared: Any = definitions
-                ) -> None:
-                    get_variable_values(core, declared, values)
+            async def coercion(
+                values: dict[str, Any] = variables, declared: Any = definitions
+            ) -> None:
+                get_variable_values(core, declared, values)
 
-                server, alone = await timed(request), await timed(coercion)
-                print(f"{label:<50} {server[0]:>10.1f} / {server[1]:<11.1f} {alone[1]:>16.1f}")
-        finally:
-            await Tortoise.close_connections()
+            server, alone = await timed(request), await timed(coercion)
+            print(f"{label:<50} {server[0]:>10.1f} / {server[1]:<11.1f} {alone[1]:>16.1f}")
 
 
 if __name__ == "__main__":
